@@ -1,0 +1,144 @@
+"""The recommendation engine: `recommend(facts) -> Plan`.
+
+All the work that does not depend on the patient happens once, when an `Engine` is built
+from a knowledge base: conditions are compiled, and every output object a rule can produce
+(one per variant) is built and frozen. A call then only evaluates the compiled conditions
+and picks prebuilt objects, so it does no I/O and allocates little.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from allpath.facts import PatientFacts
+from allpath.knowledge import KnowledgeBase, load_kb
+from allpath.knowledge.schema import AgentUse, AlertRule, NotRecommendedRule, RecommendationRule
+from allpath.plan import (
+    SEVERITY_ORDER,
+    AgentInfo,
+    Alert,
+    Citation,
+    KnowledgeInfo,
+    NotRecommended,
+    Plan,
+    Recommendation,
+    SourceRef,
+)
+from allpath.rules.pycompile import compile_chooser
+
+Output = Recommendation | NotRecommended | Alert
+
+
+class Engine:
+    """A knowledge base compiled for fast, repeated `recommend` calls."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self._choose, self.compiled_source = compile_chooser(
+            [(kb.conditions[r.id], kb.variant_conditions[r.id]) for r in kb.rules]
+        )
+        self._outputs: list[tuple[Output, ...]] = [self._build_outputs(r) for r in kb.rules]
+        self._slots = [self._slot(r) for r in kb.rules]
+        # Alerts are shown most severe first, then in KB order; the order is fixed here, once.
+        self._alert_order = sorted(
+            (i for i, r in enumerate(kb.rules) if isinstance(r, AlertRule)),
+            key=lambda i: SEVERITY_ORDER.index(kb.rules[i].severity),  # type: ignore[union-attr]
+        )
+        self._rec_order = [i for i, r in enumerate(kb.rules) if isinstance(r, RecommendationRule)]
+        self._not_order = [i for i, r in enumerate(kb.rules) if isinstance(r, NotRecommendedRule)]
+        cited = sorted(
+            {c.source_id for r in kb.rules for c in r.citations}
+            | {c.source_id for a in kb.agents.values() for c in a.citations},
+            key=list(kb.sources).index,
+        )
+        self.knowledge_info = KnowledgeInfo(
+            version=kb.version,
+            sources=[
+                SourceRef(id=s.id, title=s.title, publisher=s.publisher, approved=s.approved)
+                for s in (kb.sources[i] for i in cited)
+            ],
+        )
+
+    @staticmethod
+    def _slot(rule: Any) -> str:
+        return {"recommendation": "rec", "not_recommended": "not", "alert": "alert"}[rule.kind]
+
+    def _agent_info(self, use: str | AgentUse) -> AgentInfo:
+        agent_id = use if isinstance(use, str) else use.agent
+        agent = self.kb.agents[agent_id]
+        routes = agent.routes if isinstance(use, str) or not use.routes else use.routes
+        return AgentInfo(
+            name=agent.name, brand_names=list(agent.brand_names), drug_class=agent.drug_class, routes=list(routes)
+        )
+
+    def _build_outputs(self, rule: RecommendationRule | NotRecommendedRule | AlertRule) -> tuple[Output, ...]:
+        citations = [Citation(source_id=c.source_id, section=c.section) for c in rule.citations]
+        if isinstance(rule, NotRecommendedRule):
+            return (NotRecommended(id=rule.id, title=rule.title, reason=rule.reason.strip(), citations=citations),)
+        if isinstance(rule, AlertRule):
+            return (Alert(id=rule.id, severity=rule.severity, message=rule.message.strip(), citations=citations),)
+        agents = [self._agent_info(u) for u in rule.agents]
+        base: dict[str, Any] = {
+            "id": rule.id,
+            "category": rule.category,
+            "phase": rule.phase,
+            "strength": rule.strength,
+            "title": rule.title,
+            "summary": rule.summary.strip(),
+            "rationale": rule.rationale.strip(),
+            "expected_outcome": rule.expected_outcome.strip() if rule.expected_outcome else None,
+            "agents": agents,
+            "citations": citations,
+        }
+        outputs: list[Output] = [Recommendation(**base)]
+        for variant in rule.variants:
+            changes = {
+                k: (v.strip() if isinstance(v, str) else v)
+                for k, v in variant.model_dump(exclude={"when"}).items()
+                if v is not None
+            }
+            outputs.append(Recommendation(**{**base, **changes}))
+        return tuple(outputs)
+
+    def fired(self, facts: PatientFacts) -> dict[str, int]:
+        """Rule id -> chosen output (0 = the rule itself, k = its variant k-1), for rules that fire."""
+        return {r.id: c for r, c in zip(self.kb.rules, self._choose(facts), strict=True) if c >= 0}
+
+    def recommend(self, facts: PatientFacts) -> Plan:
+        choices = self._choose(facts)
+        outputs = self._outputs
+        return Plan.model_construct(
+            knowledge=self.knowledge_info,
+            facts=facts,
+            recommendations=[outputs[i][choices[i]] for i in self._rec_order if choices[i] >= 0],
+            not_recommended=[outputs[i][choices[i]] for i in self._not_order if choices[i] >= 0],
+            alerts=[outputs[i][choices[i]] for i in self._alert_order if choices[i] >= 0],
+            disclaimer=self.kb.disclaimer,
+        )
+
+    def recommend_data(self, data: Mapping[str, Any] | str | bytes) -> Plan:
+        """Validate raw input (raising `FactsError`) and recommend."""
+        return self.recommend(PatientFacts.parse(data))
+
+
+_default_engine: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The engine over the default packs, built on first use and then shared (it is immutable)."""
+    global _default_engine
+    if _default_engine is None:
+        with _default_lock:
+            if _default_engine is None:
+                _default_engine = Engine(load_kb())
+    return _default_engine
+
+
+def recommend(facts: PatientFacts | Mapping[str, Any], engine: Engine | None = None) -> Plan:
+    """Cited treatment options for these facts, from the default knowledge base unless given an engine."""
+    if not isinstance(facts, PatientFacts):
+        facts = PatientFacts.parse(facts)
+    return (engine or default_engine()).recommend(facts)

@@ -1,0 +1,80 @@
+"""The plan as plain text a patient can read: what applies now, why, and where it comes from."""
+
+from __future__ import annotations
+
+import textwrap
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from allpath.plan import Plan
+
+CATEGORY_LABELS = {
+    "chemotherapy": "Chemotherapy",
+    "targeted_therapy": "Targeted therapy",
+    "radiation_therapy": "Radiation therapy",
+    "stem_cell_transplant": "Stem cell transplant",
+    "supportive_care": "Supportive care",
+    "palliative_care": "Palliative care",
+    "hospice_care": "Hospice care",
+    "clinical_trial": "Clinical trial",
+    "testing": "Testing",
+    "consultation": "Talk with a specialist",
+    "cellular_therapy": "Cellular therapy",
+}
+STRENGTH_LABELS = {
+    "standard": "standard treatment",
+    "recommended": "recommended",
+    "option": "an option",
+    "consider": "worth asking about",
+}
+DISEASE_STATUS_LABELS = {
+    "newly_diagnosed": "newly diagnosed",
+    "in_remission": "in remission",
+    "refractory": "refractory (did not respond to induction)",
+    "relapsed": "relapsed (came back)",
+}
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("allpath.explain", "templates"),
+        undefined=StrictUndefined,
+        autoescape=False,  # plain text for a terminal; HTML is rendered by the web adapter
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = lambda text, indent="": textwrap.fill(
+        " ".join(str(text).split()), width=88, initial_indent=indent, subsequent_indent=indent
+    )
+    return env
+
+
+def citation_index(plan: Plan) -> dict[tuple[str, str], int]:
+    """Number each distinct (source, section) once, in order of first use, for footnotes."""
+    numbers: dict[tuple[str, str], int] = {}
+    items = [*plan.recommendations, *plan.not_recommended, *plan.alerts]
+    for item in items:
+        for c in item.citations:
+            numbers.setdefault((c.source_id, c.section), len(numbers) + 1)
+    return numbers
+
+
+def render_text(plan: Plan) -> str:
+    numbers = citation_index(plan)
+    sources = {s.id: s for s in plan.knowledge.sources}
+    return (
+        _environment()
+        .get_template("plan.txt.j2")
+        .render(
+            plan=plan,
+            facts=plan.facts,
+            numbers=numbers,
+            sources=sources,
+            category_labels=CATEGORY_LABELS,
+            strength_labels=STRENGTH_LABELS,
+            status_label=DISEASE_STATUS_LABELS[plan.facts.disease_status],
+        )
+    )

@@ -1,0 +1,384 @@
+"""Load knowledge packs from their YAML files and check them as a whole.
+
+A malformed KB must fail at start-up, naming the file and the path inside it, never at the
+first patient. So everything that can be checked is checked here: the schema of each file,
+ids that must resolve (agents, sources, sections, rule and condition references, parameters),
+and every condition leaf against the `PatientFacts` contract (field exists, operator suits
+its type, value is one it can take).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from allpath.facts import FACT_KINDS
+from allpath.knowledge.schema import (
+    Agent,
+    AgentsFile,
+    AlertRule,
+    AllOf,
+    AnyOf,
+    Condition,
+    FactTest,
+    NamedCondition,
+    NotOf,
+    NotRecommendedRule,
+    PackFile,
+    Parameter,
+    ParamRef,
+    Phase,
+    PhasesFile,
+    RecommendationRule,
+    RuleRef,
+    RulesFile,
+    Source,
+    Topic,
+    TopicsFile,
+)
+
+DEFAULT_PACKS: tuple[str, ...] = ("base",)
+PACK_FILES = ("pack.yaml", "agents.yaml", "phases.yaml", "topics.yaml", "rules.yaml")
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class KnowledgeError(ValueError):
+    """The knowledge base is malformed. The message names the file and the path inside it."""
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Everything the packs say, checked and with every condition resolved to plain fact tests."""
+
+    packs: tuple[PackFile, ...]
+    sources: Mapping[str, Source]
+    parameters: Mapping[str, Parameter]
+    agents: Mapping[str, Agent]
+    phases: Mapping[str, Phase]
+    topics: Mapping[str, Topic]
+    rules: tuple[RecommendationRule | NotRecommendedRule | AlertRule, ...]
+    named_conditions: Mapping[str, NamedCondition]
+    # Rule id -> its condition with refs inlined and params replaced by numbers: what back ends walk.
+    conditions: Mapping[str, Condition]
+    variant_conditions: Mapping[str, tuple[Condition, ...]]
+    disclaimer: str
+    parameter_overrides: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return "+".join(f"{p.id}@{p.version}" for p in self.packs)
+
+    def rule(self, rule_id: str) -> RecommendationRule | NotRecommendedRule | AlertRule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.rules)
+
+
+def packs_root() -> Any:
+    return resources.files("allpath.knowledge") / "packs"
+
+
+def available_packs() -> list[str]:
+    return sorted(p.name for p in packs_root().iterdir() if p.is_dir() and (p / "pack.yaml").is_file())
+
+
+def load_kb(
+    packs: Sequence[str] | None = None,
+    *,
+    parameters: Mapping[str, float] | None = None,
+    root: Any = None,
+) -> KnowledgeBase:
+    """Load and check the named packs (default: the base pack), from the package or from `root`.
+
+    `parameters` overrides pack parameters by id (for example `long_remission_months`); unset,
+    `ALLPATH_LONG_REMISSION_MONTHS` in the environment overrides that one parameter.
+    """
+    base = root if root is not None else packs_root()
+    pack_ids = tuple(packs) if packs else DEFAULT_PACKS
+    raw = [_read_pack(base, pack_id) for pack_id in pack_ids]
+    overrides = dict(parameters or {})
+    env_threshold = os.environ.get("ALLPATH_LONG_REMISSION_MONTHS")
+    if env_threshold and "long_remission_months" not in overrides:
+        try:
+            overrides["long_remission_months"] = float(env_threshold)
+        except ValueError:
+            raise KnowledgeError(f"ALLPATH_LONG_REMISSION_MONTHS: must be a number, got {env_threshold!r}") from None
+    return _assemble(raw, overrides)
+
+
+@dataclass
+class _RawPack:
+    id: str
+    pack: PackFile
+    agents: list[Agent]
+    phases: list[Phase]
+    topics: list[Topic]
+    rules: list[RecommendationRule | NotRecommendedRule | AlertRule]
+    conditions: list[NamedCondition]
+
+
+def _read_pack(base: Any, pack_id: str) -> _RawPack:
+    folder = base / pack_id
+    if not (folder / "pack.yaml").is_file():
+        raise KnowledgeError(f"no knowledge pack named {pack_id!r} (packs: {', '.join(available_packs())})")
+
+    def read(name: str, model: type[_M], empty: dict[str, Any]) -> _M:
+        path = f"packs/{pack_id}/{name}"
+        node = folder / name
+        data = yaml.safe_load(node.read_text(encoding="utf-8")) if node.is_file() else empty
+        if data is None:
+            data = empty
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[:5]
+            lines = [f"{path}: {_loc(e['loc'])}: {e['msg']}" for e in first]
+            raise KnowledgeError("\n".join(lines)) from None
+
+    pack = read("pack.yaml", PackFile, {})
+    if pack.id != pack_id:
+        raise KnowledgeError(f"packs/{pack_id}/pack.yaml: id: is {pack.id!r}, expected {pack_id!r}")
+    rules = read("rules.yaml", RulesFile, {"rules": []})
+    return _RawPack(
+        id=pack_id,
+        pack=pack,
+        agents=read("agents.yaml", AgentsFile, {"agents": []}).agents,
+        phases=read("phases.yaml", PhasesFile, {"phases": []}).phases,
+        topics=read("topics.yaml", TopicsFile, {"topics": []}).topics,
+        rules=list(rules.rules),
+        conditions=list(rules.conditions),
+    )
+
+
+def _loc(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "$"
+
+
+def _unique(kind: str, items: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for item_id, path, item in items:
+        if item_id in seen:
+            raise KnowledgeError(f"{path}: id {item_id!r}: duplicate {kind} id (first in {where[item_id]})")
+        seen[item_id] = item
+        where[item_id] = path
+    return seen
+
+
+def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeBase:
+    sources: dict[str, Source] = _unique(
+        "source", ((s.id, f"packs/{p.id}/pack.yaml", s) for p in raw for s in p.pack.sources)
+    )
+    params: dict[str, Parameter] = _unique(
+        "parameter", ((x.id, f"packs/{p.id}/pack.yaml", x) for p in raw for x in p.pack.parameters)
+    )
+    for name, value in overrides.items():
+        if name not in params:
+            raise KnowledgeError(f"parameter override {name!r}: no such parameter ({', '.join(sorted(params))})")
+        if value < 0:
+            raise KnowledgeError(f"parameter override {name}: must be >= 0")
+        params[name] = params[name].model_copy(update={"value": float(value)})
+    agents: dict[str, Agent] = _unique("agent", ((a.id, f"packs/{p.id}/agents.yaml", a) for p in raw for a in p.agents))
+    phases: dict[str, Phase] = _unique("phase", ((x.id, f"packs/{p.id}/phases.yaml", x) for p in raw for x in p.phases))
+    topics: dict[str, Topic] = _unique("topic", ((t.id, f"packs/{p.id}/topics.yaml", t) for p in raw for t in p.topics))
+    rule_paths = [(r, f"packs/{p.id}/rules.yaml", i) for p in raw for i, r in enumerate(p.rules)]
+    _unique("rule", ((r.id, f"{path}: rules[{i}]", r) for r, path, i in rule_paths))
+    named: dict[str, NamedCondition] = _unique(
+        "condition", ((c.id, f"packs/{p.id}/rules.yaml", c) for p in raw for c in p.conditions)
+    )
+    clash = set(named) & {r.id for r, _, _ in rule_paths}
+    if clash:
+        raise KnowledgeError(f"rules.yaml: conditions: ids also used by rules: {sorted(clash)}")
+
+    checker = _Checker(sources)
+    for p in raw:
+        for s in p.pack.parameters:
+            checker.citations(s.citations, f"packs/{p.id}/pack.yaml: parameters.{s.id}")
+        for a in p.agents:
+            checker.citations(a.citations, f"packs/{p.id}/agents.yaml: agents.{a.id}")
+        for ph in p.phases:
+            checker.citations(ph.citations, f"packs/{p.id}/phases.yaml: phases.{ph.id}")
+        for t in p.topics:
+            checker.citations(t.citations, f"packs/{p.id}/topics.yaml: topics.{t.id}")
+
+    resolver = _Resolver(
+        rules={r.id: (r.when, f"{path}: rules.{r.id}.when") for r, path, _ in rule_paths},
+        named={c.id: (c.when, f"rules.yaml: conditions.{c.id}.when") for c in named.values()},
+        params={k: v.value for k, v in params.items()},
+    )
+    conditions: dict[str, Condition] = {}
+    variant_conditions: dict[str, tuple[Condition, ...]] = {}
+    rules: list[RecommendationRule | NotRecommendedRule | AlertRule] = []
+    for rule, path, _ in rule_paths:
+        where = f"{path}: rules.{rule.id}"
+        checker.citations(rule.citations, where)
+        conditions[rule.id] = resolver.resolve_rule(rule.id)
+        if isinstance(rule, RecommendationRule):
+            for use in rule.agents:
+                agent_id = use if isinstance(use, str) else use.agent
+                if agent_id not in agents:
+                    raise KnowledgeError(f"{where}.agents: unknown agent {agent_id!r}")
+                if not isinstance(use, str) and use.routes:
+                    extra = set(use.routes) - set(agents[agent_id].routes)
+                    if extra:
+                        raise KnowledgeError(
+                            f"{where}.agents.{agent_id}.routes: {sorted(extra)} not among the agent's routes"
+                        )
+            variant_conditions[rule.id] = tuple(
+                resolver.resolve(v.when, f"{where}.variants[{i}].when", ()) for i, v in enumerate(rule.variants)
+            )
+        else:
+            variant_conditions[rule.id] = ()
+        if isinstance(rule, AlertRule):
+            rule = _fill_alert_message(rule, sources, where)
+        rules.append(rule)
+    for c in named.values():
+        resolver.resolve(c.when, f"rules.yaml: conditions.{c.id}.when", ())
+
+    disclaimer = next((p.pack.disclaimer for p in reversed(raw) if p.pack.disclaimer), None)
+    if disclaimer is None:
+        raise KnowledgeError("pack.yaml: disclaimer: no pack gives one")
+    return KnowledgeBase(
+        packs=tuple(p.pack for p in raw),
+        sources=sources,
+        parameters=params,
+        agents=agents,
+        phases=phases,
+        topics=topics,
+        rules=tuple(rules),
+        named_conditions=named,
+        conditions=conditions,
+        variant_conditions=variant_conditions,
+        disclaimer=disclaimer.strip(),
+        parameter_overrides=dict(overrides),
+    )
+
+
+def _fill_alert_message(rule: AlertRule, sources: Mapping[str, Source], where: str) -> AlertRule:
+    if "{" not in rule.message:
+        return rule
+    source = sources[rule.citations[0].source_id]
+    try:
+        message = rule.message.format(
+            source_title=source.title, source_publisher=source.publisher, source_approved=source.approved
+        )
+    except (KeyError, IndexError) as exc:
+        raise KnowledgeError(f"{where}.message: unknown placeholder {exc}") from None
+    return rule.model_copy(update={"message": message})
+
+
+class _Checker:
+    def __init__(self, sources: Mapping[str, Source]):
+        self.sources = sources
+
+    def citations(self, citations: Iterable[Any], where: str) -> None:
+        for i, c in enumerate(citations):
+            source = self.sources.get(c.source_id)
+            if source is None:
+                raise KnowledgeError(f"{where}.citations[{i}]: unknown source {c.source_id!r}")
+            if c.section not in source.sections:
+                raise KnowledgeError(f"{where}.citations[{i}]: section {c.section!r} is not a section of {c.source_id}")
+
+
+_OPS_BY_TYPE = {
+    "number": {"eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "is_null", "not_null"},
+    "integer": {"eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "is_null", "not_null"},
+    "enum": {"eq", "ne", "in", "not_in", "is_null", "not_null"},
+    "boolean": {"eq", "ne", "is_null", "not_null"},
+    "phase_list": {"contains", "not_contains"},
+}
+
+
+class _Resolver:
+    """Inlines `ref`s, replaces `{param: ...}` by numbers and type-checks every leaf."""
+
+    def __init__(
+        self,
+        rules: Mapping[str, tuple[Condition, str]],
+        named: Mapping[str, tuple[Condition, str]],
+        params: Mapping[str, float],
+    ):
+        self.sources = {**rules, **named}
+        self.params = params
+        self.cache: dict[str, Condition] = {}
+
+    def resolve_rule(self, rule_id: str) -> Condition:
+        node, where = self.sources[rule_id]
+        return self.resolve(node, where, (rule_id,))
+
+    def resolve(self, node: Condition, where: str, stack: tuple[str, ...]) -> Condition:
+        if isinstance(node, AllOf):
+            return AllOf(all=[self.resolve(n, f"{where}.all[{i}]", stack) for i, n in enumerate(node.all)])
+        if isinstance(node, AnyOf):
+            return AnyOf(any=[self.resolve(n, f"{where}.any[{i}]", stack) for i, n in enumerate(node.any)])
+        if isinstance(node, NotOf):
+            return NotOf(**{"not": self.resolve(node.not_, f"{where}.not", stack)})
+        if isinstance(node, RuleRef):
+            if node.ref not in self.sources:
+                raise KnowledgeError(f"{where}.ref: unknown rule or condition {node.ref!r}")
+            if node.ref in stack:
+                raise KnowledgeError(f"{where}.ref: circular reference {' -> '.join((*stack, node.ref))}")
+            if node.ref not in self.cache:
+                target, target_where = self.sources[node.ref]
+                self.cache[node.ref] = self.resolve(target, target_where, (*stack, node.ref))
+            return self.cache[node.ref]
+        return self._leaf(node, where)
+
+    def _leaf(self, node: FactTest, where: str) -> FactTest:
+        kind = FACT_KINDS.get(node.fact)
+        if kind is None:
+            raise KnowledgeError(f"{where}.fact: {node.fact!r} is not a PatientFacts field")
+        if node.op not in _OPS_BY_TYPE[kind.type]:
+            raise KnowledgeError(f"{where}.op: {node.op!r} does not apply to {node.fact} ({kind.type})")
+        value = node.value
+        if isinstance(value, dict) and set(value) == {"param"}:
+            value = ParamRef(param=value["param"])
+        if isinstance(value, ParamRef):
+            if value.param not in self.params:
+                raise KnowledgeError(f"{where}.value: unknown parameter {value.param!r}")
+            value = self.params[value.param]
+        if node.op in ("is_null", "not_null"):
+            if value is not None:
+                raise KnowledgeError(f"{where}.value: {node.op} takes no value")
+            if not kind.nullable:
+                raise KnowledgeError(f"{where}.op: {node.fact} is never null")
+            return FactTest(fact=node.fact, op=node.op, value=None)
+        if node.op in ("in", "not_in"):
+            if not isinstance(value, list | tuple) or not value:
+                raise KnowledgeError(f"{where}.value: {node.op} needs a non-empty list")
+            checked = tuple(self._scalar(v, kind, node.fact, where) for v in value)
+            return FactTest(fact=node.fact, op=node.op, value=checked)
+        if kind.type == "phase_list":
+            if value not in kind.values:
+                raise KnowledgeError(f"{where}.value: {value!r} is not one of {list(kind.values)}")
+            return FactTest(fact=node.fact, op=node.op, value=value)
+        return FactTest(fact=node.fact, op=node.op, value=self._scalar(value, kind, node.fact, where))
+
+    @staticmethod
+    def _scalar(value: Any, kind: Any, fact: str, where: str) -> Any:
+        if kind.type == "enum":
+            if value not in kind.values:
+                raise KnowledgeError(f"{where}.value: {value!r} is not one of {fact}'s values {list(kind.values)}")
+            return value
+        if kind.type == "boolean":
+            if not isinstance(value, bool):
+                raise KnowledgeError(f"{where}.value: {fact} compares with true or false, got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise KnowledgeError(f"{where}.value: {fact} compares with a number, got {value!r}")
+        return value

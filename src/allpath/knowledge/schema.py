@@ -1,0 +1,236 @@
+"""The shape of the knowledge base, as pydantic models.
+
+The YAML files under `packs/` are the source of truth; these models say what a valid file
+looks like. `load_kb` adds the checks that span files (ids resolve, citations name a real
+source section, conditions name real facts with values of the right type).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from allpath.plan import Category, Citation, PhaseId, Route, Severity, Strength
+
+Op = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "is_null", "not_null", "contains", "not_contains"]
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Coding(_Strict):
+    """A code in a standard terminology, with the public source that confirms it."""
+
+    system: str
+    code: str
+    display: str | None = None
+    confirmed_by: str = Field(description="Where the code was confirmed (release, IG, code set).")
+    note: str | None = None
+
+
+class Source(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    title: str
+    publisher: str
+    approved: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$", description="Approval or publication date.")
+    url: str | None = None
+    kind: Literal["patient-education", "drug-label", "literature", "code-system", "guideline"]
+    sections: list[str] = Field(min_length=1)
+
+
+class Parameter(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    value: float
+    unit: str
+    description: str
+    rationale: str
+    citations: list[Citation] = Field(min_length=1)
+
+
+class Agent(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(pattern=r"^[a-z][a-z0-9 -]*$", description="Generic name, lower-case as RxNorm spells it.")
+    page_spelling: str | None = None
+    brand_names: list[str]
+    drug_class: str
+    routes: list[Route] = Field(min_length=1)
+    used_in: list[str]
+    summary: str
+    note: str | None = None
+    codes: list[Coding] = []
+    citations: list[Citation] = Field(min_length=1)
+
+
+class Phase(_Strict):
+    id: PhaseId
+    name: str
+    aliases: list[str]
+    timing: str
+    goal: str
+    setting: str
+    facts: list[str]
+    citations: list[Citation] = Field(min_length=1)
+
+
+class Topic(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    kind: Literal[
+        "modality",
+        "side_effects",
+        "supportive_care",
+        "what_to_expect",
+        "care_team",
+        "disease_state",
+        "testing",
+        "support",
+    ]
+    title: str
+    summary: str
+    points: list[str]
+    keywords: list[str]
+    citations: list[Citation] = Field(min_length=1)
+
+
+# --- condition trees -----------------------------------------------------------------------
+
+
+class ParamRef(_Strict):
+    param: str
+
+
+class FactTest(_Strict):
+    fact: str
+    op: Op
+    value: Any = None
+
+
+class AllOf(_Strict):
+    all: list[Condition]
+
+
+class AnyOf(_Strict):
+    any: list[Condition] = Field(min_length=1)
+
+
+class NotOf(_Strict):
+    not_: Condition = Field(alias="not")
+
+
+class RuleRef(_Strict):
+    ref: str
+
+
+def _condition_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("all", "any", "not", "ref"):
+            if key in value:
+                return key
+        return "fact"
+    return {AllOf: "all", AnyOf: "any", NotOf: "not", RuleRef: "ref"}.get(type(value), "fact")
+
+
+Condition = Annotated[
+    Annotated[AllOf, Tag("all")]
+    | Annotated[AnyOf, Tag("any")]
+    | Annotated[NotOf, Tag("not")]
+    | Annotated[RuleRef, Tag("ref")]
+    | Annotated[FactTest, Tag("fact")],
+    Discriminator(_condition_kind),
+]
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+NotOf.model_rebuild()
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+class AgentUse(_Strict):
+    """An agent named by a rule, optionally narrowed to the routes used in that setting."""
+
+    agent: str
+    routes: list[Route] | None = None
+
+
+class Variant(_Strict):
+    when: Condition
+    strength: Strength | None = None
+    expected_outcome: str | None = None
+    rationale: str | None = None
+    summary: str | None = None
+
+
+class _RuleBase(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    when: Condition
+    citations: list[Citation] = Field(min_length=1)
+    superseded_by: str | None = Field(None, description="Set only by a later pack: what replaced this statement.")
+
+
+class RecommendationRule(_RuleBase):
+    kind: Literal["recommendation"]
+    category: Category
+    phase: PhaseId | None = None
+    strength: Strength
+    title: str
+    summary: str
+    rationale: str
+    expected_outcome: str | None = None
+    agents: list[str | AgentUse] = []
+    variants: list[Variant] = []
+
+
+class NotRecommendedRule(_RuleBase):
+    kind: Literal["not_recommended"]
+    title: str
+    reason: str
+
+
+class AlertRule(_RuleBase):
+    kind: Literal["alert"]
+    severity: Severity
+    message: str
+
+
+Rule = Annotated[RecommendationRule | NotRecommendedRule | AlertRule, Field(discriminator="kind")]
+
+
+class NamedCondition(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    description: str
+    when: Condition
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+class PackFile(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    version: str
+    title: str
+    curated_by: str
+    reviewed: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    disclaimer: str | None = None
+    sources: list[Source] = []
+    parameters: list[Parameter] = []
+
+
+class AgentsFile(_Strict):
+    agents: list[Agent]
+
+
+class PhasesFile(_Strict):
+    phases: list[Phase]
+
+
+class TopicsFile(_Strict):
+    topics: list[Topic]
+
+
+class RulesFile(_Strict):
+    rules: list[Rule]
+    conditions: list[NamedCondition] = []

@@ -1,0 +1,105 @@
+"""The output contract: a `Plan` and its parts, as the engine returns and every adapter serialises it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from allpath.facts import PatientFacts
+
+Category = Literal[
+    "chemotherapy",
+    "targeted_therapy",
+    "radiation_therapy",
+    "stem_cell_transplant",
+    "supportive_care",
+    "palliative_care",
+    "hospice_care",
+    "clinical_trial",
+    "testing",
+    "consultation",
+    "cellular_therapy",
+]
+PhaseId = Literal["induction", "consolidation", "maintenance", "cns_prophylaxis", "reinduction"]
+Strength = Literal["standard", "recommended", "option", "consider"]
+Severity = Literal["info", "warning", "critical"]
+Route = Literal["intravenous", "intramuscular", "subcutaneous", "oral", "intrathecal"]
+
+STRENGTH_ORDER: tuple[Strength, ...] = ("standard", "recommended", "option", "consider")
+SEVERITY_ORDER: tuple[Severity, ...] = ("critical", "warning", "info")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Citation(_Out):
+    source_id: str
+    section: str
+
+
+class AgentInfo(_Out):
+    name: str = Field(description="Generic name, lower-case, as RxNorm spells the ingredient.")
+    brand_names: list[str]
+    drug_class: str
+    routes: list[Route]
+
+
+class Recommendation(_Out):
+    id: str
+    category: Category
+    phase: PhaseId | None
+    strength: Strength
+    title: str
+    summary: str = Field(description="Plain language, for a patient or family.")
+    rationale: str = Field(description="Why it applies to these facts.")
+    expected_outcome: str | None
+    agents: list[AgentInfo]
+    citations: list[Citation] = Field(min_length=1)
+
+
+class NotRecommended(_Out):
+    id: str
+    title: str
+    reason: str
+    citations: list[Citation] = Field(min_length=1)
+
+
+class Alert(_Out):
+    id: str
+    severity: Severity
+    message: str
+    citations: list[Citation] = Field(min_length=1)
+
+
+class SourceRef(_Out):
+    id: str
+    title: str
+    publisher: str
+    approved: str
+
+
+class KnowledgeInfo(_Out):
+    version: str
+    sources: list[SourceRef]
+
+
+class Plan(_Out):
+    """Cited treatment options for one set of facts. Deterministic: equal facts give equal plans."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Plan")
+
+    knowledge: KnowledgeInfo
+    facts: PatientFacts
+    recommendations: list[Recommendation]
+    not_recommended: list[NotRecommended]
+    alerts: list[Alert]
+    disclaimer: str
+
+    def recommendation_ids(self) -> list[str]:
+        return [r.id for r in self.recommendations]
+
+    def fired_ids(self) -> list[str]:
+        """Every rule id that fired, whatever its kind, in plan order."""
+        return [r.id for r in self.recommendations] + [n.id for n in self.not_recommended] + [a.id for a in self.alerts]
