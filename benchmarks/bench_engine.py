@@ -1,0 +1,141 @@
+"""Engine throughput: 100,000 generated valid patients, full Plan objects built.
+
+Reports patients/s and per-call p50/p99 in microseconds, on one core (this process), for
+  - recommend(): facts already validated (the engine alone), and
+  - parse + recommend(): from a plain dict, as an adapter would call it.
+Run with `make bench`. Not a test: the numbers depend on the machine, which is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from allpath.engine import Engine
+from allpath.facts import PHASE_ORDER, PatientFacts
+from allpath.knowledge import load_kb
+from benchmarks.machine import machine_line
+
+TARGET_PER_SECOND = 50_000
+
+
+def generate_patients(count: int, seed: int) -> list[dict[str, Any]]:
+    """Valid PatientFacts dicts spread over every disease status and the rule boundaries."""
+    rng = random.Random(seed)
+    patients = []
+    for _ in range(count):
+        status = rng.choice(["newly_diagnosed", "in_remission", "refractory", "relapsed"])
+        data: dict[str, Any] = {
+            "age_years": rng.choice([rng.uniform(0, 25), rng.uniform(0, 90), 1, 21, 22, 18]),
+            "lineage": rng.choice(["B", "T", "unknown"]),
+            "ph_status": rng.choice(["positive", "negative", "unknown"]),
+            "cns_involvement": rng.choice([True, False, None]),
+            "disease_status": status,
+            "mrd_status": rng.choice(["positive", "negative", "unknown"]),
+            "expected_survival_months": rng.choice([None, None, rng.uniform(0, 24)]),
+        }
+        if status != "newly_diagnosed":
+            relapses = rng.randint(1 if status == "relapsed" else 0, 3)
+            remissions = relapses + rng.randint(1 if status == "in_remission" else 0, 1)
+            data.update(
+                remission_count=remissions,
+                relapse_count=relapses,
+                completed_phases=list(PHASE_ORDER[: rng.randint(0, 3)]),
+                prior_regimen_count=rng.randint(0, 4),
+                remission_duration_months=rng.choice([None, rng.uniform(0, 60)]),
+            )
+        patients.append(data)
+    return patients
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def measure(label: str, call: Any, inputs: list[Any]) -> dict[str, Any]:
+    """Two passes: a tight loop for throughput (wall and CPU time), then per-call latencies.
+
+    CPU time (time.process_time) is reported beside wall time because on a shared machine
+    other processes take the core away; CPU time is what one core actually spent.
+    """
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for item in inputs:
+        call(item)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    timings: list[int] = []
+    perf = time.perf_counter_ns
+    for item in inputs:
+        t0 = perf()
+        call(item)
+        timings.append(perf() - t0)
+    timings.sort()
+    result = {
+        "label": label,
+        "patients": len(inputs),
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "patients_per_second_wall": round(len(inputs) / wall),
+        "patients_per_second_cpu": round(len(inputs) / cpu),
+        "p50_us": round(percentile(timings, 0.50) / 1000, 2),
+        "p99_us": round(percentile(timings, 0.99) / 1000, 2),
+        "mean_us": round(statistics.fmean(timings) / 1000, 2),
+    }
+    print(
+        f"{label:<28} {result['patients_per_second_wall']:>9,}/s wall  {result['patients_per_second_cpu']:>9,}/s cpu"
+        f"   p50 {result['p50_us']:>6} us   p99 {result['p99_us']:>6} us"
+    )
+    return result
+
+
+def percentile_note() -> str:
+    return "p50/p99: per-call latency over all patients, perf_counter_ns around each call"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=2017)
+    parser.add_argument("--packs", default=None, help="comma-separated packs (default: the default packs)")
+    parser.add_argument("--json", type=Path, default=Path("bench-results/engine.json"))
+    args = parser.parse_args()
+
+    kb = load_kb(args.packs.split(",") if args.packs else None)
+    engine = Engine(kb)
+    raw = generate_patients(args.patients, args.seed)
+    facts = [PatientFacts.parse(d) for d in raw]
+    print(f"machine: {machine_line()}")
+    print(f"knowledge: {kb.version}; {len(kb.rules)} rules; {args.patients:,} patients, seed {args.seed}")
+    engine.recommend(facts[0])  # warm caches
+    results = [
+        measure("recommend (validated facts)", engine.recommend, facts),
+        measure("parse + recommend (dicts)", engine.recommend_data, raw),
+    ]
+    print(percentile_note())
+    load1, _, _ = os.getloadavg()
+    print(f"load average during the run: {load1:.2f} on {os.cpu_count()} cores")
+    best = max(results[0]["patients_per_second_wall"], results[0]["patients_per_second_cpu"])
+    met_wall = results[0]["patients_per_second_wall"] >= TARGET_PER_SECOND
+    met_cpu = results[0]["patients_per_second_cpu"] >= TARGET_PER_SECOND
+    print(
+        f"target >= {TARGET_PER_SECOND:,} patients/s with full Plan objects on one core: "
+        f"wall {'met' if met_wall else 'NOT met'}, cpu {'met' if met_cpu else 'NOT met'} (best {best:,}/s)"
+    )
+    met = met_cpu
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": machine_line(), "knowledge": kb.version, "results": results}, indent=2))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

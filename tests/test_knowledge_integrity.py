@@ -1,0 +1,112 @@
+"""Per-entry integrity of the knowledge base: a failure names the entry."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+import yaml
+
+from allpath.knowledge import available_packs, load_kb
+from allpath.knowledge.schema import AlertRule, RecommendationRule
+from allpath.rules.tree import facts_used
+
+KB = load_kb(available_packs())
+ENTRIES = (
+    [("agent", a.id, a) for a in KB.agents.values()]
+    + [("phase", p.id, p) for p in KB.phases.values()]
+    + [("topic", t.id, t) for t in KB.topics.values()]
+    + [("rule", r.id, r) for r in KB.rules]
+    + [("parameter", p.id, p) for p in KB.parameters.values()]
+)
+RECOMMENDATION_RULES = [r for r in KB.rules if isinstance(r, RecommendationRule)]
+CONTRACT_RULE_IDS = [
+    "induction-chemotherapy", "cns-prophylaxis", "cns-directed-radiation", "consolidation-chemotherapy",
+    "maintenance-chemotherapy", "remission-follow-up", "mrd-testing", "tki-ph-positive", "ponatinib-ph-positive",
+    "nelarabine-t-cell", "rituximab-b-cell", "blinatumomab-b-cell", "inotuzumab-b-cell", "reinduction-chemotherapy",
+    "reinduction-original-regimen", "reinduction-alternative-agents", "clofarabine-pediatric-relapse",
+    "liposomal-vincristine", "allogeneic-sct-after-second-remission", "allogeneic-sct-consider", "autologous-sct",
+    "second-opinion", "clinical-trial", "palliative-care", "supportive-care", "fertility-consultation",
+    "hospice-care", "ph-status-unknown", "lineage-unknown", "remission-duration-unknown", "knowledge-date",
+]  # fmt: skip
+CONTRACT_AGENTS = [
+    "daunorubicin", "doxorubicin", "cyclophosphamide", "vincristine", "asparaginase", "pegaspargase",
+    "dexamethasone", "prednisone", "methotrexate", "cytarabine", "imatinib", "dasatinib", "nilotinib",
+    "ponatinib", "nelarabine", "rituximab", "blinatumomab", "inotuzumab ozogamicin", "clofarabine",
+    "vincristine sulfate liposome",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "entry_id", "entry"), ENTRIES, ids=[f"{k}:{i}" for k, i, _ in ENTRIES])
+def test_every_entry_cites_a_known_section_of_a_known_source(kind: str, entry_id: str, entry: object) -> None:
+    citations = entry.citations  # type: ignore[attr-defined]
+    assert citations, f"{kind} {entry_id} has no citation"
+    for c in citations:
+        assert c.source_id in KB.sources, f"{kind} {entry_id}: unknown source {c.source_id}"
+        assert c.section in KB.sources[c.source_id].sections
+
+
+@pytest.mark.parametrize("rule_id", CONTRACT_RULE_IDS)
+def test_contract_rule_ids_exist(rule_id: str) -> None:
+    assert rule_id in KB.rule_ids
+
+
+@pytest.mark.parametrize("name", CONTRACT_AGENTS)
+def test_every_agent_named_by_the_page_is_in_the_kb(name: str) -> None:
+    assert name in {a.name for a in KB.agents.values()}
+
+
+def test_page_misspellings_are_corrected_and_recorded() -> None:
+    assert KB.agents["ponatinib"].brand_names == ["Iclusig"]
+    assert KB.agents["pegaspargase"].page_spelling == "Pegasparaginase"
+    assert KB.agents["blinatumomab"].page_spelling == "Blinatumumab"
+    assert all("Iculsig" not in a.brand_names for a in KB.agents.values())
+
+
+@pytest.mark.parametrize("rule", RECOMMENDATION_RULES, ids=[r.id for r in RECOMMENDATION_RULES])
+def test_recommendation_texts_are_complete(rule: RecommendationRule) -> None:
+    assert rule.title.strip() and rule.summary.strip() and rule.rationale.strip()
+    for variant in rule.variants:
+        assert any(v is not None for v in (variant.strength, variant.expected_outcome, variant.rationale))
+
+
+@pytest.mark.parametrize("rule", KB.rules, ids=[r.id for r in KB.rules])
+def test_conditions_only_read_patient_facts(rule: object) -> None:
+    from allpath.facts import FIELD_NAMES
+
+    assert set(facts_used(KB.conditions[rule.id])) <= set(FIELD_NAMES)  # type: ignore[attr-defined]
+
+
+def test_alert_messages_have_no_unfilled_placeholders() -> None:
+    for rule in KB.rules:
+        if isinstance(rule, AlertRule):
+            assert "{" not in rule.message, rule.id
+
+
+def test_knowledge_date_alert_carries_the_source_approval_date() -> None:
+    message = KB.rule("knowledge-date").message  # type: ignore[union-attr]
+    assert KB.sources["cancernet-all-2017"].approved in message
+
+
+def test_kb_has_a_version_string() -> None:
+    assert KB.version.startswith("base@")
+
+
+@pytest.mark.parametrize("pack", available_packs())
+@pytest.mark.parametrize("name", ["pack.yaml", "agents.yaml", "phases.yaml", "topics.yaml", "rules.yaml"])
+def test_pack_files_parse_as_yaml_with_unique_keys(pack: str, name: str) -> None:
+    node = resources.files("allpath.knowledge") / "packs" / pack / name
+    if not node.is_file():
+        pytest.skip(f"{pack} has no {name}")
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        duplicates = {k for k in keys if keys.count(k) > 1}
+        assert not duplicates, f"{pack}/{name} line {node.start_mark.line + 1}: duplicate keys {duplicates}"
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    yaml.load(node.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # a SafeLoader subclass
