@@ -50,7 +50,8 @@ class Engine:
         self._not_order = [i for i, r in enumerate(kb.rules) if isinstance(r, NotRecommendedRule)]
         cited = sorted(
             {c.source_id for r in kb.rules for c in r.citations}
-            | {c.source_id for a in kb.agents.values() for c in a.citations},
+            | {c.source_id for a in kb.agents.values() for c in a.citations}
+            | {c.source_id for p in kb.parameters.values() for c in p.citations},
             key=list(kb.sources).index,
         )
         self.knowledge_info = KnowledgeInfo(
