@@ -25,6 +25,7 @@ test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test-fast: install
 	$(BIN)/python -m pytest -q -x -m "not slow and not browser"

@@ -7,7 +7,7 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from allpath.plan import Plan
+from allpath.plan import Alert, NotRecommended, Plan, Recommendation
 
 CATEGORY_LABELS = {
     "chemotherapy": "Chemotherapy",
@@ -55,7 +55,11 @@ def _environment() -> Environment:
 def citation_index(plan: Plan) -> dict[tuple[str, str], int]:
     """Number each distinct (source, section) once, in order of first use, for footnotes."""
     numbers: dict[tuple[str, str], int] = {}
-    items = [*plan.recommendations, *plan.not_recommended, *plan.alerts]
+    items: list[Recommendation | NotRecommended | Alert] = [
+        *plan.recommendations,
+        *plan.not_recommended,
+        *plan.alerts,
+    ]
     for item in items:
         for c in item.citations:
             numbers.setdefault((c.source_id, c.section), len(numbers) + 1)

@@ -130,7 +130,8 @@ def _condition_kind(value: Any) -> str:
             if key in value:
                 return key
         return "fact"
-    return {AllOf: "all", AnyOf: "any", NotOf: "not", RuleRef: "ref"}.get(type(value), "fact")
+    kinds: dict[type, str] = {AllOf: "all", AnyOf: "any", NotOf: "not", RuleRef: "ref"}
+    return kinds.get(type(value), "fact")
 
 
 Condition = Annotated[
