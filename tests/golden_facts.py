@@ -21,8 +21,32 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "base-pack-plans.json"
 
 # Ages on and either side of every age limit in the base pack and in the FDA labels the
 # updates pack encodes (1 month, 1, 18, 21/22, 25/26 years), plus ordinary ages.
-BOUNDARY_AGES = (0.0, 0.05, 1 / 12, 0.5, 0.99, 1.0, 1.5, 5.0, 12.0, 17.9, 18.0, 20.0, 21.0, 21.5, 21.99, 22.0, 25.0,
-                 25.5, 25.99, 26.0, 30.0, 45.0, 61.0, 80.0)
+BOUNDARY_AGES = (
+    0.0,
+    0.05,
+    1 / 12,
+    0.5,
+    0.99,
+    1.0,
+    1.5,
+    5.0,
+    12.0,
+    17.9,
+    18.0,
+    20.0,
+    21.0,
+    21.5,
+    21.99,
+    22.0,
+    25.0,
+    25.5,
+    25.99,
+    26.0,
+    30.0,
+    45.0,
+    61.0,
+    80.0,
+)
 
 
 def example_facts() -> dict[str, dict[str, Any]]:

@@ -18,12 +18,12 @@ import sys
 from typing import Any
 
 import pytest
-from golden_facts import GOLDEN, digest, example_facts, generate_facts, plan_json
 
 from allpath.engine import Engine
 from allpath.explain import render_text
 from allpath.facts import PatientFacts
 from allpath.knowledge import load_kb
+from golden_facts import GOLDEN, digest, example_facts, generate_facts, plan_json
 
 ADDED_BY_PACKS_WORK = "superseded_by"
 
@@ -89,7 +89,7 @@ def _write_snapshot() -> None:  # pragma: no cover - run once, by hand, before t
             }
         )
     snapshot = {
-        "about": "Plans from the base pack alone, recorded before the knowledge packs work (issue 6). Do not regenerate.",
+        "about": "Plans from the base pack alone, recorded before the packs work (issue 6). Do not regenerate.",
         "knowledge_version": engine.kb.version,
         "examples": examples,
         "generated": generated,
