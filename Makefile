@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := dev,fhir,web,cohort,spark
 
-.PHONY: install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas clean
+.PHONY: install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas docs-updates clean
 
 install: $(STAMP)
 
@@ -45,6 +45,11 @@ schemas: install
 	mkdir -p schemas
 	$(BIN)/allpath schema facts > schemas/patient-facts.schema.json
 	$(BIN)/allpath schema plan > schemas/plan.schema.json
+
+# docs/knowledge-updates.md is generated from the packs; tests/test_packs.py checks it is current.
+docs-updates: install
+	mkdir -p docs
+	$(BIN)/allpath kb diff base updates-2026 --format markdown > docs/knowledge-updates.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info src/*.egg-info

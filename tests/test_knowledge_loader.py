@@ -13,11 +13,11 @@ from allpath.knowledge import KnowledgeError, load_kb
 
 @pytest.fixture
 def pack_copy(tmp_path: Path) -> Path:
-    source = resources.files("allpath.knowledge") / "packs" / "base"
-    target = tmp_path / "base"
+    source = resources.files("allpath.knowledge") / "packs"
+    target = tmp_path / "packs"
     with resources.as_file(source) as folder:
         shutil.copytree(folder, target)
-    return tmp_path
+    return target
 
 
 def edit(root: Path, name: str, old: str, new: str) -> None:

@@ -186,6 +186,41 @@ def kb_rules(output_format: FormatOption = TableFormat.table, packs: PacksOption
     _emit_rows("Rules", ["id", "kind", "fires when"], rows, output_format)
 
 
+class DiffFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+@kb_app.command("diff")
+def kb_diff(
+    old: Annotated[str, typer.Argument(help="The pack(s) before, comma-separated.")] = "base",
+    new: Annotated[str, typer.Argument(help="The pack(s) loaded on top of them, comma-separated.")] = "updates-2026",
+    output_format: Annotated[DiffFormat, typer.Option("--format", help="table, json or markdown.")] = DiffFormat.table,
+) -> None:
+    """What the later pack(s) add, change and flag, compared with the earlier ones."""
+    from allpath.knowledge.diff import diff_kbs, rows, to_json, to_markdown
+    from allpath.rules.tree import describe
+
+    old_ids = [p.strip() for p in old.split(",") if p.strip()]
+    new_ids = old_ids + [p.strip() for p in new.split(",") if p.strip() and p.strip() not in old_ids]
+    diff = diff_kbs(load_knowledge(",".join(old_ids)), load_knowledge(",".join(new_ids)))
+    if output_format is DiffFormat.json:
+        typer.echo(json.dumps(to_json(diff, describe), indent=2))
+    elif output_format is DiffFormat.markdown:
+        typer.echo(to_markdown(diff, describe, f"allpath kb diff {old} {new} --format markdown"), nl=False)
+    else:
+        for title, (columns, body) in rows(diff, describe).items():
+            table = Table(title=title, show_lines=True)
+            for i, column in enumerate(columns):
+                table.add_column(column, overflow="fold", no_wrap=i == 0)
+            for row in body:
+                table.add_row(*row)
+            if not body:
+                table.add_row(*(["none"] + [""] * (len(columns) - 1)))
+            out.print(table)
+
+
 @app.command()
 def demo(
     examples_dir: Annotated[Path, typer.Option(help="Folder of example PatientFacts files.")] = Path("examples"),

@@ -22,6 +22,7 @@ from allpath.plan import (
     Citation,
     KnowledgeInfo,
     NotRecommended,
+    PackRef,
     Plan,
     Recommendation,
     SourceRef,
@@ -51,7 +52,8 @@ class Engine:
         cited = sorted(
             {c.source_id for r in kb.rules for c in r.citations}
             | {c.source_id for a in kb.agents.values() for c in a.citations}
-            | {c.source_id for p in kb.parameters.values() for c in p.citations},
+            | {c.source_id for p in kb.parameters.values() for c in p.citations}
+            | {c.source_id for a in kb.amendments for c in a.citations},
             key=list(kb.sources).index,
         )
         self.knowledge_info = KnowledgeInfo(
@@ -60,6 +62,7 @@ class Engine:
                 SourceRef(id=s.id, title=s.title, publisher=s.publisher, approved=s.approved)
                 for s in (kb.sources[i] for i in cited)
             ],
+            packs=[PackRef(id=p.id, version=p.version, reviewed=p.reviewed) for p in kb.packs],
         )
 
     @staticmethod
@@ -71,15 +74,32 @@ class Engine:
         agent = self.kb.agents[agent_id]
         routes = agent.routes if isinstance(use, str) or not use.routes else use.routes
         return AgentInfo(
-            name=agent.name, brand_names=list(agent.brand_names), drug_class=agent.drug_class, routes=list(routes)
+            name=agent.name,
+            brand_names=list(agent.brand_names),
+            drug_class=agent.drug_class,
+            routes=list(routes),
+            superseded_by=agent.superseded_by,
         )
 
     def _build_outputs(self, rule: RecommendationRule | NotRecommendedRule | AlertRule) -> tuple[Output, ...]:
         citations = [Citation(source_id=c.source_id, section=c.section) for c in rule.citations]
+        note = rule.superseded_by
         if isinstance(rule, NotRecommendedRule):
-            return (NotRecommended(id=rule.id, title=rule.title, reason=rule.reason.strip(), citations=citations),)
+            return (
+                NotRecommended(
+                    id=rule.id, title=rule.title, reason=rule.reason.strip(), citations=citations, superseded_by=note
+                ),
+            )
         if isinstance(rule, AlertRule):
-            return (Alert(id=rule.id, severity=rule.severity, message=rule.message.strip(), citations=citations),)
+            return (
+                Alert(
+                    id=rule.id,
+                    severity=rule.severity,
+                    message=rule.message.strip(),
+                    citations=citations,
+                    superseded_by=note,
+                ),
+            )
         agents = [self._agent_info(u) for u in rule.agents]
         base: dict[str, Any] = {
             "id": rule.id,
@@ -92,6 +112,7 @@ class Engine:
             "expected_outcome": rule.expected_outcome.strip() if rule.expected_outcome else None,
             "agents": agents,
             "citations": citations,
+            "superseded_by": note,
         }
         outputs: list[Output] = [Recommendation(**base)]
         for variant in rule.variants:

@@ -44,6 +44,9 @@ class AgentInfo(_Out):
     brand_names: list[str]
     drug_class: str
     routes: list[Route]
+    superseded_by: str | None = Field(
+        None, description="Set when a later knowledge pack flags this statement: what replaced it, and when."
+    )
 
 
 class Recommendation(_Out):
@@ -57,6 +60,9 @@ class Recommendation(_Out):
     expected_outcome: str | None
     agents: list[AgentInfo]
     citations: list[Citation] = Field(min_length=1)
+    superseded_by: str | None = Field(
+        None, description="Set when a later knowledge pack flags this statement: what replaced it, and when."
+    )
 
 
 class NotRecommended(_Out):
@@ -64,6 +70,9 @@ class NotRecommended(_Out):
     title: str
     reason: str
     citations: list[Citation] = Field(min_length=1)
+    superseded_by: str | None = Field(
+        None, description="Set when a later knowledge pack flags this statement: what replaced it, and when."
+    )
 
 
 class Alert(_Out):
@@ -71,6 +80,9 @@ class Alert(_Out):
     severity: Severity
     message: str
     citations: list[Citation] = Field(min_length=1)
+    superseded_by: str | None = Field(
+        None, description="Set when a later knowledge pack flags this statement: what replaced it, and when."
+    )
 
 
 class SourceRef(_Out):
@@ -80,9 +92,20 @@ class SourceRef(_Out):
     approved: str
 
 
+class PackRef(_Out):
+    """One knowledge pack that produced the plan."""
+
+    id: str
+    version: str
+    reviewed: str
+
+
 class KnowledgeInfo(_Out):
     version: str
     sources: list[SourceRef]
+    packs: list[PackRef] = Field(
+        default_factory=list, description="The knowledge packs that produced the plan, in load order."
+    )
 
 
 class Plan(_Out):

@@ -24,6 +24,8 @@ from allpath.knowledge.schema import (
     AgentsFile,
     AlertRule,
     AllOf,
+    Amendment,
+    AmendmentsFile,
     AnyOf,
     Condition,
     FactTest,
@@ -43,8 +45,8 @@ from allpath.knowledge.schema import (
     TopicsFile,
 )
 
-DEFAULT_PACKS: tuple[str, ...] = ("base",)
-PACK_FILES = ("pack.yaml", "agents.yaml", "phases.yaml", "topics.yaml", "rules.yaml")
+DEFAULT_PACKS: tuple[str, ...] = ("base", "updates-2026")
+PACK_FILES = ("pack.yaml", "agents.yaml", "phases.yaml", "topics.yaml", "rules.yaml", "amendments.yaml")
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -70,6 +72,10 @@ class KnowledgeBase:
     variant_conditions: Mapping[str, tuple[Condition, ...]]
     disclaimer: str
     parameter_overrides: Mapping[str, float] = field(default_factory=dict)
+    # Later packs' flags on earlier packs' rules and agents, already applied to `rules` and `agents`.
+    amendments: tuple[Amendment, ...] = ()
+    # "rule:<id>", "agent:<id>", "source:<id>", ... -> the id of the pack that defines it.
+    origins: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -100,7 +106,7 @@ def load_kb(
     parameters: Mapping[str, float] | None = None,
     root: Any = None,
 ) -> KnowledgeBase:
-    """Load and check the named packs (default: the base pack), from the package or from `root`.
+    """Load and check the named packs (default: `DEFAULT_PACKS`), from the package or from `root`.
 
     `parameters` overrides pack parameters by id (for example `long_remission_months`); unset,
     `ALLPATH_LONG_REMISSION_MONTHS` in the environment overrides that one parameter.
@@ -127,6 +133,7 @@ class _RawPack:
     topics: list[Topic]
     rules: list[RecommendationRule | NotRecommendedRule | AlertRule]
     conditions: list[NamedCondition]
+    amendments: list[Amendment]
 
 
 def _read_pack(base: Any, pack_id: str) -> _RawPack:
@@ -151,14 +158,24 @@ def _read_pack(base: Any, pack_id: str) -> _RawPack:
     if pack.id != pack_id:
         raise KnowledgeError(f"packs/{pack_id}/pack.yaml: id: is {pack.id!r}, expected {pack_id!r}")
     rules = read("rules.yaml", RulesFile, {"rules": []})
+    agents = read("agents.yaml", AgentsFile, {"agents": []}).agents
+    # A note that a statement is out of date must come from a later pack's amendment, so that the
+    # statement itself stays exactly as its own pack wrote it and the diff shows who flagged it.
+    for kind, items in (("rules", rules.rules), ("agents", agents)):
+        for item in items:
+            if item.superseded_by is not None:
+                raise KnowledgeError(
+                    f"packs/{pack_id}/{kind}.yaml: {kind}.{item.id}.superseded_by: set only by amendments"
+                )
     return _RawPack(
         id=pack_id,
         pack=pack,
-        agents=read("agents.yaml", AgentsFile, {"agents": []}).agents,
+        agents=agents,
         phases=read("phases.yaml", PhasesFile, {"phases": []}).phases,
         topics=read("topics.yaml", TopicsFile, {"topics": []}).topics,
         rules=list(rules.rules),
         conditions=list(rules.conditions),
+        amendments=read("amendments.yaml", AmendmentsFile, {"amendments": []}).amendments,
     )
 
 
@@ -250,9 +267,29 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
     for c in named.values():
         resolver.resolve(c.when, f"rules.yaml: conditions.{c.id}.when", ())
 
+    for p in raw:
+        if p.pack.kind == "update":
+            _check_update_pack(p)
+    rules, agents, amendments = _apply_amendments(raw, rules, agents, checker)
+
     disclaimer = next((p.pack.disclaimer for p in reversed(raw) if p.pack.disclaimer), None)
     if disclaimer is None:
         raise KnowledgeError("pack.yaml: disclaimer: no pack gives one")
+    origins = {
+        f"{kind}:{item_id}": p.id
+        for p in raw
+        for kind, ids in (
+            ("source", [s.id for s in p.pack.sources]),
+            ("parameter", [x.id for x in p.pack.parameters]),
+            ("agent", [a.id for a in p.agents]),
+            ("phase", [x.id for x in p.phases]),
+            ("topic", [t.id for t in p.topics]),
+            ("rule", [r.id for r in p.rules]),
+            ("condition", [c.id for c in p.conditions]),
+            ("amendment", [f"{a.target_kind}:{a.target}" for a in p.amendments]),
+        )
+        for item_id in ids
+    }
     return KnowledgeBase(
         packs=tuple(p.pack for p in raw),
         sources=sources,
@@ -266,7 +303,70 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
         variant_conditions=variant_conditions,
         disclaimer=disclaimer.strip(),
         parameter_overrides=dict(overrides),
+        amendments=tuple(amendments),
+        origins=origins,
     )
+
+
+def _check_update_pack(p: _RawPack) -> None:
+    """Every entry of an update pack cites at least one of the pack's own (dated, primary) sources."""
+    own = {s.id for s in p.pack.sources}
+    entries: list[tuple[str, Any]] = [
+        *((f"pack.yaml: parameters.{x.id}", x) for x in p.pack.parameters),
+        *((f"agents.yaml: agents.{a.id}", a) for a in p.agents),
+        *((f"phases.yaml: phases.{x.id}", x) for x in p.phases),
+        *((f"topics.yaml: topics.{t.id}", t) for t in p.topics),
+        *((f"rules.yaml: rules.{r.id}", r) for r in p.rules),
+        *((f"amendments.yaml: amendments.{a.target}", a) for a in p.amendments),
+    ]
+    for where, entry in entries:
+        if not any(c.source_id in own for c in entry.citations):
+            raise KnowledgeError(
+                f"packs/{p.id}/{where}.citations: an update pack's entry must cite one of the pack's own "
+                f"dated primary sources ({', '.join(sorted(own)) or 'none defined'})"
+            )
+
+
+def _apply_amendments(
+    raw: list[_RawPack],
+    rules: list[RecommendationRule | NotRecommendedRule | AlertRule],
+    agents: dict[str, Agent],
+    checker: _Checker,
+) -> tuple[list[RecommendationRule | NotRecommendedRule | AlertRule], dict[str, Agent], list[Amendment]]:
+    """Give each amended rule or agent its `superseded_by` note; once, at load, never per plan."""
+    pack_of = {("rule", r.id): k for k, p in enumerate(raw) for r in p.rules}
+    pack_of.update({("agent", a.id): k for k, p in enumerate(raw) for a in p.agents})
+    notes: dict[tuple[str, str], str] = {}
+    applied: list[Amendment] = []
+    for k, p in enumerate(raw):
+        own_rules = {r.id: r for r in p.rules}
+        for i, a in enumerate(p.amendments):
+            where = f"packs/{p.id}/amendments.yaml: amendments[{i}] ({a.target_kind} {a.target})"
+            checker.citations(a.citations, where)
+            key = (a.target_kind, a.target)
+            if key not in pack_of:
+                raise KnowledgeError(f"{where}.target: no {a.target_kind} {a.target!r} in the packs loaded")
+            if pack_of[key] >= k:
+                raise KnowledgeError(f"{where}.target: a pack amends only earlier packs, not {raw[pack_of[key]].id}")
+            if key in notes:
+                raise KnowledgeError(f"{where}.target: already amended")
+            for rule_id in a.replaced_by:
+                if rule_id not in own_rules:
+                    raise KnowledgeError(f"{where}.replaced_by: {rule_id!r} is not a rule of {p.id}")
+            if a.alert is not None and not isinstance(own_rules.get(a.alert), AlertRule):
+                raise KnowledgeError(f"{where}.alert: {a.alert!r} is not an alert rule of {p.id}")
+            notes[key] = " ".join(a.superseded_by.split())
+            applied.append(a)
+
+    def note(kind: str, item_id: str) -> dict[str, str]:
+        return {"superseded_by": notes[(kind, item_id)]}
+
+    amended_rules = [r.model_copy(update=note("rule", r.id)) if ("rule", r.id) in notes else r for r in rules]
+    amended_agents = {
+        agent_id: a.model_copy(update=note("agent", agent_id)) if ("agent", agent_id) in notes else a
+        for agent_id, a in agents.items()
+    }
+    return amended_rules, amended_agents, applied
 
 
 def _fill_alert_message(rule: AlertRule, sources: Mapping[str, Source], where: str) -> AlertRule:

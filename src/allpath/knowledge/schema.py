@@ -7,15 +7,20 @@ source section, conditions name real facts with values of the right type).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from allpath.plan import Category, Citation, PhaseId, Route, Severity, Strength
 
 Op = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "is_null", "not_null", "contains", "not_contains"]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# Sources an update pack may rest on: the regulator's own notices and labels, or the maker's
+# dated announcement of a regulatory event (see PackFile._update_pack_sources).
+PRIMARY_SOURCE_KINDS = ("drug-label", "regulatory-notice", "press-release", "manufacturer-letter")
 
 
 class _Strict(BaseModel):
@@ -38,8 +43,18 @@ class Source(_Strict):
     publisher: str
     approved: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$", description="Approval or publication date.")
     url: str | None = None
-    kind: Literal["patient-education", "drug-label", "literature", "code-system", "guideline"]
+    kind: Literal[
+        "patient-education",
+        "drug-label",
+        "literature",
+        "code-system",
+        "guideline",
+        "regulatory-notice",
+        "press-release",
+        "manufacturer-letter",
+    ]
     sections: list[str] = Field(min_length=1)
+    confirmed_via: str | None = Field(None, description="Where the curators read and confirmed this source.")
 
 
 class Parameter(_Strict):
@@ -63,6 +78,7 @@ class Agent(_Strict):
     note: str | None = None
     codes: list[Coding] = []
     citations: list[Citation] = Field(min_length=1)
+    superseded_by: str | None = Field(None, description="Set only by a later pack's amendment.")
 
 
 class Phase(_Strict):
@@ -200,6 +216,23 @@ class AlertRule(_RuleBase):
 Rule = Annotated[RecommendationRule | NotRecommendedRule | AlertRule, Field(discriminator="kind")]
 
 
+class Amendment(_Strict):
+    """A later pack's flag on a statement (rule or agent) of an earlier pack, applied at load time.
+
+    The target keeps every field it had; it gains `superseded_by` so every output shows the note.
+    """
+
+    target: str = Field(pattern=ID_PATTERN)
+    target_kind: Literal["rule", "agent"]
+    change: Literal["superseded", "withdrawn", "discontinued", "off_label"]
+    severity: Severity
+    effective: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$", description="When the change took effect.")
+    superseded_by: str = Field(min_length=1)
+    replaced_by: list[str] = Field([], description="Rules of the amending pack that now carry the statement.")
+    alert: str | None = Field(None, description="The amending pack's alert rule about this change.")
+    citations: list[Citation] = Field(min_length=1)
+
+
 class NamedCondition(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     description: str
@@ -209,15 +242,41 @@ class NamedCondition(_Strict):
 # --- files -------------------------------------------------------------------------------------
 
 
+class Omission(_Strict):
+    """Something looked for and left out of a pack, with the reason (listed in the pack's docs)."""
+
+    item: str
+    reason: str
+
+
 class PackFile(_Strict):
     id: str = Field(pattern=ID_PATTERN)
+    kind: Literal["base", "update"] = Field(
+        "base", description="An update pack only adds entries and amends earlier ones, citing dated primary sources."
+    )
     version: str
     title: str
     curated_by: str
-    reviewed: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    reviewed: str = Field(pattern=DAY_PATTERN)
     disclaimer: str | None = None
     sources: list[Source] = []
     parameters: list[Parameter] = []
+    not_included: list[Omission] = []
+    conventions: list[str] = Field([], description="How the pack turns label wording into conditions.")
+
+    @model_validator(mode="after")
+    def _update_pack_sources(self) -> PackFile:
+        if self.kind != "update":
+            return self
+        for i, source in enumerate(self.sources):
+            where = f"sources[{i}] ({source.id})"
+            if source.kind not in PRIMARY_SOURCE_KINDS:
+                raise ValueError(f"{where}: an update pack cites primary sources only {PRIMARY_SOURCE_KINDS}")
+            if not re.match(DAY_PATTERN, source.approved):
+                raise ValueError(f"{where}: an update pack's source needs a full date (YYYY-MM-DD)")
+            if not source.confirmed_via:
+                raise ValueError(f"{where}: an update pack's source says where it was confirmed (confirmed_via)")
+        return self
 
 
 class AgentsFile(_Strict):
@@ -230,6 +289,10 @@ class PhasesFile(_Strict):
 
 class TopicsFile(_Strict):
     topics: list[Topic]
+
+
+class AmendmentsFile(_Strict):
+    amendments: list[Amendment]
 
 
 class RulesFile(_Strict):

@@ -1,0 +1,102 @@
+"""The base pack is unchanged by the knowledge packs work: `--packs base` gives today's plans.
+
+`golden/base-pack-plans.json` was written from the base pack BEFORE packs, amendments and the
+updates pack existed (first commit of that work) and must never be regenerated to make this
+test pass. It holds full plans for every example and digests (JSON and text) for 400 generated
+facts that sit on and around every age limit.
+
+Two output fields were added to the contract by that work and are the only ones set aside
+before comparing: `knowledge.packs` (which packs produced the plan; checked here to be the base
+pack alone) and `superseded_by` on recommendations, not-recommended items, alerts and agents
+(checked here to be null: the base pack amends nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from allpath.engine import Engine
+from allpath.explain import render_text
+from allpath.facts import PatientFacts
+from allpath.knowledge import load_kb
+from tests.golden_facts import GOLDEN, digest, example_facts, generate_facts, plan_json
+
+ADDED_BY_PACKS_WORK = "superseded_by"
+
+
+def strip_pack_fields(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan without the fields the packs work added, after checking they carry no base-pack change."""
+    plan = json.loads(json.dumps(plan))
+    packs = plan["knowledge"].pop("packs", None)
+    assert packs is None or [p["id"] for p in packs] == ["base"], packs
+    for section in ("recommendations", "not_recommended", "alerts"):
+        for item in plan[section]:
+            assert item.pop(ADDED_BY_PACKS_WORK, None) is None, (item["id"], "base item flagged")
+            for agent in item.get("agents", []):
+                assert agent.pop(ADDED_BY_PACKS_WORK, None) is None, (item["id"], agent["name"])
+    return plan
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, Any]:
+    return json.loads(GOLDEN.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def base_engine() -> Engine:
+    return Engine(load_kb(["base"]))
+
+
+def test_snapshot_covers_every_example(golden: dict[str, Any]) -> None:
+    assert sorted(golden["examples"]) == sorted(example_facts())
+
+
+def test_base_pack_plans_for_examples_are_unchanged(golden: dict[str, Any], base_engine: Engine) -> None:
+    for name, entry in golden["examples"].items():
+        plan = base_engine.recommend(PatientFacts.parse(entry["facts"]))
+        assert strip_pack_fields(plan_json(plan)) == entry["plan"], name
+        assert digest(render_text(plan)) == entry["text_sha256"], f"{name}: text output changed"
+
+
+def test_base_pack_plans_for_generated_facts_are_unchanged(golden: dict[str, Any], base_engine: Engine) -> None:
+    assert len(golden["generated"]) >= 400
+    for i, entry in enumerate(golden["generated"]):
+        plan = base_engine.recommend(PatientFacts.parse(entry["facts"]))
+        assert plan.fired_ids() == entry["fired"], (i, entry["facts"])
+        assert digest(strip_pack_fields(plan_json(plan))) == entry["plan_sha256"], (i, entry["facts"])
+        assert digest(render_text(plan)) == entry["text_sha256"], (i, entry["facts"], "text output changed")
+
+
+def _write_snapshot() -> None:  # pragma: no cover - run once, by hand, before the packs work
+    engine = Engine(load_kb(["base"]))
+    examples = {}
+    for name, facts in example_facts().items():
+        plan = engine.recommend(PatientFacts.parse(facts))
+        examples[name] = {"facts": facts, "plan": plan_json(plan), "text_sha256": digest(render_text(plan))}
+    generated = []
+    for facts in generate_facts():
+        plan = engine.recommend(PatientFacts.parse(facts))
+        generated.append(
+            {
+                "facts": facts,
+                "fired": plan.fired_ids(),
+                "plan_sha256": digest(plan_json(plan)),
+                "text_sha256": digest(render_text(plan)),
+            }
+        )
+    snapshot = {
+        "about": "Plans from the base pack alone, recorded before the packs work (issue 6). Do not regenerate.",
+        "knowledge_version": engine.kb.version,
+        "examples": examples,
+        "generated": generated,
+    }
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    GOLDEN.write_text(json.dumps(snapshot, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    _write_snapshot()
