@@ -454,8 +454,11 @@ def _feature_value(state: _State, path: str, feature: str, resource: Mapping[str
     if quantity["value"] < 0:
         state.problems.append(Problem(f"{path}.valueQuantity.value", "must be >= 0"))
         return None
-    months = float(quantity["value"]) * _MONTHS_PER_UNIT[unit]
-    return round(months, 2)
+    if unit == "mo":
+        return float(quantity["value"])
+    # Rounding only absorbs floating-point noise from the conversion; rounding to whole
+    # hundredths could carry 17.996 months over the 18-month threshold.
+    return round(float(quantity["value"]) * _MONTHS_PER_UNIT[unit], 6)
 
 
 def _read_p210(state: _State, path: str, resource: Mapping[str, Any], when: str) -> None:
