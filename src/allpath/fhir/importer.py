@@ -310,7 +310,11 @@ def _same_patient(resource: Mapping[str, Any], refs: set[str]) -> bool:
     reference = subject.get("reference") if isinstance(subject, Mapping) else None
     if not reference or not refs:
         return True
-    return reference in refs or any(reference.endswith("/" + r) for r in refs if r.startswith("Patient/"))
+    if reference in refs:
+        return True
+    # `https://ehr/fhir/Patient/123` and `Patient/123/_history/2` name patient 123 too.
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    return len(parts) >= 2 and "/".join(parts[-2:]) in refs
 
 
 def _age(path: str, patient: Mapping[str, Any], as_of: dt.date) -> float:
