@@ -134,11 +134,11 @@ def rows(diff: PackDiff, describe: Describe) -> dict[str, tuple[list[str], list[
     for rule_id in diff.added["rule"]:
         r = new.rule(rule_id)
         if r.kind == "recommendation":
-            what, label = r.title, f"{r.category}, {r.strength}"  # type: ignore[union-attr]
+            what, label = r.title, f"{r.category}, {r.strength}"
         elif r.kind == "alert":
-            what, label = " ".join(r.message.split()), r.severity  # type: ignore[union-attr]
+            what, label = " ".join(r.message.split()), r.severity
         else:
-            what, label = r.title, "not recommended"  # type: ignore[union-attr]
+            what, label = r.title, "not recommended"
         rule_rows.append([r.id, r.kind, label, what, describe(new.conditions[r.id]), _cites(new, r.citations)])
     out["Added rules"] = (["id", "kind", "category / severity", "says", "fires when", "cites"], rule_rows)
     out["Added named conditions"] = (
