@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := dev,fhir,web,cohort,spark
 
-.PHONY: install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas docs-updates clean
+.PHONY: install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas docs-updates bench-packs clean
 
 install: $(STAMP)
 
@@ -45,6 +45,9 @@ schemas: install
 	mkdir -p schemas
 	$(BIN)/allpath schema facts > schemas/patient-facts.schema.json
 	$(BIN)/allpath schema plan > schemas/plan.schema.json
+
+bench-packs: install
+	$(BIN)/python benchmarks/bench_packs.py
 
 # docs/knowledge-updates.md is generated from the packs; tests/test_packs.py checks it is current.
 docs-updates: install
