@@ -162,7 +162,8 @@ def _assemble_plan(values: dict[str, Any]) -> Plan:
     """
     plan = _new_object(Plan)
     _set_attribute(plan, "__dict__", values)
-    _set_attribute(plan, "__pydantic_fields_set__", _PLAN_FIELDS)
+    # A fresh set: model_copy(update=...) adds to it in place.
+    _set_attribute(plan, "__pydantic_fields_set__", set(_PLAN_FIELDS))
     _set_attribute(plan, "__pydantic_extra__", None)
     _set_attribute(plan, "__pydantic_private__", None)
     return plan

@@ -45,8 +45,12 @@ def test_every_code_names_where_it_was_confirmed(kb: Any) -> None:
             assert coding.confirmed_by.strip(), agent.id
 
 
-def test_every_agent_has_an_rxnorm_code(kb: Any) -> None:
-    missing = [a.id for a in kb.agents.values() if not any(c.system == RXNORM for c in a.codes)]
+def test_every_agent_the_source_page_names_has_an_rxnorm_code() -> None:
+    # The updates pack's newer products carry no codes yet: none was confirmed (docs/codes.md).
+    from allpath.knowledge import load_kb
+
+    base = load_kb(["base"])
+    missing = [a.id for a in base.agents.values() if not any(c.system == RXNORM for c in a.codes)]
     assert missing == []
 
 
