@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# The real service on embedded defaults: migrate, seed the FAKE demo, print its log-ins, serve.
 run: install
 	$(BIN)/allpath demo
+	$(BIN)/allpath db upgrade
+	$(BIN)/allpath db seed-demo
+	@echo "Serving on http://127.0.0.1:8000 (API docs: http://127.0.0.1:8000/docs). Ctrl-C to stop."
+	$(BIN)/allpath serve --host 127.0.0.1 --port 8000
 
 demo: run
 
