@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := dev,fhir,web,cohort,spark
 
-.PHONY: install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas clean
+# (web) browser-deps node-deps: see the targets below.
+.PHONY: browser-deps node-deps test-browser install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas clean
 
-install: $(STAMP)
+install: $(STAMP) browser-deps node-deps
 
 # Re-install when the project's dependencies change; otherwise this is a no-op.
 $(STAMP): pyproject.toml
@@ -52,3 +53,28 @@ schemas: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info src/*.egg-info
+
+# --- web pages (docs/web.md) -------------------------------------------------------------------
+# System libraries the web layer needs: Debian's chromium for the browser tests (never a browser
+# downloaded by Playwright) and pango for WeasyPrint's PDF. Installed only when missing and when
+# running as root; otherwise say what to install (the browser tests then skip with that reason).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: apt-get install chromium (browser tests will skip)"; fi; }
+	@ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
+	  else echo "pango is missing: apt-get install libpango-1.0-0 libpangoft2-1.0-0 (PDF download needs it)"; fi; }
+
+# axe-core (accessibility checks injected into each page by the browser tests), from npm, not saved
+# to any package.json; node_modules/ is git-ignored.
+node-deps: node_modules/axe-core/axe.min.js
+
+node_modules/axe-core/axe.min.js:
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "npm is missing: apt-get install nodejs npm"; exit 1; fi; }
+	npm install --no-save --no-audit --no-fund --silent axe-core@4
+
+test-browser: install
+	$(BIN)/python -m pytest -q -m browser tests/web
