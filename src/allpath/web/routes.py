@@ -364,7 +364,12 @@ def create_web_router() -> APIRouter:
         labels = {"date": "Date", **{f.name: f.label for f in form_spec.fields}}
         for p in problems:
             name = form_field(form_spec, p.field) if p.field != "_form" else "_form"
-            message = f"{labels[name]} {p.problem}" if name in labels else _sentence(p.problem)
+            if name not in labels:
+                message = _sentence(p.problem)
+            elif p.problem.startswith(("is ", "must ", "are ")):
+                message = f"{labels[name]} {p.problem}"  # "Date is required"
+            else:
+                message = f"{labels[name]}: {p.problem}"
             errors.setdefault(name, message.rstrip(".") + ".")
         return _patient_page(
             request,
