@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from pydantic import ValidationError
+
 from allpath.course.events import CourseEvent
 from allpath.course.state import CourseError, CourseState, replay
-from allpath.facts import PatientFacts
+from allpath.facts import FactsError, PatientFacts, describe_validation_error
 
 
 def age_in_years(birth_date: dt.date, as_of: dt.date) -> float:
@@ -35,6 +37,13 @@ def _anniversary(birth_date: dt.date, years: int) -> dt.date:
 def facts_from_state(state: CourseState, birth_date: dt.date, as_of: dt.date) -> PatientFacts:
     if state.status == "not_diagnosed":
         raise CourseError(f"no diagnosis recorded on or before {as_of.isoformat()}", None, "as_of")
+    try:
+        return _facts(state, birth_date, as_of)
+    except ValidationError as exc:  # for example an as_of that makes the patient older than 120
+        raise FactsError(describe_validation_error(exc)) from None
+
+
+def _facts(state: CourseState, birth_date: dt.date, as_of: dt.date) -> PatientFacts:
     return PatientFacts(
         age_years=age_in_years(birth_date, as_of),
         lineage=state.lineage,
@@ -56,6 +65,6 @@ def derive_facts(birth_date: dt.date, events: Iterable[CourseEvent], as_of: dt.d
     """The facts the history establishes as of a date (events dated later are ignored).
 
     Raises `CourseError` when the history is not a possible one, or holds no diagnosis by
-    `as_of`.
+    `as_of`; `FactsError` when the facts it leads to are out of range (an age over 120).
     """
     return facts_from_state(replay(events, until=as_of), birth_date, as_of)

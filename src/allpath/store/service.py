@@ -240,20 +240,22 @@ class Records:
     def _can_see(self, patient_id: str) -> bool:
         return self.actor.is_staff or self.actor.patient_id == patient_id
 
-    def _readable(self, patient_id: str, action: str) -> PatientRow:
+    def _readable(self, patient_id: str, action: str, *, lock: bool = False) -> PatientRow:
         if not _PATIENT_ID.match(patient_id):
             raise self._deny(action, None, NotFoundError(f"no patient {patient_id[:40]}"), "malformed id")
         if not self._can_see(patient_id):
             raise self._deny(
                 action, patient_id, NotFoundError(f"no patient {patient_id}"), "not this patient's account"
             )
-        row = self.session.get(PatientRow, patient_id)
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) makes
+        # concurrent writers to one patient queue up instead of racing to the version check.
+        row = self.session.get(PatientRow, patient_id, with_for_update=lock)
         if row is None:
             raise self._deny(action, patient_id, NotFoundError(f"no patient {patient_id}"), "no such patient")
         return row
 
     def _writable(self, patient_id: str, action: str) -> PatientRow:
-        row = self._readable(patient_id, action)
+        row = self._readable(patient_id, action, lock=True)
         if not self.actor.is_staff:
             raise self._deny(action, patient_id, ForbiddenError("patient accounts are read-only"), "read-only role")
         return row
@@ -432,8 +434,9 @@ class Records:
             facts = derive_facts(row.birth_date, events, as_of)
         except CourseError as exc:
             return Course(patient, records, state, as_of, None, [Problem(exc.field, exc.reason)])
-        except FactsError as exc:  # pragma: no cover - the state machine only admits valid facts
-            return Course(patient, records, state, as_of, None, exc.problems)
+        except FactsError as exc:
+            problems = [Problem("as_of", f"gives {p.field} that {p.problem}") for p in exc.problems]
+            return Course(patient, records, state, as_of, None, problems)
         return Course(patient, records, state, as_of, facts)
 
     def facts(self, patient_id: str, as_of: dt.date | None = None, *, action: str = "facts.read") -> PatientFacts:
