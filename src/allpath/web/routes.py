@@ -269,7 +269,7 @@ def create_web_router() -> APIRouter:
             try:
                 patient = Records(session, user.actor()).create_patient(born, display_name.strip() or None)
             except StoreError as exc:
-                errors.update(_problem_map(exc.problems, {"birth_date", "display_name"}))
+                errors.update(_problem_map(exc.problems, {"birth_date": "Birth date", "display_name": "Display name"}))
                 errors.setdefault("_form", exc.message) if not exc.problems else None
             else:
                 return RedirectResponse(f"/clinic/patients/{patient.id}?created=1", status_code=303)
@@ -364,12 +364,7 @@ def create_web_router() -> APIRouter:
         labels = {"date": "Date", **{f.name: f.label for f in form_spec.fields}}
         for p in problems:
             name = form_field(form_spec, p.field) if p.field != "_form" else "_form"
-            if name not in labels:
-                message = _sentence(p.problem)
-            elif p.problem.startswith(("is ", "must ", "are ")):
-                message = f"{labels[name]} {p.problem}"  # "Date is required"
-            else:
-                message = f"{labels[name]}: {p.problem}"
+            message = _field_message(labels[name], p.problem) if name in labels else _sentence(p.problem)
             errors.setdefault(name, message.rstrip(".") + ".")
         return _patient_page(
             request,
@@ -451,5 +446,15 @@ def _sentence(problem: str) -> str:
     return (text[0].upper() + text[1:]) if text else text
 
 
-def _problem_map(problems: list[Problem], fields: set[str]) -> dict[str, str]:
-    return {(p.field if p.field in fields else "_form"): _sentence(p.problem) for p in problems}
+def _field_message(label: str, problem: str) -> str:
+    text = f"{label} {problem}" if problem.startswith(("is ", "must ", "are ")) else f"{label}: {problem}"
+    return text.rstrip(".") + "."
+
+
+def _problem_map(problems: list[Problem], labels: dict[str, str]) -> dict[str, str]:
+    return {
+        (p.field if p.field in labels else "_form"): (
+            _field_message(labels[p.field], p.problem) if p.field in labels else _sentence(p.problem)
+        )
+        for p in problems
+    }
