@@ -326,11 +326,13 @@ def test_patient_reads_and_downloads_own_plan_but_not_another(page: Page, server
 
 def test_knowledge_browser_search(page: Page) -> None:
     page.goto("/learn")
+    expect(page.get_by_role("heading", name="Learn about ALL")).to_be_visible()
+    check(page, "15-knowledge")
     page.get_by_label("Search the knowledge base").fill("spinal tap")
     page.get_by_role("button", name="Search").click()
     first = page.locator("ol.results li a").first
     expect(first).to_have_text("Central nervous system (CNS) prophylaxis")
-    check(page, "15-knowledge-search")
+    check(page, "16-knowledge-search")
     first.click()
     assert page.url.endswith("#phase-cns_prophylaxis")
 

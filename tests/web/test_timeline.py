@@ -85,3 +85,37 @@ def test_completion_without_start_still_draws_a_bar() -> None:
     events = [TimelineEvent(date(2026, 3, 1), "phase_completed", "Induction completed", phase="induction")]
     (bar,) = phase_bars(events, AS_OF)
     assert bar.start == bar.end == date(2026, 3, 1)
+
+
+def test_store_events_leave_out_superseded_and_retractions() -> None:
+    import datetime as dt
+
+    from allpath.store.service import EventRecord
+    from allpath.web.routes import timeline_events
+
+    def record(event_id: str, type_: str, day: int, payload: dict, **kw) -> EventRecord:  # type: ignore[type-arg]
+        at = dt.datetime(2026, 1, day, tzinfo=dt.UTC)
+        return EventRecord(
+            event_id,
+            "P0000000000",
+            day,
+            type_,
+            at.date(),
+            payload,
+            kw.get("supersedes"),
+            "doc",
+            at,
+            kw.get("superseded_by"),
+        )
+
+    records = [
+        record("e1", "diagnosed", 1, {"lineage": "T", "ph_status": "positive", "cns_involvement": True}),
+        record("e2", "phase_started", 2, {"phase": "induction"}, superseded_by="e3"),
+        record("e3", "retracted", 3, {}, supersedes="e2"),
+        record("e4", "phase_started", 4, {"phase": "induction"}),
+    ]
+    events = timeline_events(records)
+    assert [(e.kind, e.label, e.phase) for e in events] == [
+        ("diagnosed", "Diagnosed (T-cell, Ph-positive, CNS involved)", None),
+        ("phase_started", "Induction started", "induction"),
+    ]
