@@ -131,3 +131,32 @@ def test_pages_name_no_remote_asset(service) -> None:
     for path in ("/clinic/patients", f"/clinic/patients/{service['other']}", "/learn?q=hair+loss"):
         html = client.get(path).text
         assert not re.search(r'(src|href)="(https?:)?//', html), path
+
+
+def test_every_demo_patient_renders_on_every_page(tmp_path: Path) -> None:
+    from allpath.store.demo import seed_demo
+    from allpath.web.family import reading_grade
+
+    app = create_app(database_url=f"sqlite:///{tmp_path / 'demo.db'}")
+    context = app.state.allpath
+    try:
+        with context.sessions() as session:
+            seeded = seed_demo(session)
+        _role, password, _ = seeded.logins["demo-clinician"]
+        client = logged_in({"app": app}, "demo-clinician", password)
+        listing = client.get("/clinic/patients")
+        assert listing.status_code == 200
+        assert len(seeded.patients) >= 6
+        for key, patient_id in seeded.patients.items():
+            assert patient_id in listing.text, key
+            page = client.get(f"/clinic/patients/{patient_id}")
+            assert page.status_code == 200, key
+            assert "<svg" in page.text and 'role="img"' in page.text, key
+            family = client.get(f"/plan/{patient_id}")
+            assert family.status_code == 200, key
+            if "There is no plan here yet." not in family.text:
+                assert reading_grade(family.text) <= 8.0, key
+        pdf = client.get(f"/plan/{next(iter(seeded.patients.values()))}/plan.pdf")
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+    finally:
+        context.close()
