@@ -46,6 +46,10 @@ typecheck: install
 bench: install
 	$(BIN)/python benchmarks/bench_engine.py
 
+# Bounded loopback load (200 req/s for 20 s) on POST /recommend and GET /patients/{id}/plan.
+bench-http: install
+	$(BIN)/python benchmarks/bench_http.py --rate 200 --seconds 20
+
 schemas: install
 	mkdir -p schemas
 	$(BIN)/allpath schema facts > schemas/patient-facts.schema.json

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allpath.facts import Problem
+from allpath.store.db import durable_session, read_only_session
 from allpath.store.models import PatientRow, TokenRow, UserRow
 from allpath.store.service import ROLES, Actor, InvalidInputError, Role, audit, utcnow
 
@@ -84,6 +85,7 @@ def create_user(
         problems.append(Problem("patient_id", "no such patient"))
     if problems:
         raise InvalidInputError("invalid user", problems)
+    durable_session(session)
     row = UserRow(
         username=username,
         password_hash=hash_password(password),
@@ -140,13 +142,15 @@ def resolve_token(session: Session, secret: str, kind: TokenKind) -> UserRecord 
     """The active user a live token belongs to, or None (unknown, expired, revoked, wrong kind)."""
     if not secret or len(secret) > 200:
         return None
+    read_only_session(session)
     token = session.get(TokenRow, token_hash(secret))
     if token is None or token.kind != kind or token.revoked or token.expires_at <= utcnow():
+        session.commit()
         return None
     user = session.get(UserRow, token.user_id)
-    if user is None or not user.active:
-        return None
-    return UserRecord.of(user)
+    found = UserRecord.of(user) if user is not None and user.active else None
+    session.commit()  # end the read, so the caller's next unit of work opens its own transaction
+    return found
 
 
 def revoke_token(session: Session, secret: str) -> None:

@@ -28,10 +28,14 @@ def make_engine(url: str | None = None, *, sqlite_synchronous: str = "FULL", ech
     """An engine for `url` (default `sqlite:///./allpath.db`).
 
     SQLite: WAL journal (readers never block the writer), foreign keys on, a busy timeout
-    instead of instant "database is locked" errors, and `synchronous` FULL by default so an
-    acknowledged commit survives a power cut, not only a crash. Every transaction starts
-    with BEGIN IMMEDIATE: a transaction that reads and then writes (every audited read does)
-    takes the write lock up front, rather than failing when another writer got in between.
+    instead of instant "database is locked" errors. Transactions that change patient data or
+    accounts (opened with `durable_session`) commit with `synchronous=sqlite_synchronous`
+    (FULL by default: the commit survives a power cut, not only a crash); other transactions
+    (the audit row of a read) commit with NORMAL, which in WAL mode survives a crash of the
+    process and becomes power-safe with the next durable commit. Transactions start with
+    BEGIN IMMEDIATE: one that reads and then writes (every audited read does) takes the write
+    lock up front, rather than failing when another writer got in between. Read-only work
+    (token look-ups) can ask for a plain deferred BEGIN with `read_only_session`.
     """
     url = normalise_url(url or DEFAULT_DATABASE_URL)
     if is_sqlite(url):
@@ -51,15 +55,39 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        options = connection.get_execution_options()
+        if options.get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            return
+        level = synchronous if options.get(DURABLE) else "NORMAL"
+        connection.exec_driver_sql(f"PRAGMA synchronous={level}")
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+DURABLE = "allpath_durable"
+READ_ONLY = "allpath_read_only"
+
+
+def durable_session(session: Session) -> None:
+    """Make the session's next transaction a durable one (call before it touches the database)."""
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={DURABLE: True})
+
+
+def read_only_session(session: Session) -> None:
+    """Make the session's next transaction a plain read (no write lock taken on SQLite)."""
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={READ_ONLY: True})

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from allpath.course import CourseError, CourseEvent, CourseState, derive_facts, event_payload, parse_event, replay
 from allpath.facts import FactsError, PatientFacts, Problem, describe_validation_error
+from allpath.store.db import durable_session
 from allpath.store.models import AuditRow, EventRow, PatientRow, UserRow
 
 log = logging.getLogger("allpath.store")
@@ -255,6 +256,7 @@ class Records:
         return row
 
     def _writable(self, patient_id: str, action: str) -> PatientRow:
+        durable_session(self.session)
         row = self._readable(patient_id, action, lock=True)
         if not self.actor.is_staff:
             raise self._deny(action, patient_id, ForbiddenError("patient accounts are read-only"), "read-only role")
@@ -277,6 +279,7 @@ class Records:
 
     def create_patient(self, birth_date: dt.date, display_name: str | None = None) -> PatientRecord:
         self._require_staff("patient.create")
+        durable_session(self.session)
         today = utcnow().date()
         if birth_date > today:
             raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
