@@ -5,8 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := dev,fhir,web,cohort,spark
 
-# (web) browser-deps node-deps: see the targets below.
-.PHONY: browser-deps node-deps test-browser install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas clean
+.PHONY: install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas clean
 
 install: $(STAMP) browser-deps node-deps
 
@@ -59,6 +58,8 @@ clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info src/*.egg-info
 
 # --- web pages (docs/web.md) -------------------------------------------------------------------
+.PHONY: browser-deps node-deps test-browser
+
 # System libraries the web layer needs: Debian's chromium for the browser tests (never a browser
 # downloaded by Playwright) and pango for WeasyPrint's PDF. Installed only when missing and when
 # running as root; otherwise say what to install (the browser tests then skip with that reason).
