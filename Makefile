@@ -7,7 +7,7 @@ EXTRAS := dev,fhir,web,cohort,spark
 
 .PHONY: install run demo test test-fast lint typecheck bench bench-cds bench-http bench-cohort schemas docs-updates bench-packs clean
 
-install: $(STAMP)
+install: $(STAMP) browser-deps node-deps
 
 # Re-install when the project's dependencies change; otherwise this is a no-op.
 $(STAMP): pyproject.toml
@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# The real service on embedded defaults: migrate, seed the FAKE demo, print its log-ins, serve.
 run: install
 	$(BIN)/allpath demo
+	$(BIN)/allpath db upgrade
+	$(BIN)/allpath db seed-demo
+	@echo "Serving on http://127.0.0.1:8000 (API docs: http://127.0.0.1:8000/docs). Ctrl-C to stop."
+	$(BIN)/allpath serve --host 127.0.0.1 --port 8000
 
 demo: run
 
@@ -41,6 +46,10 @@ typecheck: install
 bench: install
 	$(BIN)/python benchmarks/bench_engine.py
 
+# Bounded loopback load (200 req/s for 20 s) on POST /recommend and GET /patients/{id}/plan.
+bench-http: install
+	$(BIN)/python benchmarks/bench_http.py --rate 200 --seconds 20
+
 schemas: install
 	mkdir -p schemas
 	$(BIN)/allpath schema facts > schemas/patient-facts.schema.json
@@ -60,3 +69,30 @@ clean:
 .PHONY: bench-fhirpath
 bench-fhirpath: install
 	$(BIN)/python benchmarks/bench_fhirpath.py
+
+# --- web pages (docs/web.md) -------------------------------------------------------------------
+.PHONY: browser-deps node-deps test-browser
+
+# System libraries the web layer needs: Debian's chromium for the browser tests (never a browser
+# downloaded by Playwright) and pango for WeasyPrint's PDF. Installed only when missing and when
+# running as root; otherwise say what to install (the browser tests then skip with that reason).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: apt-get install chromium (browser tests will skip)"; fi; }
+	@ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
+	  else echo "pango is missing: apt-get install libpango-1.0-0 libpangoft2-1.0-0 (PDF download needs it)"; fi; }
+
+# axe-core (accessibility checks injected into each page by the browser tests), from npm, not saved
+# to any package.json; node_modules/ is git-ignored.
+node-deps: node_modules/axe-core/axe.min.js
+
+node_modules/axe-core/axe.min.js:
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "npm is missing: apt-get install nodejs npm"; exit 1; fi; }
+	npm install --no-save --no-audit --no-fund --silent axe-core@4
+
+test-browser: install
+	$(BIN)/python -m pytest -q -m browser tests/web

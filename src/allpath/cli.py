@@ -358,6 +358,80 @@ def read_fhir_bundle_data(data: Any, as_of: str | None) -> Any:
         fail_input(exc.problems)
 
 
+# --- service: `allpath serve`, `allpath db ...` ------------------------------------------------
+
+db_app = typer.Typer(help="The service database: migrate it, seed the demo.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL (default: $ALLPATH_DATABASE_URL or sqlite:///./allpath.db)."),
+]
+
+
+def _service_settings(database_url: str | None) -> Any:
+    from allpath.store.settings import Settings
+
+    try:
+        return Settings.from_env(database_url=database_url)
+    except ValueError as exc:
+        fail_input([Problem("environment", str(exc))])
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseOption = None) -> None:
+    """Migrate the database to the latest schema."""
+    from allpath.store import make_engine, upgrade
+    from allpath.store.migrate import current_revision
+
+    settings = _service_settings(database_url)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        upgrade(engine)
+        out.print(f"database at revision {current_revision(engine)}", markup=False, highlight=False)
+    finally:
+        engine.dispose()
+
+
+@db_app.command("seed-demo")
+def db_seed_demo(database_url: DatabaseOption = None) -> None:
+    """Create FAKE demo accounts and patients (once), and print the demo log-ins."""
+    from allpath.store import make_engine, make_sessionmaker, upgrade
+    from allpath.store.demo import seed_demo
+
+    settings = _service_settings(database_url)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        upgrade(engine)
+        with make_sessionmaker(engine)() as session:
+            result = seed_demo(session)
+    finally:
+        engine.dispose()
+    if result.created:
+        out.print(f"demo data created: {len(result.patients)} fictional patients", markup=False)
+    else:
+        out.print("demo data already present (nothing changed)", markup=False)
+    out.print("Demo log-ins (FAKE accounts, for this local demo only):", markup=False)
+    for username, (role, password, patient_id) in result.logins.items():
+        linked = f"  (sees patient {patient_id} only)" if patient_id else ""
+        out.print(f"  {role:<9}  user {username:<15}  password {password}{linked}", markup=False, highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8000,
+    database_url: DatabaseOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the web service (REST API, web pages, CDS Hooks when installed) with uvicorn."""
+    import uvicorn
+
+    from allpath.api import create_app
+
+    settings = _service_settings(database_url)
+    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level=log_level)
+
+
 def main() -> None:
     app()
 

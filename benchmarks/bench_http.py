@@ -1,0 +1,185 @@
+"""HTTP benchmark: a bounded, open-loop load on POST /recommend and GET /patients/{id}/plan.
+
+Starts `allpath serve` on a free loopback port over a fresh SQLite database seeded with the
+demo patients, then sends requests at a fixed rate (default 200 requests/s for 20 s, half to
+each endpoint) and reports requests/s, p50/p95/p99/max latency and errors. Latency is measured
+from the moment each request was *due*, so a server that falls behind is charged for the
+queueing (no coordinated omission). Target: p99 <= 25 ms at 200 requests/s, zero errors.
+
+    python benchmarks/bench_http.py [--rate 200] [--seconds 20] [--json bench-results/http.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_SECONDS = 120
+MAX_RATE = 1000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({model}), {mem_gib:.0f} GiB, Python {platform.python_version()}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summarise(name: str, latencies: list[float], errors: int, wall: float) -> dict[str, float | int | str]:
+    ms = [x * 1000 for x in latencies]
+    return {
+        "endpoint": name,
+        "requests": len(latencies) + errors,
+        "errors": errors,
+        "rps": round((len(latencies) + errors) / wall, 1),
+        "p50_ms": round(percentile(ms, 50), 2) if ms else float("nan"),
+        "p95_ms": round(percentile(ms, 95), 2) if ms else float("nan"),
+        "p99_ms": round(percentile(ms, 99), 2) if ms else float("nan"),
+        "max_ms": round(max(ms), 2) if ms else float("nan"),
+        "mean_ms": round(statistics.fmean(ms), 2) if ms else float("nan"),
+    }
+
+
+async def load(base: str, token: str, patients: list[str], facts: list[dict], rate: float, seconds: float) -> dict:
+    total = int(rate * seconds)
+    results: dict[str, list[float]] = {"POST /recommend": [], "GET /patients/{id}/plan": []}
+    errors: dict[str, int] = dict.fromkeys(results, 0)
+    error_samples: list[str] = []
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=10) as client:
+        # Warm-up: connections, the engine's first call, SQLite's page cache.
+        for i in range(50):
+            await client.post("/recommend", json=facts[i % len(facts)])
+            await client.get(f"/patients/{patients[i % len(patients)]}/plan")
+
+        async def one(i: int, due: float) -> None:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            if i % 2 == 0:
+                name, call = "POST /recommend", client.post("/recommend", json=facts[i % len(facts)])
+            else:
+                name, call = "GET /patients/{id}/plan", client.get(f"/patients/{patients[i % len(patients)]}/plan")
+            try:
+                response = await call
+                ok = response.status_code == 200
+                detail = f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                ok, detail = False, repr(exc)
+            if ok:
+                results[name].append(time.perf_counter() - due)
+            else:
+                errors[name] += 1
+                if len(error_samples) < 5:
+                    error_samples.append(detail)
+
+        start = time.perf_counter() + 0.5
+        await asyncio.gather(*(one(i, start + i / rate) for i in range(total)))
+        wall = time.perf_counter() - start
+    rows = [summarise(name, results[name], errors[name], wall) for name in results]
+    rows.append(summarise("both", [x for v in results.values() for x in v], sum(errors.values()), wall))
+    return {"rows": rows, "wall_seconds": round(wall, 2), "error_samples": error_samples}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (both endpoints together)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of the measured run")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench-results" / "http.json")
+    args = parser.parse_args()
+    if not 0 < args.rate <= MAX_RATE or not 0 < args.seconds <= MAX_SECONDS:
+        parser.error(f"--rate must be in (0, {MAX_RATE}] and --seconds in (0, {MAX_SECONDS}]: the load stays bounded")
+
+    facts = [json.loads(p.read_text()) for p in sorted((ROOT / "examples").glob("*.json"))]
+    workdir = Path(tempfile.mkdtemp(prefix="allpath-bench-"))
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    env = {**os.environ, "ALLPATH_DATABASE_URL": url, "ALLPATH_SECRET_KEY": "bench-only-key"}
+    allpath = [sys.executable, "-m", "allpath.cli"]
+    subprocess.run([*allpath, "db", "seed-demo"], check=True, env=env, stdout=subprocess.DEVNULL)
+    port = free_port()
+    log = (workdir / "server.log").open("wb")
+    server = subprocess.Popen(
+        [*allpath, "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("server did not start; see " + str(workdir / "server.log"))
+            time.sleep(0.2)
+        login = {"username": "demo-clinician", "password": "demo-clinician-password"}
+        token = httpx.post(f"{base}/auth/token", data=login).json()["access_token"]
+        patients = [p["id"] for p in httpx.get(f"{base}/patients", headers={"Authorization": f"Bearer {token}"}).json()]
+        result = asyncio.run(load(base, token, patients, facts, args.rate, args.seconds))
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+    result.update(
+        {"rate": args.rate, "seconds": args.seconds, "machine": machine(), "database": "SQLite (WAL, synchronous=FULL)"}
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"machine: {result['machine']}")
+    print(f"offered load: {args.rate:g} requests/s for {args.seconds:g} s, {result['database']}")
+    print("| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in result["rows"]:
+        print(
+            f"| {r['endpoint']} | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} "
+            f"| {r['p99_ms']} | {r['max_ms']} |"
+        )
+    for sample in result["error_samples"]:
+        print("error:", sample)
+    both = result["rows"][-1]
+    met = both["errors"] == 0 and both["p99_ms"] <= 25
+    print(f"target p99 <= 25 ms with zero errors: {'MET' if met else 'NOT MET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

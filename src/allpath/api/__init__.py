@@ -1,0 +1,101 @@
+"""HTTP interfaces of allpath: the REST API (`create_app`), and mounts for the web pages and CDS Hooks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from allpath.knowledge import KnowledgeBase, load_kb
+from allpath.store.context import AppContext
+from allpath.store.httpauth import CSRFMiddleware
+from allpath.store.settings import Settings
+
+log = logging.getLogger("allpath.api")
+__all__ = ["create_app"]
+
+DESCRIPTION = (
+    "Cited treatment options for acute lymphoblastic leukemia (ALL), a treatment-course record per patient, "
+    "and the plan that record leads to. Decision support and education, not a substitute for the care team. "
+    "Authenticate with a bearer token from `POST /auth/token`. Every error is "
+    '`{"error": "...", "details": [{"field": "...", "problem": "..."}]}`.'
+)
+
+
+def create_app(
+    kb: KnowledgeBase | None = None,
+    *,
+    database_url: str | None = None,
+    settings: Settings | None = None,
+) -> FastAPI:
+    """The service: REST API, plus the web pages and CDS Hooks when those packages are present.
+
+    `settings` default to the environment (`Settings.from_env`); `database_url` overrides the
+    URL. The schema is migrated to the latest revision on start unless
+    `settings.migrate_on_start` is off.
+    """
+    from allpath import __version__
+    from allpath.api.errors import install_error_handlers
+    from allpath.api.routes import admin, auth, knowledge, patients, recommend
+    from allpath.store.migrate import upgrade
+
+    if settings is None:
+        settings = Settings.from_env(database_url=database_url)
+    elif database_url is not None:
+        settings = Settings(**{**settings.__dict__, "database_url": database_url})
+    context = AppContext.build(settings, kb if kb is not None else load_kb())
+    if settings.migrate_on_start:
+        upgrade(context.db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        context.close()
+
+    app = FastAPI(title="allpath", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.allpath = context
+    app.add_middleware(CSRFMiddleware)
+    install_error_handlers(app)
+    for module in (auth, patients, recommend, knowledge, admin):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "knowledge": context.kb.version}
+
+    _mount_cds(app, context)
+    _mount_web(app, context)
+    return app
+
+
+def _mount_cds(app: FastAPI, context: AppContext) -> None:
+    try:
+        from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router
+    except ImportError:  # the CDS Hooks package is not part of this build
+        return
+    try:
+        cds_settings = CdsSettings.from_env()
+    except CdsConfigError as exc:
+        log.warning("CDS Hooks not mounted: %s", exc)
+        return
+    router: Any = create_cds_router(context.recommender, cds_settings)
+    # The CDS router's own paths start with /cds-services; older versions expected a prefix.
+    prefixed = any(getattr(r, "path", "").startswith("/cds-services") for r in router.routes)
+    app.include_router(router, prefix="" if prefixed else "/cds-services")
+
+
+def _mount_web(app: FastAPI, context: AppContext) -> None:
+    try:
+        import allpath.web as web
+    except ImportError:  # the web pages are not part of this build
+        return
+    install = getattr(web, "install", None)
+    if install is not None:
+        install(app)
+        return
+    create_router = getattr(web, "create_web_router", None)
+    if create_router is not None:
+        app.include_router(create_router())

@@ -1,0 +1,56 @@
+"""Dependencies, as `Annotated` aliases: routes say `session: SessionDep, user: CurrentUser`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from allpath.engine import Engine
+from allpath.knowledge import KnowledgeBase
+from allpath.store.auth import resolve_token
+from allpath.store.context import AppContext
+from allpath.store.httpauth import db_session, get_context
+from allpath.store.service import Actor, Records, audit_now
+
+_bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token.")
+
+SessionDep = Annotated[Session, Depends(db_session)]
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_current_user(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    user = resolve_token(session, credentials.credentials, "bearer") if credentials else None
+    if user is None:
+        patient_id = request.path_params.get("patient_id")
+        audit_now(session, "anonymous", f"{request.method} {request.url.path}"[:64], patient_id, "denied", "no token")
+        raise HTTPException(401, "not authenticated: send a bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return user.actor()
+
+
+CurrentUser = Annotated[Actor, Depends(get_current_user)]
+
+
+def get_records(session: SessionDep, user: CurrentUser) -> Records:
+    return Records(session, user)
+
+
+RecordsDep = Annotated[Records, Depends(get_records)]
+
+
+def get_kb(context: ContextDep) -> KnowledgeBase:
+    return context.kb
+
+
+def get_recommender(context: ContextDep) -> Engine:
+    return context.recommender
+
+
+KnowledgeDep = Annotated[KnowledgeBase, Depends(get_kb)]
+RecommenderDep = Annotated[Engine, Depends(get_recommender)]

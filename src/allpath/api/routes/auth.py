@@ -1,0 +1,74 @@
+"""Bearer tokens for the API: the OAuth2 password grant (form fields `username`, `password`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, Response
+
+from allpath.api.deps import ContextDep, CurrentUser, SessionDep
+from allpath.api.errors import ERROR_RESPONSES
+from allpath.api.models import TokenPublic, UserPublic
+from allpath.store.auth import authenticate, issue_token
+from allpath.store.httpauth import csrf_token, current_user_from_cookie, end_browser_session, start_browser_session
+
+router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
+
+
+@router.post("/token", response_model=TokenPublic)
+def login(
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=200)],
+    session: SessionDep,
+    context: ContextDep,
+) -> TokenPublic:
+    """Exchange a username and password for a bearer token."""
+    user = authenticate(session, username, password)
+    if user is None:
+        raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+    secret, expires = issue_token(session, user, "bearer", context.settings.token_ttl_seconds)
+    return TokenPublic(access_token=secret, expires_at=expires)
+
+
+@router.get("/me", response_model=UserPublic)
+def me(user: CurrentUser) -> UserPublic:
+    """The account the token belongs to."""
+    assert user.user_id is not None
+    return UserPublic(id=user.user_id, username=user.username, role=user.role, patient_id=user.patient_id)
+
+
+@router.post("/session", response_model=UserPublic)
+def browser_login(
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=200)],
+    request: Request,
+    response: Response,
+    session: SessionDep,
+) -> UserPublic:
+    """Browser log-in: sets the session cookie. A form post, so it needs the `csrf_token` field."""
+    user = authenticate(session, username, password)
+    if user is None:
+        raise HTTPException(401, "wrong username or password")
+    start_browser_session(request, response, user, session)
+    return UserPublic.of(user)
+
+
+@router.get("/session", response_model=UserPublic)
+def browser_whoami(request: Request, session: SessionDep) -> UserPublic:
+    """The user of the browser session cookie."""
+    user = current_user_from_cookie(request, session)
+    if user is None:
+        raise HTTPException(401, "no browser session")
+    return UserPublic.of(user)
+
+
+@router.post("/session/logout", status_code=204)
+def browser_logout(request: Request, response: Response, session: SessionDep) -> None:
+    """End the browser session (needs the CSRF token, like every cookie-authenticated post)."""
+    end_browser_session(request, response, session)
+
+
+@router.get("/csrf")
+def csrf(request: Request) -> dict[str, str]:
+    """A CSRF token for this browser (send it as the `csrf_token` form field or the X-CSRF-Token header)."""
+    return {"csrf_token": csrf_token(request)}

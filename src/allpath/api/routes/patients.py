@@ -1,0 +1,109 @@
+"""Patients, their events, and the plan their record leads to."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from allpath.api.deps import RecommenderDep, RecordsDep
+from allpath.api.errors import ERROR_RESPONSES
+from allpath.api.models import (
+    CourseStatePublic,
+    EventCreate,
+    EventCreated,
+    EventPublic,
+    PatientCreate,
+    PatientPlan,
+    PatientPublic,
+    PatientUpdate,
+)
+from allpath.course import CourseState
+from allpath.store.service import InvalidInputError
+
+router = APIRouter(prefix="/patients", tags=["patients"], responses=ERROR_RESPONSES)
+
+AsOf = Annotated[
+    dt.date | None,
+    Query(description="Date the record is read as of (default: today). Later events are ignored."),
+]
+
+
+@router.get("", response_model=list[PatientPublic])
+def list_patients(
+    records: RecordsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[PatientPublic]:
+    """Patients this account may see (a patient account: only its own)."""
+    return [PatientPublic.of(p) for p in records.list_patients(limit=limit, offset=offset)]
+
+
+@router.post("", response_model=PatientPublic, status_code=201)
+def create_patient(body: PatientCreate, records: RecordsDep, response: Response) -> PatientPublic:
+    """Create a patient record with a new pseudonymous id."""
+    patient = records.create_patient(body.birth_date, body.display_name)
+    response.headers["Location"] = f"/patients/{patient.id}"
+    return PatientPublic.of(patient)
+
+
+@router.get("/{patient_id}", response_model=PatientPublic)
+def get_patient(patient_id: str, records: RecordsDep) -> PatientPublic:
+    return PatientPublic.of(records.get_patient(patient_id))
+
+
+@router.patch("/{patient_id}", response_model=PatientPublic)
+def update_patient(patient_id: str, body: PatientUpdate, records: RecordsDep) -> PatientPublic:
+    """Change the birth date or display name; `expected_version` guards against lost updates (409)."""
+    return PatientPublic.of(
+        records.update_patient(
+            patient_id,
+            body.expected_version,
+            display_name=body.display_name,
+            clear_display_name=body.clear_display_name,
+            birth_date=body.birth_date,
+        )
+    )
+
+
+@router.get("/{patient_id}/events", response_model=list[EventPublic])
+def list_events(patient_id: str, records: RecordsDep) -> list[EventPublic]:
+    """The whole history in recording order, corrected events included (marked `superseded_by`)."""
+    return [EventPublic.of(e) for e in records.list_events(patient_id)]
+
+
+@router.post("/{patient_id}/events", response_model=EventCreated, status_code=201)
+def append_event(patient_id: str, body: EventCreate, records: RecordsDep) -> EventCreated:
+    """Record an event. Refused (422, with the reason) when the history makes it impossible."""
+    event, version = records.append_event(patient_id, body.event, body.expected_version)
+    return EventCreated(event=EventPublic.of(event), version=version)
+
+
+def _course_public(state: CourseState) -> CourseStatePublic:
+    return CourseStatePublic(
+        status=state.status,
+        current_phase=state.current_phase,
+        completed_phases=list(state.completed_phases),
+        remission_count=state.remission_count,
+        relapse_count=state.relapse_count,
+        in_hospice=state.in_hospice,
+        treatment_completed=state.treatment_completed,
+        died_on=state.died_on,
+    )
+
+
+@router.get("/{patient_id}/plan", response_model=PatientPlan)
+def patient_plan(patient_id: str, records: RecordsDep, recommender: RecommenderDep, as_of: AsOf = None) -> PatientPlan:
+    """The engine's plan for the facts the record establishes as of a date."""
+    course = records.course(patient_id, as_of, action="plan.read")
+    if course.facts is None:
+        raise InvalidInputError("no plan for this date", course.facts_problems)
+    return PatientPlan(
+        patient_id=patient_id,
+        as_of=course.as_of,
+        version=course.patient.version,
+        course=_course_public(course.state),
+        facts=course.facts,
+        plan=recommender.recommend(course.facts),
+    )

@@ -1,0 +1,70 @@
+"""`PatientFacts` derived from the record, so the engine is always fed from the history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from pydantic import ValidationError
+
+from allpath.course.events import CourseEvent
+from allpath.course.state import CourseError, CourseState, replay
+from allpath.facts import FactsError, PatientFacts, describe_validation_error
+
+
+def age_in_years(birth_date: dt.date, as_of: dt.date) -> float:
+    """Whole years lived plus the elapsed fraction of the current year, rounded down to 0.01.
+
+    Exact on birthdays (a rule saying `age < 22` turns off on the 22nd birthday, not a day
+    early or late as a 365.25-day year would have it).
+    """
+    if as_of < birth_date:
+        raise CourseError(f"as_of {as_of.isoformat()} is before the birth date", None, "as_of")
+    years = as_of.year - birth_date.year - ((as_of.month, as_of.day) < (birth_date.month, birth_date.day))
+    last = _anniversary(birth_date, years)
+    following = _anniversary(birth_date, years + 1)
+    fraction = (as_of - last).days / (following - last).days
+    return int((years + fraction) * 100) / 100
+
+
+def _anniversary(birth_date: dt.date, years: int) -> dt.date:
+    try:
+        return birth_date.replace(year=birth_date.year + years)
+    except ValueError:  # born on 29 February: the birthday is 1 March in common years
+        return dt.date(birth_date.year + years, 3, 1)
+
+
+def facts_from_state(state: CourseState, birth_date: dt.date, as_of: dt.date) -> PatientFacts:
+    if state.status == "not_diagnosed":
+        raise CourseError(f"no diagnosis recorded on or before {as_of.isoformat()}", None, "as_of")
+    try:
+        return _facts(state, birth_date, as_of)
+    except ValidationError as exc:  # for example an as_of that makes the patient older than 120
+        raise FactsError(describe_validation_error(exc)) from None
+
+
+def _facts(state: CourseState, birth_date: dt.date, as_of: dt.date) -> PatientFacts:
+    return PatientFacts(
+        age_years=age_in_years(birth_date, as_of),
+        lineage=state.lineage,
+        ph_status=state.ph_status,
+        cns_involvement=state.cns_involvement,
+        disease_status=state.status,
+        # A completed re-induction opens the way to consolidation just as induction does.
+        completed_phases=tuple("induction" if p == "reinduction" else p for p in state.completed_phases),
+        mrd_status=state.mrd_status,
+        remission_count=state.remission_count,
+        relapse_count=state.relapse_count,
+        remission_duration_months=state.remission_duration_months,
+        prior_regimen_count=state.prior_regimen_count,
+        expected_survival_months=state.expected_survival_months,
+    )
+
+
+def derive_facts(birth_date: dt.date, events: Iterable[CourseEvent], as_of: dt.date) -> PatientFacts:
+    """The facts the history establishes as of a date (events dated later are ignored).
+
+    Raises `CourseError` when the history is not a possible one, or holds no diagnosis by
+    `as_of`; `FactsError` when the facts it leads to are out of range (an age over 120).
+    """
+    return facts_from_state(replay(events, until=as_of), birth_date, as_of)

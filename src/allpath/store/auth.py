@@ -1,0 +1,158 @@
+"""Accounts, passwords (argon2) and opaque tokens (bearer tokens and browser sessions).
+
+A token is a random secret handed to the client once; the database keeps only its SHA-256,
+so a copy of the database cannot be replayed as a login.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from allpath.facts import Problem
+from allpath.store.db import durable_session, read_only_session
+from allpath.store.models import PatientRow, TokenRow, UserRow
+from allpath.store.service import ROLES, Actor, InvalidInputError, Role, audit, utcnow
+
+log = logging.getLogger("allpath.store")
+TokenKind = Literal["bearer", "session"]
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
+MIN_PASSWORD_LENGTH = 10
+
+_hasher = PasswordHasher()
+# Verifying against this when the user does not exist keeps the timing of a failed login
+# the same whether or not the name is known.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    role: Role
+    patient_id: str | None
+    active: bool
+
+    @classmethod
+    def of(cls, row: UserRow) -> UserRecord:
+        return cls(row.id, row.username, row.role, row.patient_id, row.active)  # type: ignore[arg-type]
+
+    def actor(self) -> Actor:
+        return Actor(username=self.username, role=self.role, user_id=self.id, patient_id=self.patient_id)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    role: Role,
+    patient_id: str | None = None,
+    *,
+    created_by: str = "system",
+) -> UserRecord:
+    """Create an account. A patient account is linked to exactly one patient record; others to none."""
+    problems: list[Problem] = []
+    if not re.match(USERNAME_PATTERN, username):
+        problems.append(Problem("username", "must be 2-64 characters: lower-case letters, digits, '.', '_' or '-'"))
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(Problem("password", f"must be at least {MIN_PASSWORD_LENGTH} characters"))
+    if role not in ROLES:
+        problems.append(Problem("role", f"must be one of {list(ROLES)}"))
+    if role == "patient" and not patient_id:
+        problems.append(Problem("patient_id", "is required for a patient account"))
+    if role != "patient" and patient_id:
+        problems.append(Problem("patient_id", "is only for patient accounts"))
+    if patient_id and session.get(PatientRow, patient_id) is None:
+        problems.append(Problem("patient_id", "no such patient"))
+    if problems:
+        raise InvalidInputError("invalid user", problems)
+    durable_session(session)
+    row = UserRow(
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        patient_id=patient_id,
+        active=True,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    audit(session, created_by, "user.create", patient_id, detail=f"{username} ({role})")
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise InvalidInputError("invalid user", [Problem("username", "is already taken")]) from None
+    return UserRecord.of(row)
+
+
+def list_users(session: Session) -> list[UserRecord]:
+    return [UserRecord.of(r) for r in session.scalars(select(UserRow).order_by(UserRow.id))]
+
+
+def authenticate(session: Session, username: str, password: str) -> UserRecord | None:
+    """The user if the password is right and the account active; every attempt is audited."""
+    row = session.scalar(select(UserRow).where(UserRow.username == username))
+    ok = False
+    try:
+        ok = _hasher.verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None and row.active
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or row is None:
+        audit(session, username if row else "unknown-user", "auth.login", None, "denied", "bad credentials")
+        session.commit()
+        log.info("failed login")
+        return None
+    if _hasher.check_needs_rehash(row.password_hash):
+        row.password_hash = hash_password(password)
+    audit(session, row.username, "auth.login", row.patient_id)
+    session.commit()
+    return UserRecord.of(row)
+
+
+def issue_token(session: Session, user: UserRecord, kind: TokenKind, ttl_seconds: int) -> tuple[str, dt.datetime]:
+    """A new random token for `user`; returns the secret (shown once) and its expiry."""
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    expires = now + dt.timedelta(seconds=ttl_seconds)
+    session.add(TokenRow(token_hash=token_hash(secret), kind=kind, user_id=user.id, created_at=now, expires_at=expires))
+    session.commit()
+    return secret, expires
+
+
+def resolve_token(session: Session, secret: str, kind: TokenKind) -> UserRecord | None:
+    """The active user a live token belongs to, or None (unknown, expired, revoked, wrong kind)."""
+    if not secret or len(secret) > 200:
+        return None
+    read_only_session(session)
+    token = session.get(TokenRow, token_hash(secret))
+    if token is None or token.kind != kind or token.revoked or token.expires_at <= utcnow():
+        session.commit()
+        return None
+    user = session.get(UserRow, token.user_id)
+    found = UserRecord.of(user) if user is not None and user.active else None
+    session.commit()  # end the read, so the caller's next unit of work opens its own transaction
+    return found
+
+
+def revoke_token(session: Session, secret: str) -> None:
+    session.execute(update(TokenRow).where(TokenRow.token_hash == token_hash(secret)).values(revoked=True))
+    session.commit()

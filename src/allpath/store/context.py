@@ -1,0 +1,40 @@
+"""What a running service holds: settings, the database engine, the knowledge base and the
+recommendation engine. Built once by `create_app` and kept at `app.state.allpath`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+from allpath.engine import Engine
+from allpath.knowledge import KnowledgeBase
+from allpath.store.db import make_engine, make_sessionmaker
+from allpath.store.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: SqlEngine
+    sessions: sessionmaker[Session]
+    kb: KnowledgeBase
+    recommender: Engine
+    extra: dict[str, Any]
+
+    @classmethod
+    def build(cls, settings: Settings, kb: KnowledgeBase, recommender: Engine | None = None) -> AppContext:
+        db = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        return cls(
+            settings=settings,
+            db=db,
+            sessions=make_sessionmaker(db),
+            kb=kb,
+            recommender=recommender or Engine(kb),
+            extra={},
+        )
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,93 @@
+"""Engines and sessions: built by factories, never at import time, so tests and servers pick their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from allpath.store.settings import DEFAULT_DATABASE_URL
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (the only PostgreSQL driver the project installs)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_sqlite(engine_or_url: Engine | str) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+def make_engine(url: str | None = None, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> Engine:
+    """An engine for `url` (default `sqlite:///./allpath.db`).
+
+    SQLite: WAL journal (readers never block the writer), foreign keys on, a busy timeout
+    instead of instant "database is locked" errors. Transactions that change patient data or
+    accounts (opened with `durable_session`) commit with `synchronous=sqlite_synchronous`
+    (FULL by default: the commit survives a power cut, not only a crash); other transactions
+    (the audit row of a read) commit with NORMAL, which in WAL mode survives a crash of the
+    process and becomes power-safe with the next durable commit. Transactions start with
+    BEGIN IMMEDIATE: one that reads and then writes (every audited read does) takes the write
+    lock up front, rather than failing when another writer got in between. Read-only work
+    (token look-ups) can ask for a plain deferred BEGIN with `read_only_session`.
+    """
+    url = normalise_url(url or DEFAULT_DATABASE_URL)
+    if is_sqlite(url):
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        _configure_sqlite(engine, sqlite_synchronous)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"sqlite synchronous: {synchronous!r} is not OFF, NORMAL, FULL or EXTRA")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event own transaction start (the driver's implicit BEGIN is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        options = connection.get_execution_options()
+        if options.get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            return
+        level = synchronous if options.get(DURABLE) else "NORMAL"
+        connection.exec_driver_sql(f"PRAGMA synchronous={level}")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+DURABLE = "allpath_durable"
+READ_ONLY = "allpath_read_only"
+
+
+def durable_session(session: Session) -> None:
+    """Make the session's next transaction a durable one (call before it touches the database)."""
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={DURABLE: True})
+
+
+def read_only_session(session: Session) -> None:
+    """Make the session's next transaction a plain read (no write lock taken on SQLite)."""
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={READ_ONLY: True})

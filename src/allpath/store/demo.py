@@ -1,0 +1,188 @@
+"""Clearly fake demo data: accounts and patients at different points of treatment.
+
+Every name here is invented and marked "(demo)"; the passwords are for these demo accounts
+only and are printed by `make run`. Dates are relative to the day of seeding, so each
+patient's plan is current whenever the demo is started.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from allpath.store.auth import create_user
+from allpath.store.models import PatientRow, UserRow
+from allpath.store.service import Records, utcnow
+
+DEMO_PASSWORDS: dict[str, tuple[str, str]] = {
+    # username: (role, password) -- FAKE credentials for the local demo only.
+    "demo-admin": ("admin", "demo-admin-password"),
+    "demo-clinician": ("clinician", "demo-clinician-password"),
+    "demo-family": ("patient", "demo-family-password"),
+    "demo-family-2": ("patient", "demo-family-2-password"),
+}
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    key: str
+    display_name: str
+    age_years: int
+    # (days before today, event fields)
+    events: tuple[tuple[int, dict[str, Any]], ...]
+
+
+def _first_line(start: int, *, lineage: str = "B", ph: str = "negative", cns: bool = False) -> list[tuple[int, dict]]:
+    return [
+        (start, {"type": "diagnosed", "lineage": lineage, "ph_status": ph, "cns_involvement": cns}),
+        (start - 2, {"type": "phase_started", "phase": "induction"}),
+        (start - 30, {"type": "remission_achieved"}),
+        (start - 30, {"type": "mrd_result", "result": "negative"}),
+        (start - 32, {"type": "phase_completed", "phase": "induction"}),
+    ]
+
+
+DEMO_PATIENTS: tuple[DemoPatient, ...] = (
+    DemoPatient(
+        "newly-diagnosed",
+        "Robin Example (demo)",
+        7,
+        ((3, {"type": "diagnosed", "lineage": "B", "ph_status": "negative", "cns_involvement": False}),),
+    ),
+    DemoPatient(
+        "induction",
+        "Sam Sample (demo)",
+        12,
+        (
+            (20, {"type": "diagnosed", "lineage": "T", "ph_status": "negative", "cns_involvement": False}),
+            (18, {"type": "phase_started", "phase": "induction"}),
+        ),
+    ),
+    DemoPatient(
+        "consolidation",
+        "Jo Placeholder (demo)",
+        15,
+        (*_first_line(80), (45, {"type": "phase_started", "phase": "consolidation"})),
+    ),
+    DemoPatient(
+        "maintenance",
+        "Kim Fictional (demo)",
+        9,
+        (
+            *_first_line(400),
+            (365, {"type": "phase_started", "phase": "consolidation"}),
+            (200, {"type": "phase_completed", "phase": "consolidation"}),
+            (195, {"type": "phase_started", "phase": "maintenance"}),
+        ),
+    ),
+    DemoPatient(
+        "relapse",
+        "Lee Madeup (demo)",
+        10,
+        (
+            *_first_line(1200),
+            (1165, {"type": "phase_started", "phase": "consolidation"}),
+            (1000, {"type": "phase_completed", "phase": "consolidation"}),
+            (995, {"type": "phase_started", "phase": "maintenance"}),
+            (60, {"type": "relapsed", "site": "marrow"}),
+            (55, {"type": "phase_started", "phase": "reinduction"}),
+        ),
+    ),
+    DemoPatient(
+        "refractory",
+        "Alex Invented (demo)",
+        45,
+        (
+            (70, {"type": "diagnosed", "lineage": "B", "ph_status": "positive", "cns_involvement": True}),
+            (68, {"type": "phase_started", "phase": "induction"}),
+            (38, {"type": "induction_failed"}),
+        ),
+    ),
+    DemoPatient(
+        "hospice",
+        "Pat Pretend (demo)",
+        71,
+        (
+            (900, {"type": "diagnosed", "lineage": "unknown", "ph_status": "positive", "cns_involvement": False}),
+            (898, {"type": "phase_started", "phase": "induction"}),
+            (870, {"type": "remission_achieved"}),
+            (868, {"type": "phase_completed", "phase": "induction"}),
+            (700, {"type": "relapsed", "site": "marrow"}),
+            (695, {"type": "phase_started", "phase": "reinduction"}),
+            (660, {"type": "remission_achieved"}),
+            (40, {"type": "relapsed", "site": "marrow"}),
+            (20, {"type": "survival_estimate", "months": 4}),
+            (14, {"type": "hospice_started"}),
+        ),
+    ),
+    DemoPatient(
+        "completed",
+        "Max Notreal (demo)",
+        16,
+        (
+            *_first_line(1400),
+            (1365, {"type": "phase_started", "phase": "consolidation"}),
+            (1200, {"type": "phase_completed", "phase": "consolidation"}),
+            (1195, {"type": "phase_started", "phase": "maintenance"}),
+            (100, {"type": "phase_completed", "phase": "maintenance"}),
+            (100, {"type": "treatment_completed"}),
+        ),
+    ),
+)
+# Which demo patient each demo family account is linked to.
+FAMILY_LINKS = {"demo-family": "consolidation", "demo-family-2": "maintenance"}
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    created: bool
+    patients: dict[str, str]  # demo key -> patient id
+    logins: dict[str, tuple[str, str, str | None]]  # username -> (role, password, patient id)
+
+
+def _birth_date(today: dt.date, age_years: int) -> dt.date:
+    try:
+        return today.replace(year=today.year - age_years) - dt.timedelta(days=40)
+    except ValueError:  # 29 February
+        return dt.date(today.year - age_years, 3, 1) - dt.timedelta(days=40)
+
+
+def seed_demo(session: Session, today: dt.date | None = None) -> SeedResult:
+    """Create the demo accounts and patients, once. A second call changes nothing."""
+    existing = session.scalar(select(UserRow).where(UserRow.username == "demo-clinician"))
+    if existing is not None:
+        linked = {
+            u.username: u.patient_id for u in session.scalars(select(UserRow).where(UserRow.username.like("demo-%")))
+        }
+        patients = {key: pid for key, pid in ((k, linked.get(u)) for u, k in FAMILY_LINKS.items()) if pid is not None}
+        return SeedResult(False, patients, _logins(linked))
+
+    today = today or utcnow().date()
+    create_user(session, "demo-admin", DEMO_PASSWORDS["demo-admin"][1], "admin")
+    clinician = create_user(session, "demo-clinician", DEMO_PASSWORDS["demo-clinician"][1], "clinician")
+    records = Records(session, clinician.actor())
+    patients: dict[str, str] = {}
+    for demo in DEMO_PATIENTS:
+        patient = records.create_patient(_birth_date(today, demo.age_years), demo.display_name)
+        patients[demo.key] = patient.id
+        for days_ago, fields in demo.events:
+            records.append_event(patient.id, {**fields, "date": today - dt.timedelta(days=days_ago)})
+    linked: dict[str, str | None] = {"demo-admin": None, "demo-clinician": None}
+    for username, key in FAMILY_LINKS.items():
+        create_user(session, username, DEMO_PASSWORDS[username][1], "patient", patients[key])
+        linked[username] = patients[key]
+    return SeedResult(True, patients, _logins(linked))
+
+
+def _logins(linked: dict[str, str | None]) -> dict[str, tuple[str, str, str | None]]:
+    return {
+        name: (role, password, linked.get(name)) for name, (role, password) in DEMO_PASSWORDS.items() if name in linked
+    }
+
+
+def demo_patient_count(session: Session) -> int:
+    return len(session.scalars(select(PatientRow.id).where(PatientRow.display_name.like("%(demo)"))).all())

@@ -1,0 +1,270 @@
+"""Browser sessions and CSRF protection, for the server-rendered pages (and the API's middleware).
+
+They live below `allpath.web` in the layers so the web pages can use them:
+
+- `get_context(request)`, `db_session(request)`: the service's `AppContext` and a DB session.
+- `current_user_from_cookie(request)`: the logged-in user of a browser session, or None.
+- `start_browser_session(request, response, user)` / `end_browser_session(request, response)`.
+- `csrf_token(request)`: the token to put in every form (`<input type="hidden" name="csrf_token">`).
+- `verify_csrf(request, token)`: raises `CSRFError` (403) unless the token fits the request.
+
+CSRF uses signed double-submit: a random seed in the `allpath_csrf` cookie (set by
+`CSRFMiddleware`), and the token is an HMAC of it under the server's secret. A cross-site
+form cannot read the cookie, so it cannot produce the token. `CSRFMiddleware` enforces it on
+every unsafe request that a browser could forge: one that carries the session cookie, or a
+form body, and no `Authorization` header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import HTTPException, Request, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from allpath.store.auth import UserRecord, issue_token, resolve_token, revoke_token
+from allpath.store.context import AppContext
+from allpath.store.service import audit_now
+
+log = logging.getLogger("allpath.store")
+
+SESSION_COOKIE = "allpath_session"
+CSRF_COOKIE = "allpath_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Form posts that do not act on a cookie session: the OAuth2 password grant of the API.
+CSRF_EXEMPT_PATHS = frozenset({"/auth/token"})
+MAX_FORM_BYTES = 1 << 20
+
+
+class CSRFError(HTTPException):
+    def __init__(self, problem: str = "is missing or does not match"):
+        super().__init__(status_code=403, detail=f"CSRF token {problem}")
+        self.problem = problem
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.allpath  # type: ignore[no-any-return]
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """A session per request (a FastAPI dependency); closed (and any open transaction rolled back) after."""
+    session = get_context(request).sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _cookie_secure(request: Request) -> bool:
+    configured = get_context(request).settings.cookie_secure
+    return request.url.scheme == "https" if configured is None else configured
+
+
+def current_user_from_cookie(request: Request, session: Session | None = None) -> UserRecord | None:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        return None
+    if session is not None:
+        return resolve_token(session, secret, "session")
+    with get_context(request).sessions() as own:
+        return resolve_token(own, secret, "session")
+
+
+def start_browser_session(request: Request, response: Response, user: UserRecord, session: Session) -> None:
+    """Log `user` in: a new session cookie (HttpOnly, SameSite=Lax; Secure over https or when configured)."""
+    settings = get_context(request).settings
+    secret, _ = issue_token(session, user, "session", settings.session_ttl_seconds)
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=settings.session_ttl_seconds,
+        httponly=True,
+        secure=_cookie_secure(request),
+        samesite="lax",
+        path="/",
+    )
+    # A fresh CSRF seed at login, so a seed planted before login is worth nothing after it.
+    _set_csrf_cookie(request, response, secrets.token_urlsafe(32))
+
+
+def end_browser_session(request: Request, response: Response, session: Session) -> None:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        revoke_token(session, secret)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+def _set_csrf_cookie(request: Request, response: Response, seed: str) -> None:
+    request.state.csrf_seed = seed
+    response.set_cookie(CSRF_COOKIE, seed, httponly=True, secure=_cookie_secure(request), samesite="lax", path="/")
+
+
+def _sign(secret_key: str, seed: str) -> str:
+    return hmac.new(secret_key.encode("utf-8"), seed.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _seed(request: Request) -> str | None:
+    return getattr(request.state, "csrf_seed", None) or request.cookies.get(CSRF_COOKIE)
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token for forms rendered in this response (`CSRFMiddleware` makes sure a seed exists)."""
+    seed = _seed(request)
+    if seed is None:
+        seed = secrets.token_urlsafe(32)
+        request.state.csrf_seed = seed
+    return _sign(get_context(request).settings.secret_key, seed)
+
+
+def _token_fits(secret_key: str, seed: str | None, token: str | None) -> bool:
+    if not seed or not token:
+        return False
+    return hmac.compare_digest(_sign(secret_key, seed), token)
+
+
+def verify_csrf(request: Request, token: str | None) -> None:
+    """Raise `CSRFError` (403) unless `token` is the one `csrf_token` gave for this browser."""
+    if not _token_fits(get_context(request).settings.secret_key, request.cookies.get(CSRF_COOKIE), token):
+        raise CSRFError()
+
+
+class CSRFMiddleware:
+    """Seeds the CSRF cookie and rejects forgeable unsafe requests that lack a valid token."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        cookies = _cookies(headers.get("cookie", ""))
+        seed = cookies.get(CSRF_COOKIE)
+        new_seed = None
+        if not seed:
+            new_seed = secrets.token_urlsafe(32)
+            scope.setdefault("state", {})["csrf_seed"] = new_seed
+
+        if (
+            scope["method"] in UNSAFE_METHODS
+            and scope["path"] not in CSRF_EXEMPT_PATHS
+            and "authorization" not in headers
+        ):
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            is_form = content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
+            if SESSION_COOKIE in cookies or is_form:
+                body = await _read_body(receive)
+                if body is None:
+                    await _reject(scope, send, "request body too large", None)
+                    return
+                token = headers.get(CSRF_HEADER) or await _form_token(scope, content_type, body)
+                secret_key = scope["app"].state.allpath.settings.secret_key
+                if not _token_fits(secret_key, seed, token):
+                    await _reject(scope, send, "is missing or does not match", cookies.get(SESSION_COOKIE))
+                    return
+                receive = _replay(body)
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start" and new_seed is not None:
+                state = scope.get("state", {})
+                # A handler may have rotated the seed (login) and set the cookie itself.
+                if state.get("csrf_seed") == new_seed:
+                    secure = "; Secure" if scope.get("scheme") == "https" else ""
+                    cookie = f"{CSRF_COOKIE}={new_seed}; HttpOnly; Path=/; SameSite=Lax{secure}"
+                    message.setdefault("headers", []).append((b"set-cookie", cookie.encode("latin-1")))
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _cookies(header: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name:
+            out.setdefault(name, value)
+    return out
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _form_token(scope: Scope, content_type: str, body: bytes) -> str | None:
+    if content_type == "application/x-www-form-urlencoded":
+        values = parse_qs(body.decode("latin-1"), keep_blank_values=True).get(CSRF_FIELD)
+        return values[0] if values else None
+    if content_type == "multipart/form-data":
+        from starlette.requests import Request as StarletteRequest
+
+        try:
+            form = await StarletteRequest(scope, _replay(body)).form()
+        except Exception:  # a malformed multipart body simply has no token
+            return None
+        value: Any = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def _reject(scope: Scope, send: Send, problem: str, session_secret: str | None) -> None:
+    import json
+
+    context: AppContext = scope["app"].state.allpath
+    actor = "anonymous"
+    try:
+        with context.sessions() as session:
+            if session_secret:
+                user = resolve_token(session, session_secret, "session")
+                actor = user.username if user else actor
+            audit_now(session, actor, "csrf", None, "denied", f"{scope['method']} {scope['path']}"[:200])
+    except Exception:  # auditing must not turn a 403 into a 500
+        log.exception("could not audit a CSRF rejection")
+    log.info("CSRF rejection: %s %s", scope["method"], scope["path"])
+    body = json.dumps(
+        {"error": f"CSRF token {problem}", "details": [{"field": CSRF_FIELD, "problem": problem}]}
+    ).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,454 @@
+"""The repository/service API over the tables: what the REST API and the web pages call.
+
+`Records(session, actor)` is patient data as one actor may see it. Every method is one unit
+of work: it checks access, does the read or write, writes the audit row and commits. A denied
+access is audited too (in its own commit), then raised as `NotFoundError` for a record the actor
+may not see (so ids cannot be probed) or `ForbiddenError` for an action their role may not take.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from allpath.course import CourseError, CourseEvent, CourseState, derive_facts, event_payload, parse_event, replay
+from allpath.facts import FactsError, PatientFacts, Problem, describe_validation_error
+from allpath.store.db import durable_session
+from allpath.store.models import AuditRow, EventRow, PatientRow, UserRow
+
+log = logging.getLogger("allpath.store")
+
+Role = Literal["clinician", "patient", "admin"]
+ROLES: tuple[Role, ...] = ("clinician", "patient", "admin")
+# Crockford's base32 without look-alikes: ids are read aloud and typed by people.
+_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PATIENT_ID_PATTERN = r"^P[0-9A-Z]{10}$"
+_PATIENT_ID = re.compile(PATIENT_ID_PATTERN)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_patient_id() -> str:
+    return "P" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+def new_event_id() -> str:
+    return "ev_" + secrets.token_hex(8)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """Base of the errors the service raises on purpose; each maps to one HTTP status."""
+
+    status_code = 400
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()):
+        super().__init__(message)
+        self.message = message
+        self.problems = list(problems)
+
+
+class NotFoundError(StoreError):
+    status_code = 404
+
+
+class ForbiddenError(StoreError):
+    status_code = 403
+
+
+class ConflictError(StoreError):
+    status_code = 409
+
+    def __init__(self, message: str, current_version: int):
+        super().__init__(
+            message, [Problem("expected_version", f"is stale: the record is at version {current_version}")]
+        )
+        self.current_version = current_version
+
+
+class InvalidInputError(StoreError):
+    status_code = 422
+
+
+# --- records (what leaves the store) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is asking. `patient_id` is set for patient accounts only."""
+
+    username: str
+    role: Role
+    user_id: int | None = None
+    patient_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("clinician", "admin")
+
+
+SYSTEM = Actor(username="system", role="admin")
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    id: str
+    birth_date: dt.date
+    display_name: str | None
+    version: int
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: PatientRow) -> PatientRecord:
+        return cls(row.id, row.birth_date, row.display_name, row.version, row.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: str
+    patient_id: str
+    seq: int
+    type: str
+    date: dt.date
+    payload: dict[str, Any]
+    supersedes: str | None
+    recorded_by: str
+    recorded_at: dt.datetime
+    superseded_by: str | None = None
+
+    @classmethod
+    def of(cls, row: EventRow, superseded_by: str | None = None) -> EventRecord:
+        return cls(
+            row.id,
+            row.patient_id,
+            row.seq,
+            row.type,
+            row.date,
+            dict(row.payload),
+            row.supersedes,
+            row.recorded_by,
+            row.recorded_at,
+            superseded_by,
+        )
+
+    def to_event(self) -> CourseEvent:
+        return parse_event(
+            {**self.payload, "id": self.id, "type": self.type, "date": self.date, "supersedes": self.supersedes}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    patient_id: str | None
+    outcome: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Course:
+    """A patient's record as of a date: the events, the state they lead to, the facts (if any)."""
+
+    patient: PatientRecord
+    events: list[EventRecord]
+    state: CourseState
+    as_of: dt.date
+    facts: PatientFacts | None = None
+    facts_problems: list[Problem] = field(default_factory=list)
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def audit(
+    session: Session, actor: str, action: str, patient_id: str | None, outcome: str = "ok", detail: str | None = None
+) -> None:
+    """Add an audit row to the session's transaction. `detail` must never hold names or birth dates."""
+    session.add(
+        AuditRow(
+            at=utcnow(),
+            actor=actor[:64],
+            action=action,
+            patient_id=patient_id[:32] if patient_id else None,
+            outcome=outcome,
+            detail=detail[:200] if detail else None,
+        )
+    )
+
+
+def audit_now(
+    session: Session, actor: str, action: str, patient_id: str | None, outcome: str, detail: str | None = None
+) -> None:
+    """Audit in a transaction of its own (for denials: the request fails, the audit row stays)."""
+    session.rollback()
+    audit(session, actor, action, patient_id, outcome, detail)
+    session.commit()
+
+
+def list_audit(session: Session, actor: Actor, *, patient_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+    if actor.role != "admin":
+        audit_now(session, actor.username, "audit.read", patient_id, "denied", "role")
+        raise ForbiddenError("only an admin may read the audit trail")
+    query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+    if patient_id is not None:
+        query = query.where(AuditRow.patient_id == patient_id)
+    rows = session.scalars(query).all()
+    out = [AuditRecord(r.id, r.at, r.actor, r.action, r.patient_id, r.outcome, r.detail) for r in rows]
+    audit(session, actor.username, "audit.read", patient_id)
+    session.commit()
+    return out
+
+
+# --- patient records ----------------------------------------------------------------------------
+
+
+def _event_problems(exc: ValidationError, prefix: str) -> list[Problem]:
+    return [
+        Problem(f"{prefix}.{p.field}" if p.field != "$" else prefix, p.problem) for p in describe_validation_error(exc)
+    ]
+
+
+class Records:
+    """Patient data for one actor; every call is checked, audited and committed."""
+
+    def __init__(self, session: Session, actor: Actor):
+        self.session = session
+        self.actor = actor
+
+    # access -------------------------------------------------------------------------------
+
+    def _deny(self, action: str, patient_id: str | None, error: StoreError, reason: str) -> StoreError:
+        audit_now(self.session, self.actor.username, action, patient_id, "denied", reason)
+        log.info("denied %s on %s for %s (%s)", action, patient_id or "-", self.actor.username, reason)
+        return error
+
+    def _can_see(self, patient_id: str) -> bool:
+        return self.actor.is_staff or self.actor.patient_id == patient_id
+
+    def _readable(self, patient_id: str, action: str, *, lock: bool = False) -> PatientRow:
+        if not _PATIENT_ID.match(patient_id):
+            raise self._deny(action, None, NotFoundError(f"no patient {patient_id[:40]}"), "malformed id")
+        if not self._can_see(patient_id):
+            raise self._deny(
+                action, patient_id, NotFoundError(f"no patient {patient_id}"), "not this patient's account"
+            )
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) makes
+        # concurrent writers to one patient queue up instead of racing to the version check.
+        row = self.session.get(PatientRow, patient_id, with_for_update=lock)
+        if row is None:
+            raise self._deny(action, patient_id, NotFoundError(f"no patient {patient_id}"), "no such patient")
+        return row
+
+    def _writable(self, patient_id: str, action: str) -> PatientRow:
+        durable_session(self.session)
+        row = self._readable(patient_id, action, lock=True)
+        if not self.actor.is_staff:
+            raise self._deny(action, patient_id, ForbiddenError("patient accounts are read-only"), "read-only role")
+        return row
+
+    def _require_staff(self, action: str) -> None:
+        if not self.actor.is_staff:
+            raise self._deny(action, None, ForbiddenError("patient accounts are read-only"), "read-only role")
+
+    # patients -----------------------------------------------------------------------------
+
+    def list_patients(self, *, limit: int = 1000, offset: int = 0) -> list[PatientRecord]:
+        query = select(PatientRow).order_by(PatientRow.created_at, PatientRow.id).limit(limit).offset(offset)
+        if not self.actor.is_staff:
+            query = query.where(PatientRow.id == (self.actor.patient_id or ""))
+        rows = self.session.scalars(query).all()
+        audit(self.session, self.actor.username, "patient.list", None, detail=f"{len(rows)} records")
+        self.session.commit()
+        return [PatientRecord.of(r) for r in rows]
+
+    def create_patient(self, birth_date: dt.date, display_name: str | None = None) -> PatientRecord:
+        self._require_staff("patient.create")
+        durable_session(self.session)
+        today = utcnow().date()
+        if birth_date > today:
+            raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
+        if birth_date.year < 1900:
+            raise InvalidInputError("invalid patient", [Problem("birth_date", "must be in 1900 or later")])
+        for _ in range(5):
+            row = PatientRow(
+                id=new_patient_id(),
+                birth_date=birth_date,
+                display_name=display_name,
+                version=0,
+                created_at=utcnow(),
+                created_by=self.actor.username,
+            )
+            if self.session.get(PatientRow, row.id) is None:
+                break
+        self.session.add(row)
+        audit(self.session, self.actor.username, "patient.create", row.id)
+        self.session.commit()
+        log.info("patient %s created by %s", row.id, self.actor.username)
+        return PatientRecord.of(row)
+
+    def get_patient(self, patient_id: str) -> PatientRecord:
+        row = self._readable(patient_id, "patient.read")
+        audit(self.session, self.actor.username, "patient.read", patient_id)
+        self.session.commit()
+        return PatientRecord.of(row)
+
+    def update_patient(
+        self,
+        patient_id: str,
+        expected_version: int,
+        *,
+        display_name: str | None = None,
+        clear_display_name: bool = False,
+        birth_date: dt.date | None = None,
+    ) -> PatientRecord:
+        row = self._writable(patient_id, "patient.update")
+        if row.version != expected_version:
+            raise ConflictError(f"patient {patient_id} changed since version {expected_version}", row.version)
+        values: dict[str, Any] = {"version": row.version + 1}
+        if display_name is not None or clear_display_name:
+            values["display_name"] = display_name
+        if birth_date is not None:
+            if birth_date > utcnow().date():
+                raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
+            first = self.session.scalar(select(func.min(EventRow.date)).where(EventRow.patient_id == patient_id))
+            if first is not None and birth_date > first:
+                raise InvalidInputError(
+                    "invalid patient", [Problem("birth_date", "must be on or before the first event")]
+                )
+            values["birth_date"] = birth_date
+        self._bump(row, values)
+        audit(self.session, self.actor.username, "patient.update", patient_id)
+        self.session.commit()
+        self.session.refresh(row)
+        return PatientRecord.of(row)
+
+    def _bump(self, row: PatientRow, values: dict[str, Any]) -> None:
+        # The WHERE on the version is what makes a concurrent writer lose cleanly (409), even on
+        # PostgreSQL where two transactions may both have read the old version.
+        result = self.session.execute(
+            update(PatientRow)
+            .where(PatientRow.id == row.id, PatientRow.version == row.version)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            self.session.rollback()
+            current = self.session.get(PatientRow, row.id)
+            raise ConflictError(f"patient {row.id} changed concurrently", current.version if current else -1)
+
+    # events -------------------------------------------------------------------------------
+
+    def _event_rows(self, patient_id: str) -> list[EventRow]:
+        return list(
+            self.session.scalars(select(EventRow).where(EventRow.patient_id == patient_id).order_by(EventRow.seq))
+        )
+
+    @staticmethod
+    def _records(rows: list[EventRow]) -> list[EventRecord]:
+        superseded_by = {r.supersedes: r.id for r in rows if r.supersedes}
+        return [EventRecord.of(r, superseded_by.get(r.id)) for r in rows]
+
+    def list_events(self, patient_id: str) -> list[EventRecord]:
+        self._readable(patient_id, "events.read")
+        records = self._records(self._event_rows(patient_id))
+        audit(self.session, self.actor.username, "events.read", patient_id)
+        self.session.commit()
+        return records
+
+    def append_event(
+        self, patient_id: str, event: CourseEvent | dict[str, Any], expected_version: int | None = None
+    ) -> tuple[EventRecord, int]:
+        """Check the event against the whole history and append it. Returns it and the new version.
+
+        `expected_version` given and stale: `ConflictError` (409), nothing written. Not given: the
+        event is checked against the history as it is at the moment of writing.
+        """
+        row = self._writable(patient_id, "event.append")
+        if isinstance(event, dict):
+            try:
+                event = parse_event(event)
+            except ValidationError as exc:
+                raise InvalidInputError("invalid event", _event_problems(exc, "event")) from None
+        if event.id is not None:
+            raise InvalidInputError("invalid event", [Problem("event.id", "is assigned by the server; leave it out")])
+        if expected_version is not None and row.version != expected_version:
+            raise ConflictError(f"patient {patient_id} changed since version {expected_version}", row.version)
+        if event.date < row.birth_date:
+            raise InvalidInputError("invalid event", [Problem("event.date", "is before the patient's birth date")])
+        if event.date > utcnow().date() + dt.timedelta(days=1):
+            raise InvalidInputError("invalid event", [Problem("event.date", "must not be in the future")])
+        rows = self._event_rows(patient_id)
+        candidate = event.model_copy(update={"id": new_event_id()})
+        try:
+            replay([*(EventRecord.of(r).to_event() for r in rows), candidate])
+        except CourseError as exc:
+            self.session.rollback()
+            raise InvalidInputError("event not possible now", [Problem(f"event.{exc.field}", exc.reason)]) from None
+        self._bump(row, {"version": row.version + 1})
+        seq = (max((r.seq for r in rows), default=0)) + 1
+        new = EventRow(
+            id=candidate.id,
+            patient_id=patient_id,
+            seq=seq,
+            type=candidate.type,
+            date=candidate.date,
+            payload=event_payload(candidate),
+            supersedes=candidate.supersedes,
+            recorded_by=self.actor.username,
+            recorded_at=utcnow(),
+        )
+        self.session.add(new)
+        audit(self.session, self.actor.username, "event.append", patient_id, detail=candidate.type)
+        self.session.commit()
+        log.info("event %s (%s) appended to %s by %s", new.id, new.type, patient_id, self.actor.username)
+        return EventRecord.of(new), row.version + 1
+
+    # derived ------------------------------------------------------------------------------
+
+    def course(self, patient_id: str, as_of: dt.date | None = None, *, action: str = "course.read") -> Course:
+        """The record as of a date (default today): events, state, and the facts if a diagnosis exists."""
+        row = self._readable(patient_id, action)
+        as_of = as_of or utcnow().date()
+        records = self._records(self._event_rows(patient_id))
+        audit(self.session, self.actor.username, action, patient_id, detail=f"as_of {as_of.isoformat()}")
+        self.session.commit()
+        patient = PatientRecord.of(row)
+        events = [r.to_event() for r in records]
+        state = replay(events, until=as_of)
+        if as_of < row.birth_date:
+            return Course(patient, records, state, as_of, None, [Problem("as_of", "is before the birth date")])
+        try:
+            facts = derive_facts(row.birth_date, events, as_of)
+        except CourseError as exc:
+            return Course(patient, records, state, as_of, None, [Problem(exc.field, exc.reason)])
+        except FactsError as exc:
+            problems = [Problem("as_of", f"gives {p.field} that {p.problem}") for p in exc.problems]
+            return Course(patient, records, state, as_of, None, problems)
+        return Course(patient, records, state, as_of, facts)
+
+    def facts(self, patient_id: str, as_of: dt.date | None = None, *, action: str = "facts.read") -> PatientFacts:
+        """The derived facts, or `InvalidInputError` naming why there are none (no diagnosis by then...)."""
+        course = self.course(patient_id, as_of, action=action)
+        if course.facts is None:
+            raise InvalidInputError("no facts for this date", course.facts_problems)
+        return course.facts
+
+
+def get_user(session: Session, username: str) -> UserRow | None:
+    return session.scalar(select(UserRow).where(UserRow.username == username))

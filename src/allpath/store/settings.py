@@ -1,0 +1,60 @@
+"""Service settings, read from the environment (secrets never come from files or defaults in code)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite:///./allpath.db"
+log = logging.getLogger("allpath.store")
+
+
+def _bool_env(name: str, default: bool | None) -> bool | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip().lower() in ("", "auto"):
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name}: must be a whole number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service needs to run. `Settings.from_env()` reads `ALLPATH_*` variables."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Signs CSRF tokens. Unset: a random key per process (sessions live in the database, so
+    # only CSRF tokens of open forms are lost on restart).
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    # None = decide per request: Secure cookies whenever the request came over https.
+    cookie_secure: bool | None = None
+    token_ttl_seconds: int = 8 * 3600
+    session_ttl_seconds: int = 8 * 3600
+    sqlite_synchronous: str = "FULL"
+    migrate_on_start: bool = True
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        secret = os.environ.get("ALLPATH_SECRET_KEY")
+        values: dict[str, object] = {
+            "database_url": os.environ.get("ALLPATH_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "cookie_secure": _bool_env("ALLPATH_COOKIE_SECURE", None),
+            "token_ttl_seconds": _int_env("ALLPATH_TOKEN_TTL_SECONDS", 8 * 3600),
+            "session_ttl_seconds": _int_env("ALLPATH_SESSION_TTL_SECONDS", 8 * 3600),
+            "sqlite_synchronous": (os.environ.get("ALLPATH_SQLITE_SYNCHRONOUS") or "FULL").upper(),
+            "migrate_on_start": bool(_bool_env("ALLPATH_MIGRATE_ON_START", True)),
+        }
+        if secret:
+            values["secret_key"] = secret
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if values["sqlite_synchronous"] not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError("ALLPATH_SQLITE_SYNCHRONOUS: must be one of OFF, NORMAL, FULL, EXTRA")
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,25 @@
+"""Server-rendered pages: clinician and family views, the knowledge browser, the timeline picture.
+
+`install(app)` (called by `allpath.api.create_app`) mounts the pages and builds the knowledge
+search index at start-up; `create_web_router()` is the bare router.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_web_router", "install"]
+
+
+def create_web_router() -> Any:
+    from allpath.web.routes import create_web_router as create
+
+    return create()
+
+
+def install(app: Any) -> None:
+    """Mount the pages on a `create_app` service and build the search index now, not on first use."""
+    from allpath.web.routes import search_index
+
+    app.include_router(create_web_router())
+    search_index(app.state.allpath)

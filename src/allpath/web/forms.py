@@ -1,0 +1,163 @@
+"""The event forms of the clinician's patient page: what each asks, and how a post becomes an event.
+
+One small form per kind of event, so each asks only what that event needs and works without
+JavaScript. A post is turned into plain data and checked by the course model (through the
+store); every problem comes back named by the form field it belongs to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from allpath.facts import Problem
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    label: str
+    kind: str  # select | number | text
+    options: tuple[tuple[str, str], ...] = ()
+    hint: str | None = None
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EventForm:
+    type: str
+    title: str
+    button: str
+    fields: tuple[Field, ...] = ()
+
+
+PHASE_OPTIONS = (
+    ("induction", "Induction"),
+    ("consolidation", "Consolidation"),
+    ("maintenance", "Maintenance"),
+    ("reinduction", "Re-induction"),
+)
+EVENT_FORMS: tuple[EventForm, ...] = (
+    EventForm(
+        "diagnosed",
+        "Diagnosis",
+        "Record diagnosis",
+        (
+            Field("lineage", "Lineage", "select", (("B", "B-cell"), ("T", "T-cell"), ("unknown", "Not known"))),
+            Field(
+                "ph_status",
+                "Philadelphia chromosome",
+                "select",
+                (("negative", "Negative"), ("positive", "Positive"), ("unknown", "Not known")),
+            ),
+            Field(
+                "cns_involvement",
+                "Leukemia in the brain or spinal fluid",
+                "select",
+                (("", "Not known"), ("false", "No"), ("true", "Yes")),
+                required=False,
+            ),
+        ),
+    ),
+    EventForm(
+        "phase_started", "Phase started", "Record phase start", (Field("phase", "Phase", "select", PHASE_OPTIONS),)
+    ),
+    EventForm(
+        "phase_completed",
+        "Phase completed",
+        "Record phase completion",
+        (Field("phase", "Phase", "select", PHASE_OPTIONS),),
+    ),
+    EventForm("remission_achieved", "Complete remission", "Record remission"),
+    EventForm("induction_failed", "No remission after induction (refractory)", "Record refractory"),
+    EventForm(
+        "mrd_result",
+        "MRD result",
+        "Record MRD result",
+        (Field("result", "Result", "select", (("negative", "Negative"), ("positive", "Positive"))),),
+    ),
+    EventForm(
+        "relapsed",
+        "Relapse",
+        "Record relapse",
+        (
+            Field(
+                "site",
+                "Site",
+                "select",
+                (("marrow", "Bone marrow"), ("cns", "Central nervous system"), ("other", "Other")),
+            ),
+        ),
+    ),
+    EventForm(
+        "transplant",
+        "Stem cell transplant",
+        "Record transplant",
+        (
+            Field(
+                "kind",
+                "Kind",
+                "select",
+                (("allogeneic", "Allogeneic (donor)"), ("autologous", "Autologous (own cells)")),
+            ),
+        ),
+    ),
+    EventForm(
+        "trial_enrolled",
+        "Clinical trial enrolment",
+        "Record trial enrolment",
+        (Field("trial_id", "Trial identifier", "text", hint="For example an NCT number; optional.", required=False),),
+    ),
+    EventForm(
+        "survival_estimate",
+        "Expected survival",
+        "Record estimate",
+        (Field("months", "Months", "number", hint="The care team's estimate, in months."),),
+    ),
+    EventForm("hospice_started", "Hospice care started", "Record hospice"),
+    EventForm("treatment_completed", "Treatment completed", "Record completion"),
+)
+FORMS_BY_TYPE = {f.type: f for f in EVENT_FORMS}
+
+
+def event_from_form(data: Mapping[str, str]) -> tuple[str | None, dict[str, object], list[Problem]]:
+    """The event type, the event as plain data, and the problems found before the store sees it."""
+    problems: list[Problem] = []
+    event_type = data.get("type", "")
+    form = FORMS_BY_TYPE.get(event_type)
+    if form is None:
+        return None, {}, [Problem("type", "is not a kind of event this page records")]
+    event: dict[str, object] = {"type": event_type}
+    raw_date = (data.get("date") or "").strip()
+    if not raw_date:
+        problems.append(Problem("date", "is required"))
+    else:
+        try:
+            event["date"] = dt.date.fromisoformat(raw_date)
+        except ValueError:
+            problems.append(Problem("date", "must be a date as YYYY-MM-DD"))
+    for f in form.fields:
+        value = (data.get(f.name) or "").strip()
+        if not value:
+            if f.required:
+                problems.append(Problem(f.name, "is required"))
+            continue
+        if f.kind == "select" and value not in {v for v, _ in f.options}:
+            problems.append(Problem(f.name, "is not one of the choices"))
+        elif f.name == "cns_involvement":
+            event[f.name] = value == "true"
+        elif f.kind == "number":
+            try:
+                event[f.name] = float(value)
+            except ValueError:
+                problems.append(Problem(f.name, "must be a number"))
+        else:
+            event[f.name] = value
+    return event_type, event, problems
+
+
+def form_field(form: EventForm, problem_field: str) -> str:
+    """The input a problem belongs to ('event.phase' -> 'phase'); '_form' when it is about the whole event."""
+    name = problem_field.removeprefix("event.")
+    return name if name in {"date", *(f.name for f in form.fields)} else "_form"

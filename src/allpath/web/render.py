@@ -1,0 +1,44 @@
+"""Template environment and the HTML-to-PDF step, kept apart from routing so tests can render pages directly."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+STATIC_FILES = ("allpath.css",)
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("allpath.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["static_url"] = lambda name: f"/static/{name}"
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def static_text(name: str) -> str:
+    if name not in STATIC_FILES:
+        raise KeyError(name)
+    return (resources.files("allpath.web") / "static" / name).read_text(encoding="utf-8")
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Render with WeasyPrint, using the same stylesheet as the page (its print rules apply)."""
+    from weasyprint import CSS, HTML
+
+    css = CSS(string=static_text("allpath.css"))
+    pdf = HTML(string=html, base_url=None).write_pdf(stylesheets=[css])
+    assert pdf is not None
+    return pdf

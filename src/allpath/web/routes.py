@@ -1,0 +1,460 @@
+"""The server-rendered pages: log-in, the clinician's patient list and patient page, the family
+plan (HTML and PDF), and the knowledge browser.
+
+Routes are thin: access checks, auditing and the 409 on stale writes live in the store
+(`Records`); the pages only render. Every form carries the CSRF token (`CSRFMiddleware`
+rejects a post without it before it reaches a route).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from allpath.course import EVENT_TYPES
+from allpath.facts import Problem
+from allpath.plan import Plan
+from allpath.store.auth import UserRecord, authenticate
+from allpath.store.context import AppContext
+from allpath.store.httpauth import (
+    csrf_token,
+    current_user_from_cookie,
+    db_session,
+    end_browser_session,
+    get_context,
+    start_browser_session,
+)
+from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
+from allpath.web.family import build_family_plan, current_and_next
+from allpath.web.forms import EVENT_FORMS, FORMS_BY_TYPE, event_from_form, form_field
+from allpath.web.render import html_to_pdf, render, static_text
+from allpath.web.search import SearchIndex
+from allpath.web.timeline import PHASE_LABELS, TimelineEvent, render_timeline
+
+log = logging.getLogger("allpath.web")
+SessionDep = Annotated[Session, Depends(db_session)]
+SEARCH_KEY = "web.search"
+
+STATUS_LABELS = {
+    "not_diagnosed": "No diagnosis recorded",
+    "newly_diagnosed": "Newly diagnosed",
+    "in_remission": "In remission",
+    "refractory": "Refractory",
+    "relapsed": "Relapsed",
+    "deceased": "Deceased",
+}
+EVENT_LABELS = {t: t.replace("_", " ").capitalize() for t in EVENT_TYPES}
+
+
+def search_index(context: AppContext) -> SearchIndex:
+    """The FTS index of the service's KB, built once per service (at start-up when `install` is used)."""
+    index = context.extra.get(SEARCH_KEY)
+    if index is None:
+        index = context.extra[SEARCH_KEY] = SearchIndex(context.kb)
+    return index  # type: ignore[no-any-return]
+
+
+# --- page plumbing -------------------------------------------------------------------------------
+
+
+def _page(
+    request: Request, template: str, user: UserRecord | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    ctx = get_context(request)
+    html = render(
+        template,
+        user=user,
+        csrf=csrf_token(request),
+        url=lambda name, **params: str(request.url_for(name, **params).path),
+        home_url="/",
+        flashes=context.pop("flashes", []),
+        disclaimer=ctx.kb.disclaimer,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def _error(request: Request, user: UserRecord | None, status: int, title: str, message: str) -> HTMLResponse:
+    return _page(request, "error.html", user, status_code=status, title=title, message=message)
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def _staff_or_response(request: Request, session: Session) -> UserRecord | Response:
+    user = current_user_from_cookie(request, session)
+    if user is None:
+        return _to_login(request)
+    if user.role not in ("clinician", "admin"):
+        return _error(request, user, 403, "Not for this account", "This page is for the care team.")
+    return user
+
+
+def _safe_next(target: str | None) -> str | None:
+    # Only same-site paths: never redirect a fresh login to another host.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+# --- translating the record for the pages --------------------------------------------------------
+
+
+def event_label(e: EventRecord) -> str:
+    p = e.payload
+    if e.type == "diagnosed":
+        lineage = {"B": "B-cell", "T": "T-cell"}.get(p.get("lineage", ""), "lineage unknown")
+        ph = {"positive": "Ph-positive", "negative": "Ph-negative"}.get(p.get("ph_status", ""), "Ph unknown")
+        cns = {True: ", CNS involved", False: ""}.get(p.get("cns_involvement"), ", CNS unknown")
+        return f"Diagnosed ({lineage}, {ph}{cns})"
+    if e.type in ("phase_started", "phase_completed"):
+        phase = PHASE_LABELS.get(p.get("phase", ""), p.get("phase", ""))
+        return f"{phase} {'started' if e.type == 'phase_started' else 'completed'}"
+    if e.type == "remission_achieved":
+        return "Complete remission"
+    if e.type == "induction_failed":
+        return "No remission (refractory)"
+    if e.type == "relapsed":
+        return f"Relapse ({p.get('site', 'marrow')})"
+    if e.type == "mrd_result":
+        return f"MRD {p.get('result', '')}"
+    if e.type == "transplant":
+        return f"{str(p.get('kind', '')).capitalize()} transplant"
+    if e.type == "trial_enrolled":
+        return "Joined a clinical trial" + (f" ({p['trial_id']})" if p.get("trial_id") else "")
+    if e.type == "survival_estimate":
+        return f"Expected survival {p.get('months')} months"
+    return EVENT_LABELS.get(e.type, e.type)
+
+
+def timeline_events(events: list[EventRecord]) -> list[TimelineEvent]:
+    """The events that still count (not superseded, not retractions), for the picture."""
+    out = []
+    for e in events:
+        if e.superseded_by is not None or e.type == "retracted":
+            continue
+        phase = e.payload.get("phase") if e.type in ("phase_started", "phase_completed") else None
+        out.append(TimelineEvent(e.date, e.type, event_label(e), phase=phase))
+    return out
+
+
+def _plan_for(context: AppContext, course: Course) -> Plan | None:
+    return context.recommender.recommend(course.facts) if course.facts is not None else None
+
+
+def _as_of(raw: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+# --- the router ------------------------------------------------------------------------------------
+
+
+def create_web_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/static/{name}", name="web_static")
+    def static(name: str) -> Response:
+        try:
+            text = static_text(name)
+        except KeyError:
+            return Response("not found", status_code=404, media_type="text/plain")
+        return Response(text, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+    @router.get("/", name="web_home")
+    def home(request: Request, session: SessionDep) -> Response:
+        user = current_user_from_cookie(request, session)
+        if user is None:
+            return RedirectResponse("/login", status_code=303)
+        return RedirectResponse("/my-plan" if user.role == "patient" else "/clinic/patients", status_code=303)
+
+    # log-in ------------------------------------------------------------------------------------
+
+    @router.get("/login", name="web_login")
+    def login_form(request: Request, session: SessionDep, next: str | None = None) -> Response:
+        user = current_user_from_cookie(request, session)
+        return _page(request, "login.html", user, next=_safe_next(next) or "", errors={}, username="")
+
+    @router.post("/login")
+    def login(
+        request: Request,
+        session: SessionDep,
+        username: Annotated[str, Form()] = "",
+        password: Annotated[str, Form()] = "",
+        next: Annotated[str, Form()] = "",
+    ) -> Response:
+        errors: dict[str, str] = {}
+        if not username.strip():
+            errors["username"] = "Enter your user name."
+        if not password:
+            errors["password"] = "Enter your password."
+        user = authenticate(session, username.strip(), password) if not errors else None
+        if user is None:
+            if not errors:
+                errors["_form"] = "The user name or password is not right."
+            return _page(
+                request,
+                "login.html",
+                None,
+                status_code=401,
+                next=_safe_next(next) or "",
+                errors=errors,
+                username=username,
+            )
+        default = "/my-plan" if user.role == "patient" else "/clinic/patients"
+        response = RedirectResponse(_safe_next(next) or default, status_code=303)
+        start_browser_session(request, response, user, session)
+        return response
+
+    @router.post("/logout", name="web_logout")
+    def logout(request: Request, session: SessionDep) -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        end_browser_session(request, response, session)
+        return response
+
+    # clinician pages ---------------------------------------------------------------------------
+
+    @router.get("/clinic/patients", name="web_patients")
+    def patients(request: Request, session: SessionDep) -> Response:
+        user = _staff_or_response(request, session)
+        if isinstance(user, Response):
+            return user
+        records = Records(session, user.actor())
+        rows = []
+        for p in records.list_patients():
+            course = records.course(p.id, action="course.read")
+            rows.append((p, course.state))
+        return _page(request, "patients.html", user, rows=rows, status_labels=STATUS_LABELS, phase_labels=PHASE_LABELS)
+
+    @router.get("/clinic/patients/new", name="web_patient_new")
+    def patient_new_form(request: Request, session: SessionDep) -> Response:
+        user = _staff_or_response(request, session)
+        if isinstance(user, Response):
+            return user
+        return _page(request, "patient_new.html", user, errors={}, values={})
+
+    @router.post("/clinic/patients/new")
+    def patient_new(
+        request: Request,
+        session: SessionDep,
+        birth_date: Annotated[str, Form()] = "",
+        display_name: Annotated[str, Form()] = "",
+    ) -> Response:
+        user = _staff_or_response(request, session)
+        if isinstance(user, Response):
+            return user
+        errors: dict[str, str] = {}
+        values = {"birth_date": birth_date, "display_name": display_name}
+        born = None
+        if not birth_date.strip():
+            errors["birth_date"] = "Enter the birth date."
+        else:
+            try:
+                born = dt.date.fromisoformat(birth_date.strip())
+            except ValueError:
+                errors["birth_date"] = "Enter the birth date as YYYY-MM-DD."
+        if len(display_name) > 100:
+            errors["display_name"] = "Use at most 100 characters."
+        if born is not None and not errors:
+            try:
+                patient = Records(session, user.actor()).create_patient(born, display_name.strip() or None)
+            except StoreError as exc:
+                errors.update(_problem_map(exc.problems, {"birth_date": "Birth date", "display_name": "Display name"}))
+                errors.setdefault("_form", exc.message) if not exc.problems else None
+            else:
+                return RedirectResponse(f"/clinic/patients/{patient.id}?created=1", status_code=303)
+        return _page(request, "patient_new.html", user, status_code=422, errors=errors, values=values)
+
+    def _patient_page(
+        request: Request,
+        session: SessionDep,
+        user: UserRecord,
+        patient_id: str,
+        *,
+        status_code: int = 200,
+        form_errors: dict[str, dict[str, str]] | None = None,
+        form_values: dict[str, dict[str, str]] | None = None,
+        flashes: list[str] | None = None,
+    ) -> Response:
+        context = get_context(request)
+        records = Records(session, user.actor())
+        try:
+            course = records.course(patient_id, _as_of(request.query_params.get("as_of")), action="plan.read")
+        except NotFoundError:
+            return _error(request, user, 404, "Patient not found", "There is no patient record with that id.")
+        plan = _plan_for(context, course)
+        now_phase, next_phase = current_and_next(plan, course.state.current_phase) if plan else (None, None)
+        svg = render_timeline(timeline_events(course.events), course.as_of, title=f"Treatment timeline of {patient_id}")
+        sources = {s.id: s for s in context.kb.sources.values()}
+        return _page(
+            request,
+            "patient.html",
+            user,
+            status_code=status_code,
+            patient=course.patient,
+            course=course,
+            state=course.state,
+            plan=plan,
+            now_phase=now_phase,
+            next_phase=next_phase,
+            phase_labels=PHASE_LABELS,
+            status_labels=STATUS_LABELS,
+            timeline_svg=svg,
+            events=course.events,
+            event_label=event_label,
+            forms=EVENT_FORMS,
+            form_errors=form_errors or {},
+            form_values=form_values or {},
+            sources=sources,
+            today=dt.date.today().isoformat(),
+            flashes=flashes or [],
+        )
+
+    @router.get("/clinic/patients/{patient_id}", name="web_patient")
+    def patient_page(request: Request, session: SessionDep, patient_id: str) -> Response:
+        user = _staff_or_response(request, session)
+        if isinstance(user, Response):
+            return user
+        flashes = ["Patient record created."] if request.query_params.get("created") else []
+        if request.query_params.get("recorded") in FORMS_BY_TYPE:
+            flashes.append(f"{FORMS_BY_TYPE[request.query_params['recorded']].title}: recorded.")
+        return _patient_page(request, session, user, patient_id, flashes=flashes)
+
+    @router.post("/clinic/patients/{patient_id}/events", name="web_add_event")
+    async def add_event(request: Request, session: SessionDep, patient_id: str) -> Response:
+        user = _staff_or_response(request, session)
+        if isinstance(user, Response):
+            return user
+        form = await request.form()
+        data = {k: v for k, v in form.items() if isinstance(v, str)}
+        event_type, event, problems = event_from_form(data)
+        form_spec = FORMS_BY_TYPE.get(event_type or "")
+        key = event_type or "_unknown"
+        errors: dict[str, str] = {}
+        status = 422
+        if form_spec is None:
+            return _error(request, user, 422, "Unknown kind of event", "This page cannot record that kind of event.")
+        if not problems:
+            expected = data.get("expected_version")
+            try:
+                records = Records(session, user.actor())
+                records.append_event(patient_id, event, int(expected) if expected and expected.isdigit() else None)
+            except NotFoundError:
+                return _error(request, user, 404, "Patient not found", "There is no patient record with that id.")
+            except ConflictError:
+                status = 409
+                errors["_form"] = (
+                    "Someone else changed this record while you were on this page. "
+                    "Nothing was saved. Check the record below and enter the event again."
+                )
+            except StoreError as exc:
+                problems = exc.problems or [Problem("_form", exc.message)]
+            else:
+                return RedirectResponse(f"/clinic/patients/{patient_id}?recorded={event_type}", status_code=303)
+        labels = {"date": "Date", **{f.name: f.label for f in form_spec.fields}}
+        for p in problems:
+            name = form_field(form_spec, p.field) if p.field != "_form" else "_form"
+            message = _field_message(labels[name], p.problem) if name in labels else _sentence(p.problem)
+            errors.setdefault(name, message.rstrip(".") + ".")
+        return _patient_page(
+            request,
+            session,
+            user,
+            patient_id,
+            status_code=status,
+            form_errors={key: errors},
+            form_values={key: data},
+        )
+
+    # family pages --------------------------------------------------------------------------------
+
+    def _family(request: Request, session: Session, patient_id: str) -> tuple[UserRecord | None, Any]:
+        user = current_user_from_cookie(request, session)
+        if user is None:
+            return None, _to_login(request)
+        context = get_context(request)
+        try:
+            course = Records(session, user.actor()).course(patient_id, action="family_plan.read")
+        except NotFoundError:
+            return user, _error(request, user, 404, "Plan not found", "There is no plan here for this account.")
+        plan = _plan_for(context, course)
+        family = build_family_plan(plan, context.kb, current_phase=course.state.current_phase) if plan else None
+        label = course.patient.display_name or course.patient.id
+        return user, {
+            "f": family,
+            "patient_label": label,
+            "patient_id": course.patient.id,
+            "as_of": course.as_of.isoformat(),
+        }
+
+    @router.get("/my-plan", name="web_my_plan")
+    def my_plan(request: Request, session: SessionDep) -> Response:
+        user = current_user_from_cookie(request, session)
+        if user is None:
+            return _to_login(request)
+        if user.patient_id is None:
+            return _error(request, user, 404, "No plan for this account", "This account is not linked to a patient.")
+        return RedirectResponse(f"/plan/{user.patient_id}", status_code=303)
+
+    @router.get("/plan/{patient_id}", name="web_family")
+    def family_page(request: Request, session: SessionDep, patient_id: str) -> Response:
+        user, result = _family(request, session, patient_id)
+        if isinstance(result, Response):
+            return result
+        return _page(request, "family.html", user, pdf_url=f"/plan/{patient_id}/plan.pdf", **result)
+
+    @router.get("/plan/{patient_id}/plan.pdf", name="web_family_pdf")
+    def family_pdf(request: Request, session: SessionDep, patient_id: str) -> Response:
+        _user, result = _family(request, session, patient_id)
+        if isinstance(result, Response):
+            return result
+        pdf = html_to_pdf(render("family_pdf.html", **result))
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": 'attachment; filename="my-treatment-plan.pdf"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    # knowledge -----------------------------------------------------------------------------------
+
+    @router.get("/learn", name="web_knowledge")
+    def knowledge(request: Request, session: SessionDep, q: str = "") -> Response:
+        user = current_user_from_cookie(request, session)
+        context = get_context(request)
+        q = q.strip()[:200]
+        hits = search_index(context).search(q) if q else []
+        return _page(request, "knowledge.html", user, q=q, hits=hits, kb=context.kb)
+
+    return router
+
+
+def _sentence(problem: str) -> str:
+    text = problem.strip()
+    return (text[0].upper() + text[1:]) if text else text
+
+
+def _field_message(label: str, problem: str) -> str:
+    text = f"{label} {problem}" if problem.startswith(("is ", "must ", "are ")) else f"{label}: {problem}"
+    return text.rstrip(".") + "."
+
+
+def _problem_map(problems: list[Problem], labels: dict[str, str]) -> dict[str, str]:
+    return {
+        (p.field if p.field in labels else "_form"): (
+            _field_message(labels[p.field], p.problem) if p.field in labels else _sentence(p.problem)
+        )
+        for p in problems
+    }
