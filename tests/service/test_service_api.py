@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.conftest import new_patient, post_event
+from tests.service.conftest import new_patient, post_event
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from allpath.store import Actor, Records, make_engine, make_sessionmaker, upgrade
 from allpath.store.auth import create_user
 from allpath.store.models import AuditRow, EventRow, PatientRow
-from service.conftest import postgres_database, postgres_reachable
+from tests.service.conftest import postgres_database, postgres_reachable
 
 PASSWORD = "durability-password"
 FAKE_NAME = "Ottoline Fakeperson-Durable"

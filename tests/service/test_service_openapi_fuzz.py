@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from service.conftest import new_patient, post_event
+from tests.service.conftest import new_patient, post_event
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from allpath.store.models import AuditRow
-from service.conftest import PASSWORD, new_patient, post_event
+from tests.service.conftest import PASSWORD, new_patient, post_event
 
 FAKE_NAME = "Zebediah Quixote-Fakename"
 FAKE_BIRTH = "2013-04-27"
