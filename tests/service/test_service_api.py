@@ -165,3 +165,13 @@ def test_knowledge_lists(client: TestClient, kb) -> None:  # type: ignore[no-unt
 def test_openapi_is_published(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/patients", "/patients/{patient_id}/plan", "/recommend", "/auth/token"} <= set(spec["paths"])
+
+
+def test_nul_and_control_characters_never_cause_a_server_error(client: TestClient, clinician: dict[str, str]) -> None:
+    # PostgreSQL refuses NUL in text: each of these would be a 500 if it reached a query unchecked.
+    assert client.get("/patients/P%00ABCDEFGH", headers=clinician).status_code == 404
+    assert client.get("/patients/P%00ABCDEFGH/plan").status_code == 401
+    assert client.get("/audit", params={"patient_id": "\x00"}, headers=clinician).status_code == 422
+    assert client.post("/auth/token", data={"username": "a\x00b", "password": "x"}).status_code == 401
+    response = client.post("/patients", json={"birth_date": "2015-01-01", "display_name": "a\x00b"}, headers=clinician)
+    assert_error_body(response, 422)

@@ -73,7 +73,7 @@ def create_app(
 
 def _mount_cds(app: FastAPI, context: AppContext) -> None:
     try:
-        from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router
+        from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # the CDS Hooks package is not part of this build
         return
     try:
@@ -89,7 +89,7 @@ def _mount_cds(app: FastAPI, context: AppContext) -> None:
 
 def _mount_web(app: FastAPI, context: AppContext) -> None:
     try:
-        import allpath.web as web
+        import allpath.web as web  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # the web pages are not part of this build
         return
     install = getattr(web, "install", None)

@@ -18,7 +18,14 @@ from allpath.store.service import Actor, Records, audit_now
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token.")
 
 SessionDep = Annotated[Session, Depends(db_session)]
-ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+async def _context(request: Request) -> AppContext:
+    # async: a plain lookup, not worth a trip to the thread pool (FastAPI runs sync deps there)
+    return get_context(request)
+
+
+ContextDep = Annotated[AppContext, Depends(_context)]
 
 
 def get_current_user(
@@ -44,11 +51,11 @@ def get_records(session: SessionDep, user: CurrentUser) -> Records:
 RecordsDep = Annotated[Records, Depends(get_records)]
 
 
-def get_kb(context: ContextDep) -> KnowledgeBase:
+async def get_kb(context: ContextDep) -> KnowledgeBase:
     return context.kb
 
 
-def get_recommender(context: ContextDep) -> Engine:
+async def get_recommender(context: ContextDep) -> Engine:
     return context.recommender
 
 

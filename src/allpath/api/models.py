@@ -11,7 +11,7 @@ from allpath.course import CourseEvent
 from allpath.facts import PatientFacts
 from allpath.plan import Plan
 from allpath.store.auth import USERNAME_PATTERN, UserRecord
-from allpath.store.service import AuditRecord, EventRecord, PatientRecord
+from allpath.store.service import PATIENT_ID_PATTERN, AuditRecord, EventRecord, PatientRecord
 
 # Printable text only: no control characters (and so no NUL, which PostgreSQL refuses).
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
@@ -43,7 +43,7 @@ class UserCreate(_In):
     username: str = Field(pattern=USERNAME_PATTERN)
     password: str = Field(min_length=10, max_length=200, pattern=TEXT_PATTERN)
     role: Literal["clinician", "patient", "admin"]
-    patient_id: str | None = Field(None, max_length=32)
+    patient_id: str | None = Field(None, pattern=PATIENT_ID_PATTERN)
 
 
 class PatientCreate(_In):

@@ -23,11 +23,12 @@ from sqlalchemy.orm import Session
 from allpath.facts import Problem
 from allpath.store.db import durable_session, read_only_session
 from allpath.store.models import PatientRow, TokenRow, UserRow
-from allpath.store.service import ROLES, Actor, InvalidInputError, Role, audit, utcnow
+from allpath.store.service import PATIENT_ID_RE, ROLES, Actor, InvalidInputError, Role, audit, utcnow
 
 log = logging.getLogger("allpath.store")
 TokenKind = Literal["bearer", "session"]
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
+_USERNAME = re.compile(USERNAME_PATTERN)
 MIN_PASSWORD_LENGTH = 10
 
 _hasher = PasswordHasher()
@@ -81,7 +82,7 @@ def create_user(
         problems.append(Problem("patient_id", "is required for a patient account"))
     if role != "patient" and patient_id:
         problems.append(Problem("patient_id", "is only for patient accounts"))
-    if patient_id and session.get(PatientRow, patient_id) is None:
+    if patient_id and (not PATIENT_ID_RE.match(patient_id) or session.get(PatientRow, patient_id) is None):
         problems.append(Problem("patient_id", "no such patient"))
     if problems:
         raise InvalidInputError("invalid user", problems)
@@ -110,7 +111,8 @@ def list_users(session: Session) -> list[UserRecord]:
 
 def authenticate(session: Session, username: str, password: str) -> UserRecord | None:
     """The user if the password is right and the account active; every attempt is audited."""
-    row = session.scalar(select(UserRow).where(UserRow.username == username))
+    # A name that cannot exist is not looked up (and a NUL would be refused by PostgreSQL).
+    row = session.scalar(select(UserRow).where(UserRow.username == username)) if _USERNAME.match(username) else None
     ok = False
     try:
         ok = _hasher.verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None and row.active

@@ -36,7 +36,9 @@ class DemoPatient:
     events: tuple[tuple[int, dict[str, Any]], ...]
 
 
-def _first_line(start: int, *, lineage: str = "B", ph: str = "negative", cns: bool = False) -> list[tuple[int, dict]]:
+def _first_line(
+    start: int, *, lineage: str = "B", ph: str = "negative", cns: bool = False
+) -> list[tuple[int, dict[str, Any]]]:
     return [
         (start, {"type": "diagnosed", "lineage": lineage, "ph_status": ph, "cns_involvement": cns}),
         (start - 2, {"type": "phase_started", "phase": "induction"}),
@@ -155,11 +157,11 @@ def seed_demo(session: Session, today: dt.date | None = None) -> SeedResult:
     """Create the demo accounts and patients, once. A second call changes nothing."""
     existing = session.scalar(select(UserRow).where(UserRow.username == "demo-clinician"))
     if existing is not None:
-        linked = {
+        known: dict[str, str | None] = {
             u.username: u.patient_id for u in session.scalars(select(UserRow).where(UserRow.username.like("demo-%")))
         }
-        patients = {key: pid for key, pid in ((k, linked.get(u)) for u, k in FAMILY_LINKS.items()) if pid is not None}
-        return SeedResult(False, patients, _logins(linked))
+        linked_patients = {key: pid for user, key in FAMILY_LINKS.items() if (pid := known.get(user)) is not None}
+        return SeedResult(False, linked_patients, _logins(known))
 
     today = today or utcnow().date()
     create_user(session, "demo-admin", DEMO_PASSWORDS["demo-admin"][1], "admin")

@@ -32,7 +32,7 @@ ROLES: tuple[Role, ...] = ("clinician", "patient", "admin")
 # Crockford's base32 without look-alikes: ids are read aloud and typed by people.
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PATIENT_ID_PATTERN = r"^P[0-9A-Z]{10}$"
-_PATIENT_ID = re.compile(PATIENT_ID_PATTERN)
+PATIENT_ID_RE = re.compile(PATIENT_ID_PATTERN)
 
 
 def utcnow() -> dt.datetime:
@@ -183,13 +183,29 @@ def audit(
     session.add(
         AuditRow(
             at=utcnow(),
-            actor=actor[:64],
-            action=action,
-            patient_id=patient_id[:32] if patient_id else None,
+            actor=_printable(actor)[:64],
+            action=_printable(action)[:64],
+            patient_id=_printable(patient_id)[:32] if patient_id else None,
             outcome=outcome,
-            detail=detail[:200] if detail else None,
+            detail=_printable(detail)[:200] if detail else None,
         )
     )
+
+
+# Audit text can come from a request path; control characters (NUL above all, which PostgreSQL
+# refuses in text) must not turn the audit of a bad request into a 500.
+_CONTROL = dict.fromkeys([*range(32), 127], "?")
+
+
+def _printable(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
+def _check_display_name(name: str | None) -> None:
+    if name is not None and (not name.strip() or len(name) > 200 or _printable(name) != name):
+        raise InvalidInputError(
+            "invalid patient", [Problem("display_name", "must be 1-200 printable characters, or left out")]
+        )
 
 
 def audit_now(
@@ -242,7 +258,7 @@ class Records:
         return self.actor.is_staff or self.actor.patient_id == patient_id
 
     def _readable(self, patient_id: str, action: str, *, lock: bool = False) -> PatientRow:
-        if not _PATIENT_ID.match(patient_id):
+        if not PATIENT_ID_RE.match(patient_id):
             raise self._deny(action, None, NotFoundError(f"no patient {patient_id[:40]}"), "malformed id")
         if not self._can_see(patient_id):
             raise self._deny(
@@ -280,6 +296,7 @@ class Records:
     def create_patient(self, birth_date: dt.date, display_name: str | None = None) -> PatientRecord:
         self._require_staff("patient.create")
         durable_session(self.session)
+        _check_display_name(display_name)
         today = utcnow().date()
         if birth_date > today:
             raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
@@ -320,6 +337,7 @@ class Records:
         row = self._writable(patient_id, "patient.update")
         if row.version != expected_version:
             raise ConflictError(f"patient {patient_id} changed since version {expected_version}", row.version)
+        _check_display_name(display_name)
         values: dict[str, Any] = {"version": row.version + 1}
         if display_name is not None or clear_display_name:
             values["display_name"] = display_name

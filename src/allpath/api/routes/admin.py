@@ -10,7 +10,7 @@ from allpath.api.deps import CurrentUser, SessionDep
 from allpath.api.errors import ERROR_RESPONSES
 from allpath.api.models import AuditPublic, UserCreate, UserPublic
 from allpath.store.auth import create_user, list_users
-from allpath.store.service import ForbiddenError, audit_now, list_audit
+from allpath.store.service import PATIENT_ID_PATTERN, ForbiddenError, audit_now, list_audit
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -38,7 +38,7 @@ def add_user(body: UserCreate, session: SessionDep, user: CurrentUser) -> UserPu
 def audit_trail(
     session: SessionDep,
     user: CurrentUser,
-    patient_id: Annotated[str | None, Query(max_length=32)] = None,
+    patient_id: Annotated[str | None, Query(pattern=PATIENT_ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditPublic]:
     return [AuditPublic.of(a) for a in list_audit(session, user, patient_id=patient_id, limit=limit)]

@@ -48,7 +48,7 @@ def knowledge_index(request: Request) -> KnowledgeIndex:
     index = context.extra.get("kb_index")
     if index is None:
         index = context.extra["kb_index"] = KnowledgeIndex(context.kb)
-    return index  # type: ignore[no-any-return]
+    return index
 
 
 @router.get("/search", response_model=list[SearchHitPublic], responses={422: ERROR_RESPONSES[422]})
@@ -59,4 +59,4 @@ def search(
 ) -> list[SearchHitPublic]:
     """Agents, phases, topics and sources matching the words, best first."""
     hits = knowledge_index(request).search(q, limit)
-    return [SearchHitPublic(kind=h.kind, id=h.id, title=h.title, snippet=h.snippet, score=h.score) for h in hits]  # type: ignore[arg-type]
+    return [SearchHitPublic(kind=h.kind, id=h.id, title=h.title, snippet=h.snippet, score=h.score) for h in hits]

@@ -94,12 +94,12 @@ def _course_public(state: CourseState) -> CourseStatePublic:
 
 
 @router.get("/{patient_id}/plan", response_model=PatientPlan)
-def patient_plan(patient_id: str, records: RecordsDep, recommender: RecommenderDep, as_of: AsOf = None) -> PatientPlan:
+def patient_plan(patient_id: str, records: RecordsDep, recommender: RecommenderDep, as_of: AsOf = None) -> Response:
     """The engine's plan for the facts the record establishes as of a date."""
     course = records.course(patient_id, as_of, action="plan.read")
     if course.facts is None:
         raise InvalidInputError("no plan for this date", course.facts_problems)
-    return PatientPlan(
+    result = PatientPlan(
         patient_id=patient_id,
         as_of=course.as_of,
         version=course.patient.version,
@@ -107,3 +107,4 @@ def patient_plan(patient_id: str, records: RecordsDep, recommender: RecommenderD
         facts=course.facts,
         plan=recommender.recommend(course.facts),
     )
+    return Response(result.model_dump_json(), media_type="application/json")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from allpath.api.deps import RecommenderDep
 from allpath.api.errors import ERROR_RESPONSES
@@ -13,6 +13,8 @@ router = APIRouter(tags=["recommend"], responses={422: ERROR_RESPONSES[422]})
 
 
 @router.post("/recommend", response_model=Plan)
-def recommend(facts: PatientFacts, recommender: RecommenderDep) -> Plan:
+async def recommend(facts: PatientFacts, recommender: RecommenderDep) -> Response:
     """Cited treatment options for one set of `PatientFacts`."""
-    return recommender.recommend(facts)
+    # No I/O, microseconds of work: run on the event loop, and serialise once (the plan is
+    # already valid; FastAPI's response_model pass would validate and copy it again).
+    return Response(recommender.recommend(facts).model_dump_json(), media_type="application/json")
