@@ -1,0 +1,729 @@
+"""FHIR R4 in: a Bundle (or a CDS Hooks prefetch) becomes `PatientFacts`.
+
+Every resource is validated with the `fhir.resources` R4B models (R4B keeps R4's clinical
+resources unchanged; the package's default models are R5). Only confirmed codes
+(`codes.yaml`, the KB's agents) and allpath's own case-feature code system carry meaning;
+docs/fhir-mapping.md is the table. Data that is missing stays unknown (or null) and raises an
+alert; where a count cannot be missing (the facts contract makes it a number), the smallest
+value the other data imply is used and an alert says it is a lower bound. Nothing is guessed.
+
+Problems name the resource and the element path, for example
+`Bundle.entry[3].resource(Observation/abc).valueCodeableConcept`. Notes never carry PHI
+(no names, no birth dates): only resource types, ids and codes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from allpath.engine import default_engine
+from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem
+from allpath.fhir.codes import (
+    CASE_FEATURE_SYSTEM,
+    CONDITION_CLINICAL,
+    CONDITION_VER_STATUS,
+    FACT_VALUE_SYSTEM,
+    LOINC,
+    UCUM,
+    agent_by_code,
+    code_tables,
+)
+from allpath.plan import Alert, Citation
+
+__all__ = ["FhirInputError", "ImportResult", "facts_from_bundle", "facts_from_resources"]
+
+SOURCE = "cancernet-all-2017"
+INTERPRETED = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationAdministration", "Procedure")
+_IGNORED_STATUSES = {"entered-in-error", "cancelled"}
+_P210_LOINC = (LOINC, "69380-4")
+# Months per UCUM unit accepted on duration facts.
+_MONTHS_PER_UNIT = {"mo": 1.0, "a": 12.0, "wk": 7 / 30.4375, "d": 1 / 30.4375}
+
+_ENUM_FACTS = {
+    "lineage": ("B", "T"),
+    "ph_status": ("positive", "negative"),
+    "mrd_status": ("positive", "negative"),
+    "disease_status": ("newly_diagnosed", "in_remission", "refractory", "relapsed"),
+    "completed_phase": PHASE_ORDER,
+}
+_INTEGER_FACTS = ("remission_count", "relapse_count", "prior_regimen_count")
+_DURATION_FACTS = ("remission_duration_months", "expected_survival_months")
+_BOOLEAN_FACTS = ("cns_involvement",)
+CASE_FEATURES = (*_ENUM_FACTS, *_INTEGER_FACTS, *_DURATION_FACTS, *_BOOLEAN_FACTS)
+
+
+class FhirInputError(ValueError):
+    """The input is not valid FHIR R4, or cannot be read as one ALL patient; `.problems` name each path."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    facts: PatientFacts
+    alerts: list[Alert]
+    notes: list[str]
+
+
+def facts_from_bundle(bundle: dict[str, Any], *, as_of: dt.date | None = None) -> ImportResult:
+    """Read one patient's facts from a FHIR R4 Bundle (any type: collection, searchset, ...)."""
+    if not isinstance(bundle, Mapping):
+        raise FhirInputError([Problem("Bundle", "expected a JSON object")])
+    if bundle.get("resourceType") != "Bundle":
+        raise FhirInputError([Problem("Bundle.resourceType", f"must be 'Bundle', got {bundle.get('resourceType')!r}")])
+    problems = _validate_bundle_shell(bundle)
+    entries = bundle.get("entry") or []
+    located: list[tuple[str, dict[str, Any], str | None]] = []
+    if isinstance(entries, list):
+        for i, entry in enumerate(entries):
+            if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
+                located.append((f"Bundle.entry[{i}].resource", dict(entry["resource"]), entry.get("fullUrl")))
+    if problems:
+        raise FhirInputError(problems)
+    return _import(located, as_of)
+
+
+def facts_from_resources(resources: list[dict[str, Any]], *, as_of: dt.date | None = None) -> ImportResult:
+    """Read one patient's facts from loose resources (a CDS Hooks prefetch): Patient, Condition,
+    Observation, MedicationRequest, MedicationAdministration, Procedure. A searchset Bundle in
+    the list is unpacked, so prefetch answers can be passed as they come."""
+    located: list[tuple[str, dict[str, Any], str | None]] = []
+    problems: list[Problem] = []
+    for i, resource in enumerate(resources):
+        where = f"resources[{i}]"
+        if not isinstance(resource, Mapping):
+            problems.append(Problem(where, "expected a FHIR resource (a JSON object)"))
+        elif resource.get("resourceType") == "Bundle":
+            problems.extend(
+                Problem(f"{where}.{p.field.removeprefix('Bundle.')}", p.problem)
+                for p in _validate_bundle_shell(resource)
+            )
+            for j, entry in enumerate(resource.get("entry") or []):
+                if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
+                    located.append((f"{where}.entry[{j}].resource", dict(entry["resource"]), entry.get("fullUrl")))
+        else:
+            located.append((where, dict(resource), None))
+    if problems:
+        raise FhirInputError(problems)
+    return _import(located, as_of)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _validate_bundle_shell(bundle: Mapping[str, Any]) -> list[Problem]:
+    """Validate the Bundle itself with each entry's resource set aside (resources are checked one by one)."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    shell = dict(bundle)
+    entries = shell.get("entry")
+    if isinstance(entries, list):
+        shell["entry"] = [
+            {k: v for k, v in e.items() if k != "resource"} if isinstance(e, Mapping) else e for e in entries
+        ]
+    return _model_problems(Bundle, shell, "Bundle")
+
+
+def _model_problems(model: Any, data: Mapping[str, Any], where: str) -> list[Problem]:
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return [Problem(_join_loc(where, e["loc"]), _error_text(e)) for e in exc.errors(include_url=False)]
+    except (TypeError, ValueError) as exc:  # fhir.resources raises plain errors for some shapes
+        return [Problem(where, str(exc).splitlines()[0])]
+    return []
+
+
+def _join_loc(where: str, loc: Iterable[Any]) -> str:
+    out = where
+    for part in loc:
+        if part in ("__root__", "root"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _error_text(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not an element of this resource in FHIR R4"
+    if kind in ("json_invalid", "model_type", "dict_type", "model_attributes_type"):
+        return "must be a JSON object"
+    if kind in ("list_type", "tuple_type"):
+        return "must be a JSON array"
+    if kind == "string_type":
+        return "must be a string"
+    return str(err.get("msg", "is not valid")).splitlines()[0].rstrip(".")
+
+
+def _label(where: str, resource: Mapping[str, Any]) -> str:
+    rid = resource.get("id")
+    kind = resource.get("resourceType", "?")
+    return f"{where}({kind}/{rid})" if rid else f"{where}({kind})"
+
+
+def _validate_resource(where: str, resource: Mapping[str, Any]) -> list[Problem]:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    kind = resource.get("resourceType")
+    if not isinstance(kind, str):
+        return [Problem(f"{where}.resourceType", "is required")]
+    try:
+        model = get_fhir_model_class(kind)
+    except (KeyError, ValueError, AttributeError, ImportError):
+        return [Problem(f"{where}.resourceType", f"{kind!r} is not a FHIR R4 resource type")]
+    return _model_problems(model, resource, _label(where, resource))
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reading:
+    """One value for one fact, with where it came from and when it was true."""
+
+    value: Any
+    path: str
+    when: str
+
+
+@dataclass
+class _State:
+    readings: dict[str, list[_Reading]] = field(default_factory=dict)
+    all_conditions: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)  # when, path, means, cs
+    lineage_codes: list[_Reading] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)
+
+    def read(self, fact: str, value: Any, path: str, when: str) -> None:
+        self.readings.setdefault(fact, []).append(_Reading(value, path, when))
+
+    def alert(self, alert_id: str, severity: str, message: str, section: str) -> None:
+        self.alerts.append(
+            Alert(
+                id=alert_id,
+                severity=severity,  # type: ignore[arg-type]
+                message=message,
+                citations=[Citation(source_id=SOURCE, section=section)],
+            )
+        )
+
+
+def _codings(concept: Any) -> list[tuple[str, str]]:
+    if not isinstance(concept, Mapping):
+        return []
+    return [
+        (c.get("system", ""), str(c.get("code", ""))) for c in concept.get("coding") or [] if isinstance(c, Mapping)
+    ]
+
+
+def _when(resource: Mapping[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = resource.get(key)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping) and isinstance(value.get("start"), str):
+            return value["start"]
+    return ""
+
+
+def _import(located: list[tuple[str, dict[str, Any], str | None]], as_of: dt.date | None) -> ImportResult:
+    problems: list[Problem] = []
+    for where, resource, _ in located:
+        problems.extend(_validate_resource(where, resource))
+    if problems:
+        raise FhirInputError(problems)
+
+    as_of = as_of or dt.date.today()
+    state = _State()
+    patients = [(w, r, u) for w, r, u in located if r.get("resourceType") == "Patient"]
+    if not patients:
+        raise FhirInputError([Problem("Patient", "no Patient resource: age_years comes from Patient.birthDate")])
+    distinct = {r.get("id") or w for w, r, _ in patients}
+    if len(distinct) > 1:
+        raise FhirInputError(
+            [Problem(_label(patients[1][0], patients[1][1]), "a second patient: one patient per call")]
+        )
+    p_where, patient, p_url = patients[0]
+    age = _age(_label(p_where, patient), patient, as_of)
+    refs = {f"Patient/{patient['id']}"} if patient.get("id") else set()
+    if p_url:
+        refs.add(p_url)
+
+    engine_kb = default_engine().kb
+    drugs = agent_by_code(engine_kb)
+    tables = code_tables()
+    other_patient = 0
+    for where, resource, _ in located:
+        kind = resource["resourceType"]
+        if kind == "Patient":
+            continue
+        if kind not in INTERPRETED:
+            state.ignored[kind] += 1
+            continue
+        if not _same_patient(resource, refs):
+            other_patient += 1
+            continue
+        path = _label(where, resource)
+        if kind == "Condition":
+            _read_condition(state, path, resource, tables)
+        elif kind == "Observation":
+            _read_observation(state, path, resource, tables)
+        elif kind == "Procedure":
+            _read_procedure(state, path, resource, tables)
+        else:
+            _read_medication(state, path, resource, drugs, tables)
+    if other_patient:
+        state.notes.append(f"{other_patient} resource(s) about another patient ignored")
+    if state.ignored:
+        kinds = ", ".join(f"{k} x{n}" for k, n in sorted(state.ignored.items()))
+        state.notes.append(f"resources without meaning for the facts ignored: {kinds}")
+    if state.problems:
+        raise FhirInputError(state.problems)
+    data, provenance = _assemble(state, age)
+    if state.problems:
+        raise FhirInputError(state.problems)
+    try:
+        facts = PatientFacts.parse(data)
+    except FactsError as exc:
+        raise FhirInputError(
+            [Problem(provenance.get(p.field, "Bundle"), f"{p.field}: {p.problem}") for p in exc.problems]
+        ) from None
+    state.notes.insert(0, f"age_years from Patient.birthDate at {as_of.isoformat()}")
+    return ImportResult(facts=facts, alerts=state.alerts, notes=state.notes)
+
+
+def _same_patient(resource: Mapping[str, Any], refs: set[str]) -> bool:
+    subject = resource.get("subject") or resource.get("patient")
+    reference = subject.get("reference") if isinstance(subject, Mapping) else None
+    if not reference or not refs:
+        return True
+    return reference in refs or any(reference.endswith("/" + r) for r in refs if r.startswith("Patient/"))
+
+
+def _age(path: str, patient: Mapping[str, Any], as_of: dt.date) -> float:
+    birth = patient.get("birthDate")
+    if not birth:
+        raise FhirInputError([Problem(f"{path}.birthDate", "is required: age_years is worked out from it")])
+    try:
+        born = dt.date.fromisoformat(birth)
+    except ValueError:
+        raise FhirInputError(
+            [Problem(f"{path}.birthDate", "needs a full date (YYYY-MM-DD) to work out age_years without guessing")]
+        ) from None
+    if born > as_of:
+        raise FhirInputError([Problem(f"{path}.birthDate", f"is after the as-of date {as_of.isoformat()}")])
+    return age_in_years(born, as_of)
+
+
+def _birthday(born: dt.date, year: int) -> dt.date:
+    try:
+        return born.replace(year=year)
+    except ValueError:  # 29 February in a common year: the birthday is reached on 1 March
+        return dt.date(year, 3, 1)
+
+
+def age_in_years(born: dt.date, as_of: dt.date) -> float:
+    """Completed years plus the elapsed share of the current year, floored to 0.01.
+
+    Flooring (never rounding up) keeps the boundaries exact: the day before the 22nd birthday
+    the age is below 22, from the birthday on it is 22 or more.
+    """
+    years = as_of.year - born.year
+    if as_of < _birthday(born, as_of.year):
+        years -= 1
+    last = _birthday(born, born.year + years)
+    following = _birthday(born, born.year + years + 1)
+    fraction = (as_of - last).days / (following - last).days
+    return float(years) + int(fraction * 100) / 100
+
+
+def _condition_skipped(resource: Mapping[str, Any]) -> bool:
+    for system, code in _codings(resource.get("verificationStatus")):
+        if system == CONDITION_VER_STATUS and code in ("refuted", "entered-in-error"):
+            return True
+    return False
+
+
+def _read_condition(state: _State, path: str, resource: Mapping[str, Any], tables: Any) -> None:
+    codings = _codings(resource.get("code"))
+    known = [tables.conditions[c] for c in codings if c in tables.conditions]
+    for c in codings:
+        if c in tables.known_wrong:
+            state.notes.append(f"{path}.code: {c[1]} is a known-wrong code ({tables.known_wrong[c]}); not read")
+    if not known:
+        state.ignored["Condition (not ALL)"] += 1
+        return
+    if _condition_skipped(resource):
+        state.notes.append(f"{path}: refuted or entered in error; not read")
+        return
+    means: dict[str, Any] = {}
+    for k in known:
+        for key, value in k.means.items():
+            if key in means and means[key] != value:
+                state.problems.append(
+                    Problem(f"{path}.code", f"its codings disagree on {key} ({means[key]} vs {value})")
+                )
+                return
+            means[key] = value
+    when = _when(resource, "recordedDate", "onsetDateTime", "onsetPeriod")
+    if "lineage" in means:
+        state.lineage_codes.append(_Reading(means["lineage"], f"{path}.code", when))
+    clinical = next((c for s, c in _codings(resource.get("clinicalStatus")) if s == CONDITION_CLINICAL), "")
+    state.all_conditions.append((when, path, means, clinical))
+
+
+def _read_observation(state: _State, path: str, resource: Mapping[str, Any], tables: Any) -> None:
+    if resource.get("status") in _IGNORED_STATUSES:
+        state.notes.append(f"{path}: status {resource['status']}; not read")
+        return
+    codings = _codings(resource.get("code"))
+    when = _when(resource, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued")
+    features = [code for system, code in codings if system == CASE_FEATURE_SYSTEM]
+    if features:
+        feature = features[0]
+        if feature not in CASE_FEATURES:
+            state.problems.append(
+                Problem(f"{path}.code", f"{feature!r} is not an allpath case feature ({', '.join(CASE_FEATURES)})")
+            )
+            return
+        value = _feature_value(state, path, feature, resource)
+        if value is not None:
+            state.read(feature, value, path, when)
+        return
+    if _P210_LOINC in codings:
+        _read_p210(state, path, resource, when)
+        return
+    known = [tables.observations[c] for c in codings if c in tables.observations]
+    if known:
+        state.notes.append(f"{path}: {known[0].display} (LOINC {known[0].code}) recorded; not mapped to a fact")
+        return
+    state.ignored["Observation (other)"] += 1
+
+
+def _feature_value(state: _State, path: str, feature: str, resource: Mapping[str, Any]) -> Any:
+    if "dataAbsentReason" in resource and not any(k.startswith("value") for k in resource):
+        state.notes.append(f"{path}: {feature} recorded as absent")
+        return None
+    if feature in _ENUM_FACTS:
+        allowed = _ENUM_FACTS[feature]
+        values = [c for s, c in _codings(resource.get("valueCodeableConcept")) if s == FACT_VALUE_SYSTEM]
+        if not values or values[0] not in allowed:
+            state.problems.append(
+                Problem(
+                    f"{path}.valueCodeableConcept",
+                    f"{feature} needs a coding from {FACT_VALUE_SYSTEM} with a code in {list(allowed)}",
+                )
+            )
+            return None
+        return values[0]
+    if feature in _BOOLEAN_FACTS:
+        value = resource.get("valueBoolean")
+        if not isinstance(value, bool):
+            state.problems.append(Problem(f"{path}.valueBoolean", f"{feature} needs valueBoolean"))
+            return None
+        return value
+    if feature in _INTEGER_FACTS:
+        value = resource.get("valueInteger")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            state.problems.append(Problem(f"{path}.valueInteger", f"{feature} needs a valueInteger >= 0"))
+            return None
+        return value
+    quantity = resource.get("valueQuantity")
+    if not isinstance(quantity, Mapping) or not isinstance(quantity.get("value"), int | float):
+        state.problems.append(Problem(f"{path}.valueQuantity", f"{feature} needs a valueQuantity in months"))
+        return None
+    unit = quantity.get("code")
+    if quantity.get("system") != UCUM or unit not in _MONTHS_PER_UNIT:
+        state.problems.append(
+            Problem(f"{path}.valueQuantity.code", f"must be a UCUM duration code ({', '.join(_MONTHS_PER_UNIT)})")
+        )
+        return None
+    if quantity["value"] < 0:
+        state.problems.append(Problem(f"{path}.valueQuantity.value", "must be >= 0"))
+        return None
+    months = float(quantity["value"]) * _MONTHS_PER_UNIT[unit]
+    return round(months, 2)
+
+
+def _read_p210(state: _State, path: str, resource: Mapping[str, Any], when: str) -> None:
+    quantity = resource.get("valueQuantity")
+    value = quantity.get("value") if isinstance(quantity, Mapping) else None
+    if not isinstance(value, int | float):
+        state.notes.append(f"{path}: BCR-ABL1 p210 result without a numeric valueQuantity; not read")
+        return
+    if value > 0:
+        state.read("ph_status", "positive", f"{path}.valueQuantity", when)
+    else:
+        # p210 is one of two common BCR-ABL1 transcripts; in ALL the other (p190) is frequent,
+        # so a p210 ratio of 0 does not make the leukemia Philadelphia-negative.
+        state.notes.append(f"{path}: BCR-ABL1 p210 not detected; this does not exclude p190, so Ph status is not set")
+
+
+def _read_procedure(state: _State, path: str, resource: Mapping[str, Any], tables: Any) -> None:
+    if resource.get("status") in _IGNORED_STATUSES:
+        return
+    known = [tables.procedures[c] for c in _codings(resource.get("code")) if c in tables.procedures]
+    if known:
+        state.notes.append(f"{path}: {known[0].means['note']} (SNOMED CT {known[0].code}); not mapped to a fact")
+    else:
+        state.ignored["Procedure (other)"] += 1
+
+
+def _read_medication(
+    state: _State, path: str, resource: Mapping[str, Any], drugs: Mapping[tuple[str, str], str], tables: Any
+) -> None:
+    if resource.get("status") in _IGNORED_STATUSES:
+        return
+    codings = _codings(resource.get("medicationCodeableConcept"))
+    for c in codings:
+        if c in tables.known_wrong:
+            state.notes.append(
+                f"{path}.medicationCodeableConcept: {c[1]} is a known-wrong code ({tables.known_wrong[c]}); not read"
+            )
+    agents = sorted({drugs[c] for c in codings if c in drugs})
+    if agents:
+        state.notes.append(f"{path}: medication {', '.join(agents)} recorded; not mapped to a fact")
+    else:
+        state.ignored[f"{resource['resourceType']} (other)"] += 1
+
+
+# --- from readings to facts ------------------------------------------------------------------
+
+_SECTION = {
+    "lineage": "Targeted therapy",
+    "ph_status": "Targeted therapy",
+    "cns_involvement": "Radiation therapy",
+    "mrd_status": "Remission and the chance of recurrence",
+    "remission_duration_months": "Remission and the chance of recurrence",
+    "completed_phases": "Chemotherapy",
+    "remission_count": "Remission and the chance of recurrence",
+    "relapse_count": "Remission and the chance of recurrence",
+    "prior_regimen_count": "Remission and the chance of recurrence",
+    "expected_survival_months": "If treatment doesn't work",
+}
+
+
+def _latest(state: _State, fact: str, readings: list[_Reading]) -> _Reading | None:
+    """The most recent reading of a fact; equally recent readings that disagree leave it unknown."""
+    if not readings:
+        return None
+    newest = max(r.when for r in readings)
+    top = [r for r in readings if r.when == newest]
+    if len({repr(r.value) for r in top}) > 1:
+        paths = ", ".join(r.path for r in top)
+        state.alert(
+            f"fhir-conflicting-{fact.replace('_', '-')}",
+            "warning",
+            f"The record gives different values for {fact} at the same time ({paths}); it is treated as not known.",
+            _SECTION.get(fact, "Treatment overview"),
+        )
+        return None
+    return top[0]
+
+
+def _assemble(state: _State, age: float) -> tuple[dict[str, Any], dict[str, str]]:
+    data: dict[str, Any] = {"age_years": age}
+    provenance: dict[str, str] = {"age_years": "Patient.birthDate"}
+
+    def take(fact: str, readings: list[_Reading]) -> Any:
+        chosen = _latest(state, fact, readings)
+        if chosen is None:
+            return None
+        provenance[fact] = chosen.path
+        return chosen.value
+
+    lineage_readings = state.lineage_codes + state.readings.get("lineage", [])
+    if len({r.value for r in lineage_readings}) > 1:
+        paths = ", ".join(r.path for r in lineage_readings)
+        state.alert(
+            "fhir-conflicting-lineage",
+            "warning",
+            f"The record gives both B-cell and T-cell lineage ({paths}); lineage is treated as not known.",
+            _SECTION["lineage"],
+        )
+        lineage = None
+    else:
+        lineage = take("lineage", lineage_readings)
+    data["lineage"] = lineage or "unknown"
+
+    for fact in ("ph_status", "mrd_status"):
+        data[fact] = take(fact, state.readings.get(fact, [])) or "unknown"
+    data["cns_involvement"] = take("cns_involvement", state.readings.get("cns_involvement", []))
+    for fact in ("remission_duration_months", "expected_survival_months"):
+        data[fact] = take(fact, state.readings.get(fact, []))
+    counts = {f: take(f, state.readings.get(f, [])) for f in _INTEGER_FACTS}
+    phase_readings = state.readings.get("completed_phase", [])
+    done = {r.value for r in phase_readings}
+    data["completed_phases"] = [p for p in PHASE_ORDER if p in done]
+    if phase_readings:
+        provenance["completed_phases"] = phase_readings[-1].path
+
+    status = _disease_status(state, counts, done, provenance)
+    if status is None:
+        return data, provenance
+    data["disease_status"] = status
+    _fill_counts(state, status, counts, data)
+    _missing_alerts(state, data)
+    return data, provenance
+
+
+def _disease_status(
+    state: _State, counts: Mapping[str, int | None], done: set[str], provenance: dict[str, str]
+) -> str | None:
+    recorded = _latest(state, "disease_status", state.readings.get("disease_status", []))
+    from_condition: str | None = None
+    condition_path = ""
+    if state.all_conditions:
+        newest = max(c[0] for c in state.all_conditions)
+        top = [c for c in state.all_conditions if c[0] == newest]
+        readings = {(_condition_status(state, path, means, cs), path) for _, path, means, cs in top}
+        statuses = {s for s, _ in readings}
+        if len(statuses) > 1:
+            paths = ", ".join(p for _, p in sorted(readings))
+            state.problems.append(Problem(paths, "equally recent ALL Conditions disagree on the disease status"))
+            return None
+        from_condition, condition_path = sorted(readings)[0]
+    if from_condition is None and recorded is None:
+        state.problems.append(
+            Problem(
+                "Condition",
+                "no Condition coded as ALL (ICD-10-CM C91.0x, SNOMED CT 91857003/91856007/277571004, NCIt C3183) "
+                "and no allpath disease_status Observation: disease_status cannot be read",
+            )
+        )
+        return None
+    if recorded is not None:
+        provenance["disease_status"] = recorded.path
+        if from_condition in ("relapsed", "in_remission") and recorded.value != from_condition:
+            state.problems.append(
+                Problem(
+                    recorded.path, f"disease_status {recorded.value} contradicts {condition_path} ({from_condition})"
+                )
+            )
+            return None
+        if from_condition == "not_in_remission" and recorded.value == "in_remission":
+            state.problems.append(
+                Problem(recorded.path, f"disease_status in_remission contradicts {condition_path} (not in remission)")
+            )
+            return None
+        return str(recorded.value)
+    provenance["disease_status"] = condition_path
+    if from_condition != "not_in_remission":
+        return from_condition
+    # ALL that is not in remission: new, refractory (induction done, no remission) or relapsed.
+    if (counts.get("relapse_count") or 0) >= 1:
+        state.notes.append(f"{condition_path}: not in remission after a relapse: disease_status relapsed")
+        return "relapsed"
+    if "induction" in done or (counts.get("prior_regimen_count") or 0) >= 1:
+        state.notes.append(f"{condition_path}: not in remission after induction: disease_status refractory")
+        return "refractory"
+    return "newly_diagnosed"
+
+
+def _condition_status(state: _State, path: str, means: Mapping[str, Any], clinical: str) -> str:
+    coded = means.get("remission")
+    if clinical in ("relapse", "recurrence"):
+        if coded == "in_remission":
+            state.problems.append(Problem(f"{path}.clinicalStatus", f"{clinical} contradicts the code (in remission)"))
+        return "relapsed"
+    if clinical in ("remission", "inactive", "resolved"):
+        if coded in ("relapsed", "not_in_remission"):
+            state.problems.append(
+                Problem(f"{path}.clinicalStatus", f"{clinical} contradicts the code ({coded.replace('_', ' ')})")
+            )
+        if clinical != "remission":
+            state.notes.append(f"{path}: clinicalStatus {clinical} read as in remission")
+        return "in_remission"
+    return str(coded or "not_in_remission")
+
+
+def _fill_counts(state: _State, status: str, counts: Mapping[str, int | None], data: dict[str, Any]) -> None:
+    """Counts the record leaves out get the least value the disease status implies, and an alert."""
+    relapses = counts.get("relapse_count")
+    if relapses is None:
+        relapses = 1 if status == "relapsed" else 0
+        if status != "newly_diagnosed":
+            _lower_bound(state, "relapse_count", relapses)
+    remissions = counts.get("remission_count")
+    if remissions is None:
+        remissions = relapses + 1 if status == "in_remission" else relapses
+        if status != "newly_diagnosed":
+            _lower_bound(state, "remission_count", remissions)
+    regimens = counts.get("prior_regimen_count")
+    if regimens is None:
+        regimens = 0 if status == "newly_diagnosed" else 1
+        if status != "newly_diagnosed":
+            _lower_bound(state, "prior_regimen_count", regimens)
+    data["relapse_count"] = relapses
+    data["remission_count"] = remissions
+    data["prior_regimen_count"] = regimens
+
+
+def _lower_bound(state: _State, fact: str, value: int) -> None:
+    state.alert(
+        f"fhir-missing-{fact.replace('_', '-')}",
+        "warning",
+        f"The record does not give {fact}; {value} is used, the least the disease status allows. "
+        "Options that need a higher count are not shown until it is recorded.",
+        _SECTION[fact],
+    )
+
+
+def _missing_alerts(state: _State, data: Mapping[str, Any]) -> None:
+    status = data["disease_status"]
+    if data["lineage"] == "unknown":
+        state.alert(
+            "fhir-missing-lineage",
+            "warning",
+            "No B-cell or T-cell lineage found (SNOMED CT 277571004, NCIt C3183 or an allpath lineage Observation).",
+            _SECTION["lineage"],
+        )
+    if data["ph_status"] == "unknown":
+        state.alert(
+            "fhir-missing-ph-status",
+            "warning",
+            "No Philadelphia chromosome result found (a positive BCR-ABL1 LOINC 69380-4 result or an allpath "
+            "ph_status Observation); Ph status is treated as unknown.",
+            _SECTION["ph_status"],
+        )
+    if data["cns_involvement"] is None:
+        state.alert(
+            "fhir-missing-cns-involvement",
+            "info",
+            "Whether leukemia was found in the brain or spinal fluid is not recorded; it is treated as unknown.",
+            _SECTION["cns_involvement"],
+        )
+    if data["mrd_status"] == "unknown" and status != "newly_diagnosed":
+        state.alert(
+            "fhir-missing-mrd-status",
+            "info",
+            "No minimal residual disease result found; MRD status is treated as unknown.",
+            _SECTION["mrd_status"],
+        )
+    if status == "relapsed" and data["remission_duration_months"] is None:
+        state.alert(
+            "fhir-missing-remission-duration",
+            "warning",
+            "The length of the remission before the relapse is not recorded; it is left unknown.",
+            _SECTION["remission_duration_months"],
+        )
+    if status in ("in_remission", "refractory") and not data["completed_phases"]:
+        state.alert(
+            "fhir-missing-completed-phases",
+            "warning",
+            "No completed treatment phase is recorded; phase-specific options may be missing.",
+            _SECTION["completed_phases"],
+        )
