@@ -40,7 +40,7 @@ class StubImporter:
         self.calls.append(resources)
         patients = [r for r in resources if r.get("resourceType") == "Patient"]
         if not patients or patients[0].get("id") not in self.facts:
-            raise FactsError([Problem("Condition", "no acute lymphoblastic leukemia diagnosis found")])
+            raise FactsError([Problem("Patient.birthDate", "is required: age_years is worked out from it")])
         return StubResult(self.facts[patients[0]["id"]], list(self.alerts))
 
 

@@ -117,7 +117,7 @@ def test_unusable_record_gives_one_explaining_card(call):
     assert response.status_code == 200
     (card,) = response.json()["cards"]
     assert card["indicator"] == "info"
-    assert "no acute lymphoblastic leukemia diagnosis" in card["detail"]
+    assert "`Patient.birthDate`: is required" in card["detail"]
 
 
 # --- missing prefetch: fetch from the EHR's FHIR server, or 412 ---------------------------

@@ -72,6 +72,11 @@ def _default_importer() -> Importer:
     return facts_from_resources
 
 
+def not_an_all_patient(problems: Sequence[Problem]) -> bool:
+    """The importer's way of saying the record holds no ALL diagnosis (pinned by an end-to-end test)."""
+    return any(p.field == "Condition" and p.problem.startswith("no Condition coded as ALL") for p in problems)
+
+
 def error_response(
     status: int, error: str, problems: Iterable[Problem], headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -217,8 +222,10 @@ def create_cds_router(
             problems = getattr(exc, "problems", None)
             if problems is None:
                 raise
-            if service_id == ORDER_SIGN_ID:
-                return [], []  # no facts, no basis for an order check; patient-view explains why
+            if service_id == ORDER_SIGN_ID or not_an_all_patient(problems):
+                # No ALL on record: nothing to advise. No facts: no basis for an order check
+                # (patient-view explains what is missing).
+                return [], []
             card = cards.problem_card(hook.hook_instance, problems)
             return [card], ["record-not-usable"]
         if service_id == PATIENT_VIEW_ID:
