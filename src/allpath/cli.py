@@ -220,6 +220,30 @@ def demo(
     out.print(table)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    cds_only: Annotated[
+        bool, typer.Option("--cds-only", help="Serve only the CDS Hooks endpoints (/cds-services).")
+    ] = False,
+) -> None:
+    """Start the HTTP service. For now this is the CDS Hooks service (configured from ALLPATH_CDS_* variables)."""
+    import uvicorn
+
+    from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_app
+
+    try:
+        settings = CdsSettings.from_env()
+        application = create_cds_app(Engine(load_knowledge()), settings)
+    except CdsConfigError as exc:
+        err.print(f"CDS Hooks configuration: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if settings.insecure_dev:
+        err.print("WARNING: CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1): local development only.")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
 def main() -> None:
     app()
 

@@ -66,8 +66,8 @@ class CdsSettings:
         ]
         if missing:
             raise CdsConfigError(
-                f"authentication is on but {', '.join(missing)} is not set; set it, or set "
-                f"{ENV_INSECURE_DEV}=1 for local development only"
+                f"authentication is on but not configured; set {', '.join(missing)} "
+                f"(or {ENV_INSECURE_DEV}=1, for local development only)"
             )
 
     @classmethod
