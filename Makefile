@@ -40,6 +40,10 @@ typecheck: install
 bench: install
 	$(BIN)/python benchmarks/bench_engine.py
 
+# CDS Hooks patient-view under a bounded loopback load (100 requests/s for 20 s); writes docs/benchmarks-cds.md.
+bench-cds: install
+	$(BIN)/python benchmarks/bench_cds.py
+
 schemas: install
 	mkdir -p schemas
 	$(BIN)/allpath schema facts > schemas/patient-facts.schema.json

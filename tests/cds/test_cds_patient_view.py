@@ -25,7 +25,22 @@ AUTH = {
 
 
 def condition(pid: str = "p1", rid: str = "c1") -> dict[str, Any]:
-    return {"resourceType": "Condition", "id": rid, "subject": {"reference": f"Patient/{pid}"}, "code": {"text": "ALL"}}
+    return {
+        "resourceType": "Condition",
+        "id": rid,
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91857003"}], "text": "ALL"},
+    }
+
+
+def vital(pid: str = "p1", rid: str = "hr") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+    }
 
 
 def test_discovery_lists_both_services_with_their_prefetch_templates(client, rsa):
@@ -102,6 +117,19 @@ def test_prefetched_resources_reach_the_importer(call, importer):
     assert call(SERVICE, hook_request(prefetch=prefetch)).status_code == 200
     types = sorted(r["resourceType"] for r in importer.calls[-1])
     assert types == ["Condition", "Patient"]
+
+
+def test_resources_the_templates_did_not_ask_for_are_not_imported(call, importer):
+    prefetch = full_prefetch("p1", conditions=(condition(), {**condition(rid="flu"), "code": {"text": "Influenza"}}))
+    prefetch["observations"] = searchset(vital(rid="hr1"), vital(rid="hr2"))
+    assert call(SERVICE, hook_request(prefetch=prefetch)).status_code == 200
+    assert sorted(r["id"] for r in importer.calls[-1]) == ["c1", "p1"]
+
+
+def test_observation_template_asks_only_for_the_codes_the_importer_reads():
+    query = PREFETCH["observations"]
+    assert "http://loinc.org|69380-4" in query
+    assert "8867-4" not in query
 
 
 def test_null_prefetch_means_nothing_on_record(call, importer):

@@ -20,18 +20,56 @@ from allpath.facts import Problem
 @dataclass(frozen=True)
 class Template:
     key: str
-    query: str
     resource_type: str
     search: bool  # a search returns a Bundle; a read returns the resource itself
+    codes: frozenset[tuple[str, str]] = frozenset()  # (system, code) tokens; empty: no code filter
+    systems: frozenset[str] = frozenset()  # any code in these systems
+
+    @property
+    def query(self) -> str:
+        if not self.search:
+            return f"{self.resource_type}/{{{{context.patientId}}}}"
+        query = f"{self.resource_type}?patient={{{{context.patientId}}}}"
+        tokens = [f"{system}|{code}" for system, code in sorted(self.codes)] + [f"{s}|" for s in sorted(self.systems)]
+        return query + ("&code=" + ",".join(tokens) if tokens else "")
+
+    def wants(self, resource: Mapping[str, Any]) -> bool:
+        """Whether the template's query would have returned this resource (its code filter, if any)."""
+        if not self.codes and not self.systems:
+            return True
+        concept = resource.get("code")
+        codings = concept.get("coding") if isinstance(concept, Mapping) else None
+        for coding in codings or []:
+            if isinstance(coding, Mapping):
+                system, code = coding.get("system"), coding.get("code")
+                if system in self.systems or (system, code) in self.codes:
+                    return True
+        return False
 
 
-TEMPLATES: tuple[Template, ...] = (
-    Template("patient", "Patient/{{context.patientId}}", "Patient", False),
-    Template("conditions", "Condition?patient={{context.patientId}}", "Condition", True),
-    Template("observations", "Observation?patient={{context.patientId}}", "Observation", True),
-    Template("medications", "MedicationRequest?patient={{context.patientId}}", "MedicationRequest", True),
-    Template("procedures", "Procedure?patient={{context.patientId}}", "Procedure", True),
-)
+def _templates() -> tuple[Template, ...]:
+    # Ask only for what the importer reads (its code tables), so a chart full of vitals and
+    # unrelated problems is neither sent nor parsed. Medications stay unfiltered: the order
+    # checks recognise drugs by name as well as by code.
+    from allpath.fhir.codes import CASE_FEATURE_SYSTEM, code_tables
+
+    tables = code_tables()
+    return (
+        Template("patient", "Patient", False),
+        Template("conditions", "Condition", True, codes=frozenset(tables.conditions)),
+        Template(
+            "observations",
+            "Observation",
+            True,
+            codes=frozenset(tables.observations),
+            systems=frozenset({CASE_FEATURE_SYSTEM}),
+        ),
+        Template("medications", "MedicationRequest", True),
+        Template("procedures", "Procedure", True, codes=frozenset(tables.procedures)),
+    )
+
+
+TEMPLATES: tuple[Template, ...] = _templates()
 PREFETCH: dict[str, str] = {t.key: t.query for t in TEMPLATES}
 MAX_PAGES = 20  # a search that needs more pages than this is not answered within the hook's time budget
 
@@ -108,7 +146,8 @@ def resources_of(template: Template, value: Any, patient_id: str, path: str) -> 
                 "invalid prefetch",
                 [Problem(f"{path}.entry[{index}].resource", "belongs to a patient other than context.patientId")],
             )
-        found.append(dict(resource))
+        if template.wants(resource):
+            found.append(dict(resource))
     complete = not any(
         isinstance(link, Mapping) and link.get("relation") == "next" for link in value.get("link", []) or []
     )
