@@ -110,3 +110,14 @@ def test_active_tki_in_the_prefetched_medications_counts(real):
     orders = draft_orders(medication_order("m1", name="cytarabine"))
     body = hook_request("order-sign", prefetch=prefetch, context={"draftOrders": orders})
     assert real("allpath-order-sign", body) == []
+
+
+def test_suggested_tki_orders_are_valid_fhir_r4_medication_requests(real):
+    from fhir.resources.R4B.medicationrequest import MedicationRequest
+
+    orders = draft_orders(medication_order("m1", rxnorm="3639"))
+    body = hook_request("order-sign", prefetch=ph_positive_prefetch(), context={"draftOrders": orders})
+    (card,) = real("allpath-order-sign", body)
+    for suggestion in card["suggestions"]:
+        (action,) = suggestion["actions"]
+        MedicationRequest.model_validate(action["resource"])
