@@ -14,6 +14,7 @@ patient data.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from allpath.api.cds.auth import AuthError, JwtVerifier
 from allpath.api.cds.cards import CardFactory
@@ -77,14 +78,17 @@ def not_an_all_patient(problems: Sequence[Problem]) -> bool:
     return any(p.field == "Condition" and p.problem.startswith("no Condition coded as ALL") for p in problems)
 
 
+def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    # Cards are plain JSON already; FastAPI's generic encoder would walk them again at several
+    # times the cost of serialising them, on every call.
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(content=body, status_code=status, headers=headers, media_type="application/json")
+
+
 def error_response(
     status: int, error: str, problems: Iterable[Problem], headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        content={"error": error, "details": [p.as_dict() for p in problems]},
-        headers=headers,
-    )
+) -> Response:
+    return json_response({"error": error, "details": [p.as_dict() for p in problems]}, status, headers)
 
 
 class CardIndex:
@@ -162,7 +166,7 @@ def create_cds_router(
     services = {s["id"]: s for s in discovery["services"]}
     router = APIRouter(tags=["cds-hooks"])
 
-    def authenticate(request: Request, *paths: str) -> JSONResponse | None:
+    def authenticate(request: Request, *paths: str) -> Response | None:
         if verifier is None:
             return None
         try:
@@ -180,7 +184,7 @@ def create_cds_router(
     @router.get("/cds-services", summary="CDS Hooks discovery")
     async def discover(request: Request) -> Any:
         denied = authenticate(request, "/cds-services")
-        return denied or discovery
+        return denied or json_response(discovery)
 
     @router.post("/cds-services/{service_id}", summary="Call a CDS service")
     async def call_service(service_id: str, request: Request) -> Any:
@@ -213,7 +217,7 @@ def create_cds_router(
         log.info(
             "cds %s: 200, %d cards in %.1f ms", service_id, len(result_cards), (time.perf_counter() - started) * 1000
         )
-        return {"cards": result_cards}
+        return json_response({"cards": result_cards})
 
     def answer(service_id: str, hook: HookRequest, resources: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
         try:
@@ -254,6 +258,6 @@ def create_cds_router(
             return error_response(400, "invalid feedback", exc.problems)
         store.add(records)
         log.info("cds %s feedback: %d outcomes stored", service_id, len(records))
-        return {"stored": len(records)}
+        return json_response({"stored": len(records)})
 
     return router
