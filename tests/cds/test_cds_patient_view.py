@@ -126,6 +126,16 @@ def test_resources_the_templates_did_not_ask_for_are_not_imported(call, importer
     assert sorted(r["id"] for r in importer.calls[-1]) == ["c1", "p1"]
 
 
+def test_only_medication_orders_coded_with_a_kb_drug_are_imported(call, importer):
+    from cdskit import medication_order
+
+    prefetch = full_prefetch(
+        "p1", medications=(medication_order("plain", name="acetaminophen"), medication_order("tki", rxnorm="282388"))
+    )
+    assert call(SERVICE, hook_request(prefetch=prefetch)).status_code == 200
+    assert sorted(r["id"] for r in importer.calls[-1]) == ["p1", "tki"]
+
+
 def test_observation_template_asks_only_for_the_codes_the_importer_reads():
     query = PREFETCH["observations"]
     assert "http://loinc.org|69380-4" in query

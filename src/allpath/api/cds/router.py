@@ -162,6 +162,20 @@ def create_cds_router(
     cards = CardFactory(engine.kb, engine.kb.disclaimer)
     checks = OrderChecks(engine.kb, cards)
     index = CardIndex()
+    drug_codes = frozenset((c.system, c.code) for agent in engine.kb.agents.values() for c in agent.codes)
+
+    def wanted_by_importer(resource: dict[str, Any]) -> bool:
+        # Medication orders only reach the facts through the KB's drug codes; uncoded ones (the
+        # order checks still read them by name) would cost a full FHIR validation each for nothing.
+        if resource.get("resourceType") != "MedicationRequest":
+            return True
+        concept = resource.get("medicationCodeableConcept")
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        return (
+            any(isinstance(c, dict) and (c.get("system"), c.get("code")) in drug_codes for c in codings or [])
+            or "medicationReference" in resource
+        )
+
     discovery = discovery_document()
     services = {s["id"]: s for s in discovery["services"]}
     router = APIRouter(tags=["cds-hooks"])
@@ -221,7 +235,7 @@ def create_cds_router(
 
     def answer(service_id: str, hook: HookRequest, resources: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
         try:
-            imported = import_facts(resources)
+            imported = import_facts([r for r in resources if wanted_by_importer(r)])
         except ValueError as exc:
             problems = getattr(exc, "problems", None)
             if problems is None:
