@@ -51,3 +51,7 @@ schemas: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info src/*.egg-info
+
+.PHONY: bench-fhirpath
+bench-fhirpath: install
+	$(BIN)/python benchmarks/bench_fhirpath.py

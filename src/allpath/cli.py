@@ -100,14 +100,35 @@ def print_plan(plan: Plan, output_format: OutputFormat) -> None:
         out.print(render_text(plan), markup=False, highlight=False, end="")
 
 
+FhirOption = Annotated[
+    str | None, typer.Option("--fhir", help="Read the patient from a FHIR R4 Bundle (JSON file, or - for stdin).")
+]
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="Date (YYYY-MM-DD) at which age is worked out from a FHIR Bundle.")
+]
+
+
 @app.command()
 def recommend(
-    path: Annotated[str, typer.Argument(help="PatientFacts JSON file, or - for standard input.")],
+    path: Annotated[str | None, typer.Argument(help="PatientFacts JSON file, or - for standard input.")] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="json or text.")] = OutputFormat.json,
     packs: PacksOption = None,
     long_remission_months: ThresholdOption = None,
+    fhir: FhirOption = None,
+    as_of: AsOfOption = None,
 ) -> None:
-    """Recommend cited treatment options for one patient's facts."""
+    """Recommend cited treatment options for one patient's facts (or a FHIR Bundle with --fhir)."""
+    if fhir is not None:
+        if path is not None:
+            fail_input([Problem("PATH", "give either a facts file or --fhir BUNDLE, not both")])
+        imported = read_fhir_bundle(fhir, as_of)
+        engine = Engine(load_knowledge(packs, long_remission_months))
+        from allpath.fhir.export import merge_alerts
+
+        print_plan(merge_alerts(engine.recommend(imported.facts), imported.alerts), output_format)
+        return
+    if path is None:
+        fail_input([Problem("PATH", "a facts file (or - for stdin) is required, or --fhir BUNDLE")])
     data = read_json_input(path)
     try:
         facts = PatientFacts.parse(data)
@@ -115,6 +136,22 @@ def recommend(
         fail_input(exc.problems)
     engine = Engine(load_knowledge(packs, long_remission_months))
     print_plan(engine.recommend(facts), output_format)
+
+
+def _parse_as_of(as_of: str | None) -> Any:
+    import datetime as dt
+
+    if as_of is None:
+        return None
+    try:
+        return dt.date.fromisoformat(as_of)
+    except ValueError:
+        fail_input([Problem("--as-of", f"must be a date YYYY-MM-DD, got {as_of!r}")])
+
+
+def read_fhir_bundle(path: str, as_of: str | None) -> Any:
+    """Import a FHIR Bundle file; invalid FHIR is a bad-input exit naming the resource and element."""
+    return read_fhir_bundle_data(read_json_input(path), as_of)
 
 
 @app.command()
@@ -218,6 +255,69 @@ def demo(
         ids = engine.recommend(facts).recommendation_ids()
         table.add_row(file.name, facts.disease_status, f"{facts.age_years:g}", ", ".join(ids))
     out.print(table)
+
+
+fhir_app = typer.Typer(help="FHIR R4: export the knowledge base as a PlanDefinition, $apply it.", no_args_is_help=True)
+app.add_typer(fhir_app, name="fhir")
+
+
+def _write_json(data: Any, out_path: Path | None) -> None:
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if out_path is None:
+        out.print(text, markup=False, highlight=False)
+    else:
+        out_path.write_text(text + "\n", encoding="utf-8")
+
+
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of standard output.")]
+
+
+@fhir_app.command("plandefinition")
+def fhir_plandefinition(
+    packs: PacksOption = None, long_remission_months: ThresholdOption = None, out_path: OutOption = None
+) -> None:
+    """The knowledge base as a FHIR PlanDefinition (FHIRPath conditions over a facts Parameters resource)."""
+    from allpath.fhir.export import plan_definition
+
+    _write_json(plan_definition(load_knowledge(packs, long_remission_months)), out_path)
+
+
+@fhir_app.command("apply")
+def fhir_apply(
+    path: Annotated[str | None, typer.Argument(help="PatientFacts JSON file, or - for standard input.")] = None,
+    fhir: FhirOption = None,
+    as_of: AsOfOption = None,
+    packs: PacksOption = None,
+    long_remission_months: ThresholdOption = None,
+    out_path: OutOption = None,
+) -> None:
+    """$apply: facts (or a FHIR Bundle with --fhir) -> a CarePlan holding a RequestGroup of cited options."""
+    from allpath.fhir.export import care_plan, patient_reference
+
+    engine = Engine(load_knowledge(packs, long_remission_months))
+    if fhir is not None:
+        if path is not None:
+            fail_input([Problem("PATH", "give either a facts file or --fhir BUNDLE, not both")])
+        bundle = read_json_input(fhir)
+        imported = read_fhir_bundle_data(bundle, as_of)
+        _write_json(care_plan(engine, imported.facts, imported=imported, subject=patient_reference(bundle)), out_path)
+        return
+    if path is None:
+        fail_input([Problem("PATH", "a facts file (or - for stdin) is required, or --fhir BUNDLE")])
+    try:
+        facts = PatientFacts.parse(read_json_input(path))
+    except FactsError as exc:
+        fail_input(exc.problems)
+    _write_json(care_plan(engine, facts), out_path)
+
+
+def read_fhir_bundle_data(data: Any, as_of: str | None) -> Any:
+    from allpath.fhir import FhirInputError, facts_from_bundle
+
+    try:
+        return facts_from_bundle(data, as_of=_parse_as_of(as_of))
+    except FhirInputError as exc:
+        fail_input(exc.problems)
 
 
 @app.command()

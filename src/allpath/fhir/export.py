@@ -1,0 +1,305 @@
+"""FHIR R4 out: the knowledge base as a PlanDefinition, and `$apply` as a CarePlan with a RequestGroup.
+
+The PlanDefinition has one action per rule. Each action's applicability condition is a
+FHIRPath expression (`allpath.rules.fhirpath`) over the facts carried in a Parameters
+resource, so any FHIRPath engine can decide which actions apply; a test checks, on generated
+facts, that fhirpathpy and the allpath engine agree on every rule and variant. Variants are
+nested actions whose conditions exclude the earlier variants, so at most one applies, and it
+is the one the engine picks.
+
+Everything returned is plain JSON (dicts); tests validate it with the fhir.resources R4B models.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from allpath.engine import Engine
+from allpath.facts import PatientFacts
+from allpath.fhir.codes import NCIT, RXNORM
+from allpath.fhir.importer import ImportResult
+from allpath.knowledge import KnowledgeBase
+from allpath.knowledge.schema import AlertRule, AllOf, NotOf, NotRecommendedRule, RecommendationRule
+from allpath.plan import SEVERITY_ORDER, Alert, Citation, Plan
+from allpath.rules.fhirpath import facts_to_parameters, to_fhirpath
+from allpath.rules.tree import describe
+
+BASE_URL = "https://allpath.example.org/fhir"
+PLAN_DEFINITION_URL = f"{BASE_URL}/PlanDefinition/allpath-all-treatment-options"
+RULE_KIND_SYSTEM = f"{BASE_URL}/CodeSystem/rule-kind"
+CATEGORY_SYSTEM = f"{BASE_URL}/CodeSystem/recommendation-category"
+STRENGTH_SYSTEM = f"{BASE_URL}/CodeSystem/recommendation-strength"
+SEVERITY_SYSTEM = f"{BASE_URL}/CodeSystem/alert-severity"
+PLAN_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/plan-definition-type"
+FHIRPATH = "text/fhirpath"
+
+
+def _fhir_id(text: str) -> str:
+    """A FHIR id (letters, digits, '-', '.', at most 64 characters) from any text."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:64]
+
+
+def _citation_artifacts(kb: KnowledgeBase, citations: list[Any]) -> list[dict[str, Any]]:
+    artifacts = []
+    for c in citations:
+        source = kb.sources[c.source_id]
+        artifact: dict[str, Any] = {
+            "type": "citation",
+            "label": c.source_id,
+            "display": f"{source.title}, section: {c.section}",
+            "citation": f"{source.publisher}. {source.title} ({source.approved}). Section: {c.section}.",
+        }
+        if source.url:
+            artifact["url"] = source.url
+        artifacts.append(artifact)
+    return artifacts
+
+
+def _condition(node: Any) -> dict[str, Any]:
+    return {
+        "kind": "applicability",
+        "expression": {"language": FHIRPATH, "expression": to_fhirpath(node), "description": describe(node)},
+    }
+
+
+def activity_definition(kb: KnowledgeBase, agent_id: str) -> dict[str, Any]:
+    """An agent as an ActivityDefinition (kind MedicationRequest) with its confirmed RxNorm/NCIt codings."""
+    agent = kb.agents[agent_id]
+    codings = [
+        {"system": c.system, "code": c.code, "display": c.display or agent.name}
+        for c in agent.codes
+        if c.system in (RXNORM, NCIT)
+    ]
+    definition: dict[str, Any] = {
+        "resourceType": "ActivityDefinition",
+        "id": f"agent-{_fhir_id(agent.id)}",
+        "url": f"{BASE_URL}/ActivityDefinition/agent-{_fhir_id(agent.id)}",
+        "name": re.sub(r"[^A-Za-z0-9]", "", agent.name.title()),
+        "title": agent.name,
+        "status": "active",
+        "description": f"{agent.summary} ({agent.drug_class})",
+        "kind": "MedicationRequest",
+        "relatedArtifact": _citation_artifacts(kb, agent.citations),
+    }
+    if codings:
+        definition["productCodeableConcept"] = {"coding": codings, "text": agent.name}
+    else:
+        definition["productCodeableConcept"] = {"text": agent.name}
+    return definition
+
+
+def _rule_codes(rule: Any) -> list[dict[str, Any]]:
+    codes = [{"coding": [{"system": RULE_KIND_SYSTEM, "code": rule.kind}]}]
+    if isinstance(rule, RecommendationRule):
+        codes.append({"coding": [{"system": CATEGORY_SYSTEM, "code": rule.category}]})
+        codes.append({"coding": [{"system": STRENGTH_SYSTEM, "code": rule.strength}]})
+    if isinstance(rule, AlertRule):
+        codes.append({"coding": [{"system": SEVERITY_SYSTEM, "code": rule.severity}]})
+    return codes
+
+
+def _rule_text(rule: Any) -> tuple[str, str]:
+    if isinstance(rule, RecommendationRule):
+        return rule.title, rule.summary.strip()
+    if isinstance(rule, NotRecommendedRule):
+        return f"Not recommended: {rule.title}", rule.reason.strip()
+    return f"Alert ({rule.severity})", rule.message.strip()
+
+
+def plan_definition(kb: KnowledgeBase) -> dict[str, Any]:
+    """The whole knowledge base as one PlanDefinition, with the agents as contained ActivityDefinitions."""
+    used_agents: list[str] = list(kb.agents)
+    actions = []
+    for rule in kb.rules:
+        title, description = _rule_text(rule)
+        condition = kb.conditions[rule.id]
+        action: dict[str, Any] = {
+            "id": _fhir_id(rule.id),
+            "title": title,
+            "description": description,
+            "textEquivalent": f"Applies when {describe(condition)}.",
+            "code": _rule_codes(rule),
+            "documentation": _citation_artifacts(kb, rule.citations),
+            "condition": [_condition(condition)],
+        }
+        if rule.superseded_by:
+            action["documentation"].append(
+                {"type": "successor", "label": "superseded_by", "display": f"Superseded by {rule.superseded_by}"}
+            )
+        if isinstance(rule, RecommendationRule):
+            sub = []
+            for use in rule.agents:
+                agent_id = use if isinstance(use, str) else use.agent
+                sub.append(
+                    {
+                        "id": _fhir_id(f"{rule.id}.{agent_id}"),
+                        "title": kb.agents[agent_id].name,
+                        "definitionCanonical": f"#agent-{_fhir_id(agent_id)}",
+                    }
+                )
+            variants = kb.variant_conditions[rule.id]
+            for k, (variant, when) in enumerate(zip(rule.variants, variants, strict=True), start=1):
+                # Variants apply in order: the k-th applies only when none before it does.
+                earlier = [NotOf(**{"not": v}) for v in variants[: k - 1]]
+                exclusive = AllOf(all=[when, *earlier]) if earlier else when
+                changes = {
+                    key: (val.strip() if isinstance(val, str) else val)
+                    for key, val in variant.model_dump(exclude={"when"}).items()
+                    if val is not None
+                }
+                sub.append(
+                    {
+                        "id": _fhir_id(f"{rule.id}.variant-{k}"),
+                        "title": f"{rule.title} (variant {k})",
+                        "description": "; ".join(f"{key}: {val}" for key, val in changes.items()),
+                        "textEquivalent": f"Within this action, applies when {describe(exclusive)}.",
+                        "code": [{"coding": [{"system": RULE_KIND_SYSTEM, "code": "variant"}]}],
+                        "condition": [_condition(exclusive)],
+                    }
+                )
+            if sub:
+                action["action"] = sub
+        actions.append(action)
+
+    pack_titles = "; ".join(p.title for p in kb.packs)
+    sources = [kb.sources[s] for s in kb.sources]
+    return {
+        "resourceType": "PlanDefinition",
+        "id": "allpath-all-treatment-options",
+        "url": PLAN_DEFINITION_URL,
+        "version": kb.version,
+        "name": "AllpathALLTreatmentOptions",
+        "title": "allpath: treatment options for acute lymphoblastic leukemia",
+        "type": {"coding": [{"system": PLAN_TYPE_SYSTEM, "code": "eca-rule"}]},
+        "status": "active",
+        "description": (
+            f"Knowledge {kb.version} ({pack_titles}). Each action applies when its FHIRPath condition, "
+            "evaluated with the patient's facts Parameters resource as its focus, is true. " + kb.disclaimer
+        ),
+        "relatedArtifact": [
+            {
+                "type": "citation",
+                "label": s.id,
+                "display": s.title,
+                "citation": f"{s.publisher}. {s.title} ({s.approved}).",
+                **({"url": s.url} if s.url else {}),
+            }
+            for s in sources
+        ],
+        "contained": [activity_definition(kb, a) for a in used_agents],
+        "action": actions,
+    }
+
+
+def merge_alerts(plan: Plan, imported: list[Alert]) -> Plan:
+    """The plan with the import's alerts added, most severe first (import alerts first within a severity)."""
+    alerts = sorted([*imported, *plan.alerts], key=lambda a: SEVERITY_ORDER.index(a.severity))
+    return plan.model_copy(update={"alerts": alerts})
+
+
+def care_plan(
+    engine: Engine,
+    facts: PatientFacts,
+    *,
+    imported: ImportResult | None = None,
+    subject: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`$apply`: the plan for these facts as a CarePlan holding a RequestGroup (intent `option`).
+
+    The RequestGroup's actions are the recommendations, with their citations and agents
+    (RxNorm-coded where the KB has a confirmed code); alerts and options not recommended are
+    notes. The facts travel along as a contained Parameters resource.
+    """
+    kb = engine.kb
+    plan = engine.recommend(facts)
+    if imported is not None:
+        plan = merge_alerts(plan, imported.alerts)
+    subject = subject or {"display": "the patient whose facts were given"}
+    agent_ids = {a.name: a.id for a in kb.agents.values()}
+    actions = []
+    for rec in plan.recommendations:
+        action: dict[str, Any] = {
+            "id": _fhir_id(rec.id),
+            "title": rec.title,
+            "description": rec.summary,
+            "textEquivalent": rec.rationale,
+            "code": [
+                {"coding": [{"system": CATEGORY_SYSTEM, "code": rec.category}]},
+                {"coding": [{"system": STRENGTH_SYSTEM, "code": rec.strength}]},
+            ],
+            "documentation": _citation_artifacts(kb, rec.citations),
+        }
+        superseded = getattr(rec, "superseded_by", None)
+        if superseded:
+            action["documentation"].append(
+                {"type": "successor", "label": "superseded_by", "display": f"Superseded by {superseded}"}
+            )
+        if rec.expected_outcome:
+            action["description"] += f" Expected: {rec.expected_outcome}"
+        sub = []
+        for agent in rec.agents:
+            agent_id = agent_ids[agent.name]
+            codings = [
+                {"system": c.system, "code": c.code, "display": c.display or agent.name}
+                for c in kb.agents[agent_id].codes
+                if c.system == RXNORM
+            ]
+            entry: dict[str, Any] = {
+                "title": agent.name,
+                "description": f"{agent.drug_class}; {', '.join(agent.routes)}",
+            }
+            entry["code"] = [{"coding": codings, "text": agent.name}] if codings else [{"text": agent.name}]
+            sub.append(entry)
+        if sub:
+            action["action"] = sub
+            action["selectionBehavior"] = "any"
+        actions.append(action)
+
+    notes = [{"text": f"Alert ({a.severity}, {a.id}): {a.message} [{_cite(a.citations)}]"} for a in plan.alerts]
+    notes += [
+        {"text": f"Not recommended ({n.id}): {n.title}. {n.reason} [{_cite(n.citations)}]"}
+        for n in plan.not_recommended
+    ]
+    request_group: dict[str, Any] = {
+        "resourceType": "RequestGroup",
+        "id": "options",
+        "instantiatesCanonical": [f"{PLAN_DEFINITION_URL}|{kb.version}"],
+        "status": "draft",
+        "intent": "option",
+        "subject": subject,
+        "action": actions,
+    }
+    if notes:
+        request_group["note"] = notes
+    parameters = {**facts_to_parameters(plan.facts), "id": "facts"}
+    care = {
+        "resourceType": "CarePlan",
+        "id": "allpath-options",
+        "contained": [request_group, parameters],
+        "instantiatesCanonical": [f"{PLAN_DEFINITION_URL}|{kb.version}"],
+        "status": "draft",
+        "intent": "option",
+        "title": "Treatment options (allpath)",
+        "description": plan.disclaimer,
+        "subject": subject,
+        "supportingInfo": [{"reference": "#facts", "display": "the facts the options were chosen from"}],
+        "activity": [{"reference": {"reference": "#options", "display": "treatment options"}}],
+        "note": [{"text": f"Knowledge {plan.knowledge.version}. {plan.disclaimer}"}],
+    }
+    if imported is not None and imported.notes:
+        care["note"].append({"text": "Import notes: " + " | ".join(imported.notes)})
+    return care
+
+
+def patient_reference(bundle: Any) -> dict[str, Any] | None:
+    """A Reference to the Bundle's Patient, for the CarePlan's subject (None when it has no id)."""
+    for entry in bundle.get("entry") or [] if isinstance(bundle, dict) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient" and resource.get("id"):
+            return {"reference": f"Patient/{resource['id']}"}
+    return None
+
+
+def _cite(citations: list[Citation]) -> str:
+    return "; ".join(f"{c.source_id}: {c.section}" for c in citations)

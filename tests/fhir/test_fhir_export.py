@@ -1,0 +1,128 @@
+"""FHIR export: the PlanDefinition and the $apply CarePlan validate as FHIR R4 and carry the plan faithfully."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from allpath.engine import Engine
+from allpath.facts import PatientFacts
+from allpath.fhir import facts_from_bundle
+from allpath.fhir.codes import RXNORM
+from allpath.fhir.export import care_plan, patient_reference, plan_definition
+from allpath.rules.fhirpath import facts_to_parameters, literal, to_fhirpath
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json"))
+AS_OF = dt.date(2026, 11, 26)
+
+
+@pytest.fixture(scope="module")
+def exported(engine: Engine) -> dict[str, Any]:
+    return plan_definition(engine.kb)
+
+
+def test_plan_definition_validates_as_fhir_r4(exported: dict[str, Any]) -> None:
+    from fhir.resources.R4B.plandefinition import PlanDefinition
+
+    PlanDefinition.model_validate(exported)
+
+
+def test_plan_definition_has_one_action_per_rule_in_kb_order(engine: Engine, exported: dict[str, Any]) -> None:
+    assert [a["id"] for a in exported["action"]] == [r.id for r in engine.kb.rules]
+
+
+def test_every_action_cites_its_rules_sources(engine: Engine, exported: dict[str, Any]) -> None:
+    for rule, action in zip(engine.kb.rules, exported["action"], strict=True):
+        cited = [(d["label"], d["display"].rsplit("section: ", 1)[1]) for d in action["documentation"]]
+        assert cited[: len(rule.citations)] == [(c.source_id, c.section) for c in rule.citations]
+
+
+def test_every_action_condition_is_fhirpath_over_the_facts(engine: Engine, exported: dict[str, Any]) -> None:
+    for rule, action in zip(engine.kb.rules, exported["action"], strict=True):
+        (condition,) = action["condition"]
+        assert condition["kind"] == "applicability"
+        assert condition["expression"]["language"] == "text/fhirpath"
+        assert condition["expression"]["expression"] == to_fhirpath(engine.kb.conditions[rule.id])
+
+
+def test_agents_are_activity_definitions_with_their_rxnorm_codes(engine: Engine, exported: dict[str, Any]) -> None:
+    from fhir.resources.R4B.activitydefinition import ActivityDefinition
+
+    contained = {c["id"]: c for c in exported["contained"]}
+    for agent in engine.kb.agents.values():
+        definition = contained[f"agent-{agent.id}"]
+        ActivityDefinition.model_validate(definition)
+        rx = [c["code"] for c in definition["productCodeableConcept"]["coding"] if c["system"] == RXNORM]
+        assert rx == [c.code for c in agent.codes if c.system == RXNORM]
+    imatinib = contained["agent-imatinib"]["productCodeableConcept"]["coding"]
+    assert {"system": RXNORM, "code": "282388", "display": "imatinib"} in imatinib
+
+
+def test_agent_actions_point_at_contained_activity_definitions(exported: dict[str, Any]) -> None:
+    ids = {c["id"] for c in exported["contained"]}
+    refs = [
+        s["definitionCanonical"] for a in exported["action"] for s in a.get("action", []) if "definitionCanonical" in s
+    ]
+    assert refs and all(r.removeprefix("#") in ids for r in refs)
+
+
+@pytest.mark.parametrize("path", BUNDLES, ids=lambda p: p.name)
+def test_bundle_to_facts_to_plan_to_care_plan_round_trip(engine: Engine, path: Path) -> None:
+    from fhir.resources.R4B.careplan import CarePlan
+    from fhir.resources.R4B.parameters import Parameters
+    from fhir.resources.R4B.requestgroup import RequestGroup
+
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    imported = facts_from_bundle(bundle, as_of=AS_OF)
+    plan = engine.recommend(imported.facts)
+    care = care_plan(engine, imported.facts, imported=imported, subject=patient_reference(bundle))
+    CarePlan.model_validate(care)
+    group, parameters = care["contained"]
+    RequestGroup.model_validate(group)
+    Parameters.model_validate(parameters)
+    assert care["intent"] == group["intent"] == "option"
+    assert care["subject"] == {"reference": f"Patient/{bundle['entry'][0]['resource']['id']}"}
+    assert [a["id"] for a in group["action"]] == plan.recommendation_ids()
+    for action, rec in zip(group["action"], plan.recommendations, strict=True):
+        assert [d["label"] for d in action["documentation"]] == [c.source_id for c in rec.citations]
+    # The facts travel with the CarePlan in the exact form the PlanDefinition conditions read.
+    assert parameters["parameter"] == facts_to_parameters(imported.facts)["parameter"]
+    notes = " ".join(n["text"] for n in group.get("note", []))
+    for alert in imported.alerts:
+        assert alert.id in notes
+
+
+def test_care_plan_agents_carry_rxnorm_codes(engine: Engine) -> None:
+    facts = PatientFacts.parse({"age_years": 40, "ph_status": "positive", "disease_status": "newly_diagnosed"})
+    care = care_plan(engine, facts)
+    group = care["contained"][0]
+    tki = next(a for a in group["action"] if a["id"] == "tki-ph-positive")
+    codes = {c["code"] for sub in tki["action"] for concept in sub["code"] for c in concept.get("coding", [])}
+    assert codes == {"282388", "475342", "662281"}
+
+
+def test_facts_parameters_omit_missing_facts_and_repeat_completed_phases() -> None:
+    facts = PatientFacts.parse(
+        {
+            "age_years": 12,
+            "disease_status": "in_remission",
+            "remission_count": 1,
+            "completed_phases": ["induction", "consolidation"],
+        }
+    )
+    parameters = facts_to_parameters(facts)["parameter"]
+    names = [p["name"] for p in parameters]
+    assert "cns_involvement" not in names and "remission_duration_months" not in names
+    assert [p["valueCode"] for p in parameters if p["name"] == "completed_phases"] == ["induction", "consolidation"]
+    assert {"name": "age_years", "valueDecimal": 12.0} in parameters
+    assert {"name": "lineage", "valueCode": "unknown"} in parameters
+
+
+def test_fhirpath_string_literals_are_escaped() -> None:
+    assert literal("it's") == "'it\\'s'"
+    assert literal(18.0) == "18" and literal(0.5) == "0.5" and literal(True) == "true"
