@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +123,42 @@ def test_suggested_tki_orders_are_valid_fhir_r4_medication_requests(real):
     for suggestion in card["suggestions"]:
         (action,) = suggestion["actions"]
         MedicationRequest.model_validate(action["resource"])
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "fhir").glob("*.bundle.json"))
+KEY_OF = {
+    "Patient": "patient",
+    "Condition": "conditions",
+    "Observation": "observations",
+    "MedicationRequest": "medications",
+    "Procedure": "procedures",
+}
+
+
+def as_prefetch(bundle: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Split an example Bundle the way an EHR would answer the service's prefetch templates."""
+    found: dict[str, list[dict[str, Any]]] = {k: [] for k in KEY_OF.values()}
+    (the_patient,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        owner = (resource.get("subject") or resource.get("patient") or {}).get("reference")
+        # A search `?patient=<id>` returns only that patient's resources.
+        if resource["resourceType"] in KEY_OF and owner in (None, f"Patient/{the_patient['id']}"):
+            found[KEY_OF[resource["resourceType"]]].append(resource)
+    found.pop("patient")
+    return the_patient["id"], {"patient": the_patient, **{k: searchset(*v) for k, v in found.items()}}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name.split(".")[0] for p in EXAMPLES])
+def test_example_bundle_as_prefetch_gives_the_cards_of_its_plan(real, engine, path):
+    from allpath.api.cds.cards import card_uuid
+    from allpath.fhir.importer import facts_from_bundle
+
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    imported = facts_from_bundle(bundle)
+    plan = engine.recommend(imported.facts)
+    pid, prefetch = as_prefetch(bundle)
+    body = hook_request(pid=pid, prefetch=prefetch)
+    cards = real("allpath-patient-view", body)
+    expected = [*imported.alerts, *plan.alerts, *plan.recommendations, *plan.not_recommended]
+    assert [c["uuid"] for c in cards] == [card_uuid(body["hookInstance"], item.id) for item in expected]
