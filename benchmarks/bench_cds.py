@@ -5,7 +5,8 @@ authentication on (a fresh RS384 key and JWK Set), then sends patient-view calls
 prefetch at a fixed open-loop rate (default 100 per second for 20 s): each request is sent at
 its scheduled time whether or not earlier ones have finished, and its latency is counted from
 that scheduled time, so a slow server cannot hide its queueing. Every token is valid and used
-once. Reports p50/p90/p99/max latency, achieved requests per second and errors, and writes
+once. Reports p50/p90/p99/max latency, achieved requests per second, errors and the server's CPU
+time per request, and writes
 docs/benchmarks-cds.md.
 """
 
@@ -347,6 +348,7 @@ Written by `benchmarks/bench_cds.py`; rerun with `make bench-cds`.
 | p90 latency | {result["p90_ms"]:.1f} ms |
 | p99 latency | {result["p99_ms"]:.1f} ms |
 | max latency | {result["max_ms"]:.1f} ms |
+| server CPU time per request | {result["server_cpu_ms_per_request"]:.1f} ms |
 
 The server's CPU time per request bounds what one worker can sustain on an otherwise idle core
 (1000 ms / that figure requests per second); latency under load also depends on what else the
