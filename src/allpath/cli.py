@@ -266,7 +266,10 @@ def _write_json(data: Any, out_path: Path | None) -> None:
     if out_path is None:
         out.print(text, markup=False, highlight=False)
     else:
-        out_path.write_text(text + "\n", encoding="utf-8")
+        try:
+            out_path.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            fail_input([Problem("--out", f"cannot write {out_path}: {exc.strerror or exc}")])
 
 
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write to this file instead of standard output.")]

@@ -126,3 +126,23 @@ def test_facts_parameters_omit_missing_facts_and_repeat_completed_phases() -> No
 def test_fhirpath_string_literals_are_escaped() -> None:
     assert literal("it's") == "'it\\'s'"
     assert literal(18.0) == "18" and literal(0.5) == "0.5" and literal(True) == "true"
+
+
+def test_a_superseded_rule_is_exported_with_a_successor_artifact(engine: Engine) -> None:
+    import dataclasses
+
+    from allpath.fhir.export import plan_definition as export
+
+    rules = tuple(
+        r.model_copy(update={"superseded_by": "newer-pack:ponatinib"}) if r.id == "ponatinib-ph-positive" else r
+        for r in engine.kb.rules
+    )
+    exported = export(dataclasses.replace(engine.kb, rules=rules))
+    action = next(a for a in exported["action"] if a["id"] == "ponatinib-ph-positive")
+    successors = [d for d in action["documentation"] if d["type"] == "successor"]
+    assert successors == [
+        {"type": "successor", "label": "superseded_by", "display": "Superseded by newer-pack:ponatinib"}
+    ]
+    from fhir.resources.R4B.plandefinition import PlanDefinition
+
+    PlanDefinition.model_validate(exported)

@@ -344,3 +344,31 @@ def test_p210_positive_observation_sets_ph_positive() -> None:
     )
     # The newer p210 result overrides the older recorded 'negative'.
     assert facts_from_bundle(data, as_of=AS_OF).facts.ph_status == "positive"
+
+
+def test_a_duration_just_under_18_months_is_not_rounded_up_to_18() -> None:
+    data = bundle("first-relapse-after-long-remission-child")
+    for entry in data["entry"]:
+        quantity = entry["resource"].get("valueQuantity")
+        if quantity and quantity.get("code") == "mo":
+            # 547.7 days is 17.994 months: still a short remission.
+            entry["resource"]["valueQuantity"] = {"value": 547.7, "unit": "d", "system": UCUM, "code": "d"}
+    months = facts_from_bundle(data, as_of=AS_OF).facts.remission_duration_months
+    assert months is not None and 17.99 < months < 18
+
+
+@pytest.mark.parametrize(
+    "reference", ["Patient/nd-child", "https://ehr.example.org/fhir/Patient/nd-child", "Patient/nd-child/_history/3"]
+)
+def test_references_to_the_patient_in_any_form_are_read(reference: str) -> None:
+    data = small()
+    i = entry_index(data, "Observation", "ph_status")
+    data["entry"][i]["resource"]["subject"] = {"reference": reference}
+    assert facts_from_bundle(data, as_of=AS_OF).facts.ph_status == "negative"
+
+
+def test_a_reference_to_another_patient_is_not_read() -> None:
+    data = small()
+    i = entry_index(data, "Observation", "ph_status")
+    data["entry"][i]["resource"]["subject"] = {"reference": "https://ehr.example.org/fhir/Patient/nd-child-2"}
+    assert facts_from_bundle(data, as_of=AS_OF).facts.ph_status == "unknown"

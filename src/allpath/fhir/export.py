@@ -256,9 +256,12 @@ def care_plan(
             action["selectionBehavior"] = "any"
         actions.append(action)
 
-    notes = [{"text": f"Alert ({a.severity}, {a.id}): {a.message} [{_cite(a.citations)}]"} for a in plan.alerts]
+    notes = [
+        {"text": f"Alert ({a.severity}, {a.id}): {a.message} [{_cite(a.citations)}]{_superseded(a)}"}
+        for a in plan.alerts
+    ]
     notes += [
-        {"text": f"Not recommended ({n.id}): {n.title}. {n.reason} [{_cite(n.citations)}]"}
+        {"text": f"Not recommended ({n.id}): {n.title}. {n.reason} [{_cite(n.citations)}]{_superseded(n)}"}
         for n in plan.not_recommended
     ]
     request_group: dict[str, Any] = {
@@ -299,6 +302,12 @@ def patient_reference(bundle: Any) -> dict[str, Any] | None:
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient" and resource.get("id"):
             return {"reference": f"Patient/{resource['id']}"}
     return None
+
+
+def _superseded(item: Any) -> str:
+    # Plan items gain `superseded_by` with the knowledge-pack versioning work; older ones lack it.
+    successor = getattr(item, "superseded_by", None)
+    return f" (superseded by {successor})" if successor else ""
 
 
 def _cite(citations: list[Citation]) -> str:

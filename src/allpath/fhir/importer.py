@@ -310,7 +310,11 @@ def _same_patient(resource: Mapping[str, Any], refs: set[str]) -> bool:
     reference = subject.get("reference") if isinstance(subject, Mapping) else None
     if not reference or not refs:
         return True
-    return reference in refs or any(reference.endswith("/" + r) for r in refs if r.startswith("Patient/"))
+    if reference in refs:
+        return True
+    # `https://ehr/fhir/Patient/123` and `Patient/123/_history/2` name patient 123 too.
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    return len(parts) >= 2 and "/".join(parts[-2:]) in refs
 
 
 def _age(path: str, patient: Mapping[str, Any], as_of: dt.date) -> float:
@@ -454,8 +458,11 @@ def _feature_value(state: _State, path: str, feature: str, resource: Mapping[str
     if quantity["value"] < 0:
         state.problems.append(Problem(f"{path}.valueQuantity.value", "must be >= 0"))
         return None
-    months = float(quantity["value"]) * _MONTHS_PER_UNIT[unit]
-    return round(months, 2)
+    if unit == "mo":
+        return float(quantity["value"])
+    # Rounding only absorbs floating-point noise from the conversion; rounding to whole
+    # hundredths could carry 17.996 months over the 18-month threshold.
+    return round(float(quantity["value"]) * _MONTHS_PER_UNIT[unit], 6)
 
 
 def _read_p210(state: _State, path: str, resource: Mapping[str, Any], when: str) -> None:
