@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class CdsSettings:
     feedback_db: str | None = None
     fhir_timeout_seconds: float = 5.0
     leeway_seconds: int = MAX_LEEWAY_SECONDS
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.service_url is not None:
