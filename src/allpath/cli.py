@@ -422,9 +422,26 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8000,
     database_url: DatabaseOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    cds_only: Annotated[
+        bool, typer.Option("--cds-only", help="Serve only the CDS Hooks endpoints (/cds-services).")
+    ] = False,
 ) -> None:
-    """Run the web service (REST API, web pages, CDS Hooks when installed) with uvicorn."""
+    """Run the web service (REST API, web pages, CDS Hooks) with uvicorn; --cds-only for CDS Hooks alone."""
     import uvicorn
+
+    if cds_only:
+        from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_app
+
+        try:
+            cds_settings = CdsSettings.from_env()
+            application = create_cds_app(Engine(load_knowledge()), cds_settings)
+        except CdsConfigError as exc:
+            err.print(f"CDS Hooks configuration: {exc}", markup=False, highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        if cds_settings.insecure_dev:
+            err.print("WARNING: CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1): local development only.")
+        uvicorn.run(application, host=host, port=port, log_level=log_level)
+        return
 
     from allpath.api import create_app
 

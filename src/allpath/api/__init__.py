@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -72,30 +71,17 @@ def create_app(
 
 
 def _mount_cds(app: FastAPI, context: AppContext) -> None:
-    try:
-        from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the CDS Hooks package is not part of this build
-        return
+    from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router
+
     try:
         cds_settings = CdsSettings.from_env()
     except CdsConfigError as exc:
         log.warning("CDS Hooks not mounted: %s", exc)
         return
-    router: Any = create_cds_router(context.recommender, cds_settings)
-    # The CDS router's own paths start with /cds-services; older versions expected a prefix.
-    prefixed = any(getattr(r, "path", "").startswith("/cds-services") for r in router.routes)
-    app.include_router(router, prefix="" if prefixed else "/cds-services")
+    app.include_router(create_cds_router(context.recommender, cds_settings))
 
 
 def _mount_web(app: FastAPI, context: AppContext) -> None:
-    try:
-        import allpath.web as web  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the web pages are not part of this build
-        return
-    install = getattr(web, "install", None)
-    if install is not None:
-        install(app)
-        return
-    create_router = getattr(web, "create_web_router", None)
-    if create_router is not None:
-        app.include_router(create_router())
+    import allpath.web as web
+
+    web.install(app)

@@ -1,0 +1,363 @@
+"""Load test of the CDS Hooks patient-view service (`make bench-cds`).
+
+Starts `allpath serve --cds-only` in a subprocess on a free loopback port, with JWT
+authentication on (a fresh RS384 key and JWK Set), then sends patient-view calls with full
+prefetch at a fixed open-loop rate (default 100 per second for 20 s): each request is sent at
+its scheduled time whether or not earlier ones have finished, and its latency is counted from
+that scheduled time, so a slow server cannot hide its queueing. Every token is valid and used
+once. Reports p50/p90/p99/max latency, achieved requests per second, errors and the server's CPU
+time per request, and writes
+docs/benchmarks-cds.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from allpath.api.cds.validate import validate_cds_response  # noqa: E402
+
+ISSUER = "https://ehr.bench.example.org"
+SERVICE = "/cds-services/allpath-patient-view"
+TARGET_P99_MS = 50.0
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
+
+
+def prefetch(pid: str, variant: int) -> dict[str, Any]:
+    """A realistic chart: the ALL diagnosis and BCR-ABL1 result among vitals, other conditions and drugs."""
+    subject = {"reference": f"Patient/{pid}"}
+    conditions = [
+        {
+            "resourceType": "Condition",
+            "id": f"{pid}-all",
+            "subject": subject,
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            },
+            "code": {
+                "coding": [{"system": SNOMED, "code": "277571004", "display": "B-cell acute lymphoblastic leukemia"}]
+            },
+            "recordedDate": "2026-10-01",
+        },
+        {"resourceType": "Condition", "id": f"{pid}-htn", "subject": subject, "code": {"text": "Hypertension"}},
+        {"resourceType": "Condition", "id": f"{pid}-asthma", "subject": subject, "code": {"text": "Asthma"}},
+    ]
+    observations = [
+        {
+            "resourceType": "Observation",
+            "id": f"{pid}-vital-{i}",
+            "status": "final",
+            "subject": subject,
+            "code": {"coding": [{"system": LOINC, "code": "8867-4", "display": "Heart rate"}]},
+            "effectiveDateTime": f"2026-10-{1 + i % 28:02d}",
+            "valueQuantity": {"value": 70 + i, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+        }
+        for i in range(20)
+    ]
+    observations.append(
+        {
+            "resourceType": "Observation",
+            "id": f"{pid}-p210",
+            "status": "final",
+            "subject": subject,
+            "code": {"coding": [{"system": LOINC, "code": "69380-4"}]},
+            "effectiveDateTime": "2026-10-02",
+            "valueQuantity": {
+                "value": 0.3 if variant % 2 else 0.0,
+                "unit": "%",
+                "system": "http://unitsofmeasure.org",
+                "code": "%",
+            },
+        }
+    )
+    medications = [
+        {
+            "resourceType": "MedicationRequest",
+            "id": f"{pid}-med-{i}",
+            "status": "active",
+            "intent": "order",
+            "subject": subject,
+            "medicationCodeableConcept": {"text": name},
+        }
+        for i, name in enumerate(["amlodipine 5 MG", "salbutamol inhaler", "ondansetron 8 MG"])
+    ]
+    procedures = [
+        {
+            "resourceType": "Procedure",
+            "id": f"{pid}-lp",
+            "status": "completed",
+            "subject": subject,
+            "code": {"coding": [{"system": SNOMED, "code": "277762005", "display": "Lumbar puncture"}]},
+            "performedDateTime": "2026-10-03",
+        }
+    ]
+    return {
+        "patient": {"resourceType": "Patient", "id": pid, "birthDate": f"{1950 + variant * 7}-03-14", "gender": "male"},
+        "conditions": searchset(conditions),
+        "observations": searchset(observations),
+        "medications": searchset(medications),
+        "procedures": searchset(procedures),
+    }
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    memory = "unknown"
+    try:
+        kb = int(
+            next(
+                line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+            ).split()[1]
+        )
+        memory = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return {
+        "cpu": model,
+        "nproc": str(os.cpu_count()),
+        "memory": memory,
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), or NaN where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+async def run_load(
+    base: str, bodies: list[bytes], tokens: list[str], rate: float
+) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10.0) as client:
+
+        async def one(i: int, due: float) -> None:
+            headers = {"Authorization": f"Bearer {tokens[i]}", "Content-Type": "application/json"}
+            try:
+                response = await client.post(SERVICE, content=bodies[i % len(bodies)], headers=headers)
+            except httpx.HTTPError as exc:
+                errors.append(type(exc).__name__)
+                return
+            latencies.append(time.perf_counter() - due)
+            if response.status_code != 200:
+                errors.append(f"HTTP {response.status_code}")
+            elif i % 50 == 0 and validate_cds_response(response.json()):
+                errors.append("invalid card")
+
+        start = time.perf_counter() + 0.2
+        tasks = []
+        for i in range(len(tokens)):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return latencies, errors, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="requests per second (open loop)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks-cds.md"), help="markdown report ('' = none)")
+    args = parser.parse_args()
+    count = int(args.rate * args.duration)
+    if not (0 < args.rate <= 500 and 0 < args.duration <= 120):
+        parser.error("keep the load bounded: rate <= 500/s, duration <= 120 s")
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": "bench", "alg": "RS384", "use": "sig"})
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        jwks_path = Path(tmp) / "jwks.json"
+        jwks_path.write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
+        env = {
+            **os.environ,
+            "ALLPATH_CDS_JWKS": str(jwks_path),
+            "ALLPATH_CDS_ALLOWED_ISSUERS": ISSUER,
+            "ALLPATH_CDS_SERVICE_URL": base,
+        }
+        env.pop("ALLPATH_CDS_INSECURE_DEV", None)
+        allpath = str(Path(sys.executable).parent / "allpath")
+        server = subprocess.Popen(
+            [allpath, "serve", "--cds-only", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            now = int(time.time())
+
+            def make_token(aud: str) -> str:
+                claims = {"iss": ISSUER, "aud": aud, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())}
+                return jwt.encode(claims, key, algorithm="RS384", headers={"kid": "bench", "typ": "JWT"})
+
+            # Tokens are signed before the clock starts, so the client's signing does not compete with the server.
+            tokens = [make_token(base + SERVICE) for _ in range(count)]
+            bodies = [
+                json.dumps(
+                    {
+                        "hook": "patient-view",
+                        "hookInstance": str(uuid.uuid4()),
+                        "context": {"userId": "Practitioner/bench", "patientId": f"pt{v}"},
+                        "prefetch": prefetch(f"pt{v}", v),
+                    }
+                ).encode()
+                for v in range(8)
+            ]
+            deadline = time.time() + 60
+            while True:
+                try:
+                    ready = httpx.get(
+                        base + "/cds-services",
+                        headers={"Authorization": f"Bearer {make_token(base + '/cds-services')}"},
+                    )
+                    if ready.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.time() > deadline or server.poll() is not None:
+                    print("the service did not start", file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+            # Warm-up outside the measurement (first-call imports, caches).
+            warm = [make_token(base + SERVICE) for _ in range(20)]
+            asyncio.run(run_load(base, bodies, warm, 20.0))
+            load_before = os.getloadavg()[0]
+            cpu_before = cpu_seconds(server.pid)
+            latencies, errors, elapsed = asyncio.run(run_load(base, bodies, tokens, args.rate))
+            cpu_used = cpu_seconds(server.pid) - cpu_before
+            load_after = os.getloadavg()[0]
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    ms = [x * 1000 for x in latencies]
+    result = {
+        "requests": count,
+        "completed": len(latencies),
+        "errors": len(errors),
+        "achieved_rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(ms),
+        "p90_ms": percentile(ms, 90),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms),
+        "server_cpu_ms_per_request": cpu_used * 1000 / max(1, len(latencies)),
+        "load_before": load_before,
+        "load_after": load_after,
+    }
+    info = machine()
+    verdict = "met" if result["p99_ms"] <= TARGET_P99_MS and not errors else "NOT met"
+    print(json.dumps({**result, "machine": info, "target_p99_ms": TARGET_P99_MS, "verdict": verdict}, indent=2))
+    if errors:
+        print("errors:", sorted(set(errors)), file=sys.stderr)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report(result, info, args, verdict), encoding="utf-8")
+    return 0 if verdict == "met" else 1
+
+
+def report(result: dict[str, Any], info: dict[str, str], args: Any, verdict: str) -> str:
+    return f"""# Benchmark: CDS Hooks patient-view (`make bench-cds`)
+
+Written by `benchmarks/bench_cds.py`; rerun with `make bench-cds`.
+
+## Set-up
+
+- Machine: {info["cpu"]}, `nproc` {info["nproc"]}, {info["memory"]} RAM, Python {info["python"]}, {info["os"]}.
+  The machine is shared with other work: 1-minute load average {result["load_before"]:.1f} before the run,
+  {result["load_after"]:.1f} after (2 cores; a load above 2 means the service was competing for CPU).
+- Server: `allpath serve --cds-only` (one uvicorn worker) on a free loopback port, JWT authentication on
+  (RS384 key in a JWK Set file, issuer allow-list, exact `aud`, replay cache).
+- Load: open loop, {args.rate:g} requests/s for {args.duration:g} s ({result["requests"]} requests), each with a
+  fresh single-use token and full prefetch (Patient; 3 Conditions incl. B-ALL; 21 Observations incl. BCR-ABL1
+  p210, the rest vitals; 3 MedicationRequests; 1 Procedure). Latency is measured from each request's scheduled
+  send time, so queueing counts. Every 50th response is checked against the CDS Hooks card rules.
+
+## Result
+
+| metric | value |
+|---|---|
+| requests sent | {result["requests"]} |
+| completed | {result["completed"]} |
+| errors | {result["errors"]} |
+| achieved requests/s | {result["achieved_rps"]:.1f} |
+| p50 latency | {result["p50_ms"]:.1f} ms |
+| p90 latency | {result["p90_ms"]:.1f} ms |
+| p99 latency | {result["p99_ms"]:.1f} ms |
+| max latency | {result["max_ms"]:.1f} ms |
+| server CPU time per request | {result["server_cpu_ms_per_request"]:.1f} ms |
+
+The server's CPU time per request bounds what one worker can sustain on an otherwise idle core
+(1000 ms / that figure requests per second); latency under load also depends on what else the
+machine is running.
+
+Target: p99 at most {TARGET_P99_MS:g} ms at 100 requests/s (the CDS Hooks spec asks for answers on the order of
+500 ms). Target **{verdict}** in this run.
+"""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,277 @@
+"""The CDS Hooks 2.0 endpoints, as a FastAPI router: discovery, two services, feedback.
+
+    GET  /cds-services                          discovery
+    POST /cds-services/allpath-patient-view     hook patient-view: the current options and alerts
+    POST /cds-services/allpath-order-sign       hook order-sign: safety checks on draft orders
+    POST /cds-services/{id}/feedback            accepted / overridden outcomes
+
+Every call, discovery included, must carry a valid client JWT (see `auth.py`) unless the service
+was started in insecure development mode. Errors are JSON `{"error": ..., "details": [{"field",
+"problem"}]}`: 400 for a bad request, 401 unauthenticated, 404 unknown service, 412 when the FHIR
+data cannot be obtained. Logs carry service ids, status codes, card counts and timings, never
+patient data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from allpath.api.cds.auth import AuthError, JwtVerifier
+from allpath.api.cds.cards import CardFactory
+from allpath.api.cds.feedback import (
+    FeedbackError,
+    FeedbackStore,
+    InMemoryFeedbackStore,
+    SqliteFeedbackStore,
+    parse_feedback,
+)
+from allpath.api.cds.hookrequest import (
+    ORDER_SIGN_CONTEXT,
+    PATIENT_VIEW_CONTEXT,
+    HookRequest,
+    HookRequestError,
+    parse_hook_request,
+    parse_json_body,
+)
+from allpath.api.cds.ordersign import OrderChecks, draft_orders
+from allpath.api.cds.prefetch import PREFETCH, PrefetchError, gather
+from allpath.api.cds.settings import CdsSettings
+from allpath.engine import Engine
+from allpath.facts import PatientFacts, Problem
+from allpath.plan import Alert
+
+log = logging.getLogger("allpath.cds")
+
+PATIENT_VIEW_ID = "allpath-patient-view"
+ORDER_SIGN_ID = "allpath-order-sign"
+INSECURE_WARNING = (
+    "!!! CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1). Any caller can read advice about "
+    "any patient. Use this for local development only, never with real patient data. !!!"
+)
+
+
+class ImportResultLike(Protocol):
+    facts: PatientFacts
+    alerts: Sequence[Alert]
+    notes: Sequence[str]
+
+
+Importer = Callable[..., ImportResultLike]
+
+
+def _default_importer() -> Importer:
+    from allpath.fhir.importer import facts_from_resources
+
+    return facts_from_resources
+
+
+def not_an_all_patient(problems: Sequence[Problem]) -> bool:
+    """The importer's way of saying the record holds no ALL diagnosis (pinned by an end-to-end test)."""
+    return any(p.field == "Condition" and p.problem.startswith("no Condition coded as ALL") for p in problems)
+
+
+def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    # Cards are plain JSON already; FastAPI's generic encoder would walk them again at several
+    # times the cost of serialising them, on every call.
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(content=body, status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(
+    status: int, error: str, problems: Iterable[Problem], headers: dict[str, str] | None = None
+) -> Response:
+    return json_response({"error": error, "details": [p.as_dict() for p in problems]}, status, headers)
+
+
+class CardIndex:
+    """Card uuid -> rule id for recently issued cards, so feedback can name the rule (bounded, in memory)."""
+
+    def __init__(self, size: int = 50_000):
+        self._map: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+
+    def remember(self, cards: Iterable[dict[str, Any]], rule_ids: Iterable[str]) -> None:
+        for card, rule_id in zip(cards, rule_ids, strict=True):
+            self._map[card["uuid"]] = rule_id
+        while len(self._map) > self._size:
+            self._map.popitem(last=False)
+
+    def get(self, card_uuid: str) -> str | None:
+        return self._map.get(card_uuid)
+
+    def as_mapping(self) -> OrderedDict[str, str]:
+        return self._map
+
+
+def discovery_document() -> dict[str, Any]:
+    return {
+        "services": [
+            {
+                "hook": "patient-view",
+                "id": PATIENT_VIEW_ID,
+                "title": "allpath: ALL treatment options",
+                "description": "Cited treatment options and alerts for a person with acute lymphoblastic leukemia "
+                "(ALL), from the allpath knowledge base, shown when the chart is opened.",
+                "prefetch": dict(PREFETCH),
+            },
+            {
+                "hook": "order-sign",
+                "id": ORDER_SIGN_ID,
+                "title": "allpath: ALL order safety checks",
+                "description": "Checks orders for a person with ALL before signing: a missing tyrosine kinase "
+                "inhibitor in Ph-positive ALL, an autologous transplant, clofarabine outside its use.",
+                "prefetch": dict(PREFETCH),
+            },
+        ]
+    }
+
+
+def create_cds_router(
+    engine: Engine,
+    settings: CdsSettings,
+    *,
+    importer: Importer | None = None,
+    feedback_store: FeedbackStore | None = None,
+    http_transport: Any = None,
+    verifier: JwtVerifier | None = None,
+) -> APIRouter:
+    """The CDS Hooks endpoints for one engine; mount it at the root of an app (paths start /cds-services).
+
+    `importer` turns FHIR resources into facts (default: `allpath.fhir.importer.facts_from_resources`);
+    `http_transport` lets tests stand in for the EHR's FHIR server.
+    """
+    if settings.insecure_dev:
+        log.warning(INSECURE_WARNING)
+        verifier = None
+    elif verifier is None:
+        assert settings.jwks is not None  # CdsSettings refuses to exist otherwise
+        verifier = JwtVerifier(settings.jwks, settings.allowed_issuers, leeway_seconds=settings.leeway_seconds)
+    base_url = settings.service_url or ""
+    import_facts = importer or _default_importer()
+    if feedback_store is None:
+        feedback_store = SqliteFeedbackStore(settings.feedback_db) if settings.feedback_db else InMemoryFeedbackStore()
+    store: FeedbackStore = feedback_store
+    cards = CardFactory(engine.kb, engine.kb.disclaimer)
+    checks = OrderChecks(engine.kb, cards)
+    index = CardIndex()
+    drug_codes = frozenset((c.system, c.code) for agent in engine.kb.agents.values() for c in agent.codes)
+
+    def wanted_by_importer(resource: dict[str, Any]) -> bool:
+        # Medication orders only reach the facts through the KB's drug codes; uncoded ones (the
+        # order checks still read them by name) would cost a full FHIR validation each for nothing.
+        if resource.get("resourceType") != "MedicationRequest":
+            return True
+        concept = resource.get("medicationCodeableConcept")
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        return (
+            any(isinstance(c, dict) and (c.get("system"), c.get("code")) in drug_codes for c in codings or [])
+            or "medicationReference" in resource
+        )
+
+    discovery = discovery_document()
+    services = {s["id"]: s for s in discovery["services"]}
+    router = APIRouter(tags=["cds-hooks"])
+
+    def authenticate(request: Request, *paths: str) -> Response | None:
+        if verifier is None:
+            return None
+        try:
+            verifier.verify(request.headers.get("authorization"), [f"{base_url}{p}" for p in paths])
+        except AuthError as exc:
+            log.info("cds auth rejected: %s", exc.problem)
+            return error_response(
+                401,
+                "unauthorized",
+                [Problem("Authorization", exc.problem)],
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return None
+
+    @router.get("/cds-services", summary="CDS Hooks discovery")
+    async def discover(request: Request) -> Any:
+        denied = authenticate(request, "/cds-services")
+        return denied or json_response(discovery)
+
+    @router.post("/cds-services/{service_id}", summary="Call a CDS service")
+    async def call_service(service_id: str, request: Request) -> Any:
+        started = time.perf_counter()
+        denied = authenticate(request, f"/cds-services/{service_id}")
+        if denied is not None:
+            return denied
+        if service_id not in services:
+            return error_response(404, "unknown CDS service", [Problem("service_id", f"no service {service_id!r}")])
+        try:
+            body = parse_json_body(await request.body())
+            if service_id == PATIENT_VIEW_ID:
+                hook = parse_hook_request(body, hook="patient-view", context_fields=PATIENT_VIEW_CONTEXT)
+            else:
+                hook = parse_hook_request(body, hook="order-sign", context_fields=ORDER_SIGN_CONTEXT)
+            resources = await gather(
+                hook,
+                transport=http_transport,
+                timeout_seconds=settings.fhir_timeout_seconds,
+                allow_http=settings.insecure_dev,
+            )
+        except HookRequestError as exc:
+            log.info("cds %s: 400 invalid hook request (%d problems)", service_id, len(exc.problems))
+            return error_response(400, "invalid hook request", exc.problems)
+        except PrefetchError as exc:
+            log.info("cds %s: %d %s", service_id, exc.status, exc.error)
+            return error_response(exc.status, exc.error, exc.problems)
+        result_cards, rule_ids = answer(service_id, hook, resources)
+        index.remember(result_cards, rule_ids)
+        log.info(
+            "cds %s: 200, %d cards in %.1f ms", service_id, len(result_cards), (time.perf_counter() - started) * 1000
+        )
+        return json_response({"cards": result_cards})
+
+    def answer(service_id: str, hook: HookRequest, resources: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
+        try:
+            imported = import_facts([r for r in resources if wanted_by_importer(r)])
+        except ValueError as exc:
+            problems = getattr(exc, "problems", None)
+            if problems is None:
+                raise
+            if service_id == ORDER_SIGN_ID or not_an_all_patient(problems):
+                # No ALL on record: nothing to advise. No facts: no basis for an order check
+                # (patient-view explains what is missing).
+                return [], []
+            card = cards.problem_card(hook.hook_instance, problems)
+            return [card], ["record-not-usable"]
+        if service_id == PATIENT_VIEW_ID:
+            plan = engine.recommend(imported.facts)
+            extra = list(imported.alerts)
+            return cards.plan_cards(plan, hook.hook_instance, extra)
+        checked = checks.cards_for(
+            imported.facts,
+            draft_orders(hook.context["draftOrders"]),
+            resources,
+            patient_id=hook.patient_id,
+            hook_instance=hook.hook_instance,
+        )
+        return [card for card, _ in checked], [rule_id for _, rule_id in checked]
+
+    @router.post("/cds-services/{service_id}/feedback", summary="Feedback on cards")
+    async def feedback(service_id: str, request: Request) -> Any:
+        denied = authenticate(request, f"/cds-services/{service_id}/feedback", f"/cds-services/{service_id}")
+        if denied is not None:
+            return denied
+        if service_id not in services:
+            return error_response(404, "unknown CDS service", [Problem("service_id", f"no service {service_id!r}")])
+        try:
+            records = parse_feedback(parse_json_body(await request.body()), service_id, index.as_mapping())
+        except (HookRequestError, FeedbackError) as exc:
+            return error_response(400, "invalid feedback", exc.problems)
+        store.add(records)
+        log.info("cds %s feedback: %d outcomes stored", service_id, len(records))
+        return json_response({"stored": len(records)})
+
+    return router
