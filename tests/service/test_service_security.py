@@ -189,3 +189,21 @@ def test_names_and_birth_dates_never_reach_the_logs(
     assert caplog.records, "the flow should have logged something"
     for secret in (FAKE_NAME, "Zebediah", FAKE_BIRTH, "27/04/2013", "2999-01-01"):
         assert secret not in text
+
+
+def test_expired_and_revoked_tokens_are_refused(
+    app: FastAPI, client: TestClient, make_user: Callable[..., str]
+) -> None:
+    from allpath.store.auth import authenticate, issue_token, resolve_token, revoke_token
+
+    username = make_user("clinician")
+    with app.state.allpath.sessions() as session:
+        user = authenticate(session, username, PASSWORD)
+        assert user is not None
+        expired, _ = issue_token(session, user, "bearer", ttl_seconds=-1)
+        live, _ = issue_token(session, user, "bearer", ttl_seconds=600)
+        assert resolve_token(session, live, "bearer") == user
+        assert resolve_token(session, live, "session") is None  # a bearer token is not a browser session
+        revoke_token(session, live)
+    for token in (expired, live):
+        assert client.get("/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401

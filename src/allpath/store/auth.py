@@ -145,14 +145,18 @@ def resolve_token(session: Session, secret: str, kind: TokenKind) -> UserRecord 
     if not secret or len(secret) > 200:
         return None
     read_only_session(session)
-    token = session.get(TokenRow, token_hash(secret))
-    if token is None or token.kind != kind or token.revoked or token.expires_at <= utcnow():
-        session.commit()
-        return None
-    user = session.get(UserRow, token.user_id)
-    found = UserRecord.of(user) if user is not None and user.active else None
+    found = session.execute(
+        select(TokenRow.kind, TokenRow.revoked, TokenRow.expires_at, UserRow)
+        .join(UserRow, UserRow.id == TokenRow.user_id)
+        .where(TokenRow.token_hash == token_hash(secret))
+    ).first()
+    user = None
+    if found is not None:
+        token_kind, revoked, expires_at, row = found
+        if token_kind == kind and not revoked and expires_at > utcnow() and row.active:
+            user = UserRecord.of(row)
     session.commit()  # end the read, so the caller's next unit of work opens its own transaction
-    return found
+    return user
 
 
 def revoke_token(session: Session, secret: str) -> None:
