@@ -21,7 +21,7 @@ run: install
 	$(BIN)/allpath demo
 	$(BIN)/allpath db upgrade
 	$(BIN)/allpath db seed-demo
-	@echo "Serving on http://127.0.0.1:8000 (API docs: http://127.0.0.1:8000/docs). Ctrl-C to stop."
+	@echo "Serving on http://127.0.0.1:8000 (OpenAPI: http://127.0.0.1:8000/openapi.json). Ctrl-C to stop."
 	$(BIN)/allpath serve --host 127.0.0.1 --port 8000
 
 demo: run

@@ -54,7 +54,16 @@ def create_app(
         yield
         context.close()
 
-    app = FastAPI(title="allpath", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # No Swagger UI or ReDoc: both load their scripts from a CDN, and every asset must be local.
+    # The OpenAPI document itself is served at /openapi.json.
+    app = FastAPI(
+        title="allpath",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.allpath = context
     app.add_middleware(CSRFMiddleware)
     install_error_handlers(app)
