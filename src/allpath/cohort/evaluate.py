@@ -213,12 +213,12 @@ def evaluate_duckdb(
     out.parent.mkdir(parents=True, exist_ok=True)
     target = str(out).replace("'", "''")
     with _duckdb_progress(con, progress):
-        evaluated = con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)").fetchone()
-    total = con.execute("SELECT count(*) FROM raw").fetchone()
+        evaluated = con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)").fetchall()
+    total = con.execute("SELECT count(*) FROM raw").fetchall()
 
     summary = Summary(engine="duckdb", out=str(out))
-    summary.rows = int(total[0]) if total else 0
-    summary.evaluated = int(evaluated[0]) if evaluated else 0
+    summary.rows = int(total[0][0]) if total else 0
+    summary.evaluated = int(evaluated[0][0]) if evaluated else 0
     summary.rejected = len(rejected)
     summary.problems = _problems(rejected, ids)
     if rejected:

@@ -236,7 +236,7 @@ def treatments_table(facts: Any, kb: KnowledgeBase, seed: int, deviation: float)
     add(treated, "agent", np.array(BACKBONE_AGENTS, dtype=object)[rng.integers(2, len(BACKBONE_AGENTS), n)])
     # A TKI when one is recommended, unless this patient is a deviation.
     add(
-        fired["tki-ph-positive"] & treated & ~deviate,
+        fired["tki-ph-positive"] & ~deviate,
         "agent",
         np.array(TKI_AGENTS, dtype=object)[rng.integers(0, 4, n)],
     )
