@@ -66,3 +66,23 @@ def test_spark_fires_exactly_what_the_python_engine_fires(
     assert summary.rejected == 0
     assert summary.evaluated == len(expected)
     _compare(read_results(tmp_path / "results"), expected)
+
+
+@pytest.mark.spark
+def test_spark_sets_aside_the_same_bad_rows_as_duckdb(tmp_path: Path, spark: Any) -> None:
+    source = tmp_path / "facts.csv"
+    source.write_text(
+        "patient_id,age_years,disease_status,completed_phases,remission_count,cns_involvement\n"
+        "A,3,newly_diagnosed,,,\n"
+        "B,-4,newly_diagnosed,,,\n"
+        "C,70,in_remission,induction;consolidation,1,maybe\n"
+        "D,12.5,in_remission,consolidation,1,true\n"
+        "E,40,relapsed,,1,false\n",
+        encoding="utf-8",
+    )
+    kb = default_engine().kb
+    on_duckdb = evaluate_duckdb(source, tmp_path / "d.parquet", kb)
+    on_spark = evaluate_spark(source, tmp_path / "s", kb, spark=spark)
+    assert [str(p) for p in on_spark.problems] == [str(p) for p in on_duckdb.problems]
+    assert {p.row for p in on_spark.problems} == {2, 3, 4, 5}
+    assert read_results(tmp_path / "s").keys() == read_results(tmp_path / "d.parquet").keys() == {"A"}
