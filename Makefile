@@ -40,6 +40,9 @@ typecheck: install
 bench: install
 	$(BIN)/python benchmarks/bench_engine.py
 
+bench-cohort: install
+	$(BIN)/python benchmarks/bench_cohort.py
+
 schemas: install
 	mkdir -p schemas
 	$(BIN)/allpath schema facts > schemas/patient-facts.schema.json

@@ -217,11 +217,15 @@ def _contradictions(d: SqlDialect) -> list[str]:
     ]
 
 
-def typed_sql(source: str, kinds: Mapping[str, SourceKind], d: SqlDialect = DUCKDB_STAGING) -> str:
+def typed_sql(
+    source: str, kinds: Mapping[str, SourceKind], d: SqlDialect = DUCKDB_STAGING, *, carry: bool = False
+) -> str:
     """SELECT the row number, patient_id, every field typed and defaulted, and the suspect flag.
 
     `source` must expose `__row` and the table's columns; `kinds` says how each present column
     is stored. A field without a column takes its default (a required one was refused earlier).
+    With `carry`, each present field's undefaulted typed value (`v__<field>`) and raw cell
+    (`r__<field>`) ride along, for the Python check of the flagged rows.
     """
     q = d.rules.quote
     staged = {name: _stage(rule, kinds.get(name, "text"), d) for name, rule in FIELD_RULES.items() if name in kinds}
@@ -231,10 +235,15 @@ def typed_sql(source: str, kinds: Mapping[str, SourceKind], d: SqlDialect = DUCK
         if name in staged:
             inner.append(f"{staged[name].defaulted} AS {q(name)}")
             field_bad += staged[name].bad
+            if carry:
+                inner.append(f"{staged[name].value} AS {q('v__' + name)}")
+                inner.append(f"{q(name)} AS {q('r__' + name)}")
         elif rule.kind == "phase_list":
             inner.append(f"{d.empty_text_list} AS {q(name)}")
         else:
             inner.append(f"{literal(rule.default) if rule.default is not None else 'NULL'} AS {q(name)}")
+    if carry:
+        inner.append(f"CAST({q(ID_COLUMN)} AS {d.text}) AS {q('r__' + ID_COLUMN)}")
     # Field checks read the raw columns, contradictions the typed ones: two levels, one pass.
     raw_flags = " OR ".join(f"COALESCE({b}, FALSE)" for b in field_bad) or "FALSE"
     typed = ",\n    ".join(inner)
@@ -246,20 +255,13 @@ def typed_sql(source: str, kinds: Mapping[str, SourceKind], d: SqlDialect = DUCK
 
 
 def suspect_sql(source: str, kinds: Mapping[str, SourceKind], d: SqlDialect = DUCKDB_STAGING) -> str:
-    """The flagged rows with, per field, the typed value and the raw cell (for the Python check)."""
+    """The flagged rows with, per field, the typed value and the raw cell (for the Python check); one scan."""
     q = d.rules.quote
-    present = [n for n in FIELD_NAMES if n in kinds]
-    parts = [q(ROW_COLUMN), f"CAST({q(ID_COLUMN)} AS {d.text}) AS {q(ID_COLUMN)}"]
-    for name in present:
-        rule = FIELD_RULES[name]
-        staged = _stage(rule, kinds[name], d)
-        parts.append(f"{staged.value} AS {q('v__' + name)}")
-        parts.append(f"{q(name)} AS {q('r__' + name)}")
-    flag = typed_sql(source, kinds, d)
-    return (
-        "SELECT " + ", ".join(parts) + f" FROM {source} WHERE {q(ROW_COLUMN)} IN "
-        f"(SELECT {q(ROW_COLUMN)} FROM ({flag}) flagged WHERE {q(SUSPECT_COLUMN)})"
-    )
+    parts = [q(ROW_COLUMN), f"{q('r__' + ID_COLUMN)} AS {q(ID_COLUMN)}"]
+    for name in (n for n in FIELD_NAMES if n in kinds):
+        parts += [q("v__" + name), q("r__" + name)]
+    flagged = typed_sql(source, kinds, d, carry=True)
+    return f"SELECT {', '.join(parts)} FROM ({flagged}) flagged WHERE {q(SUSPECT_COLUMN)}"
 
 
 def python_view(row: Mapping[str, Any], present: Sequence[str]) -> dict[str, Any]:
