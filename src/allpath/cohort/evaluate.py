@@ -30,7 +30,7 @@ from allpath.cohort.staging import (
 )
 from allpath.facts import FIELD_NAMES, Problem
 from allpath.knowledge import KnowledgeBase
-from allpath.rules.sql import select_sql
+from allpath.rules.sql import mask_columns, mask_sql, select_sql
 
 Progress = Callable[[float], None]
 """Called with a completion fraction in [0, 1] while a long query runs."""
@@ -134,33 +134,6 @@ def _duckdb_kind(type_name: str) -> SourceKind:
     return "other"
 
 
-@contextmanager
-def _duckdb_progress(con: Any, progress: Progress | None) -> Iterator[None]:
-    """Poll DuckDB's own progress from a side thread while the main thread runs the query."""
-    if progress is None:
-        yield
-        return
-    done = threading.Event()
-
-    def poll() -> None:
-        while not done.wait(0.2):
-            try:
-                value = con.query_progress()
-            except Exception:  # the query may end between the check and the call
-                return
-            if value is not None and value >= 0:
-                progress(min(value / 100.0, 1.0))
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-        progress(1.0)
-
-
 def evaluate_duckdb(
     source: str | Path,
     out: str | Path,
@@ -208,17 +181,14 @@ def evaluate_duckdb(
     readmit = pa.table({ROW_COLUMN: pa.array(readmitted, pa.int64())})
     con.register("readmit", readmit)
     where = f'NOT "{SUSPECT_COLUMN}" OR "{ROW_COLUMN}" IN (SELECT "{ROW_COLUMN}" FROM readmit)'
-    query = select_sql(kb, "typed", keep=(ID_COLUMN,), where=where)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    target = str(out).replace("'", "''")
-    with _duckdb_progress(con, progress):
-        evaluated = con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)").fetchall()
+    evaluated = _write_masked(con, kb, where, out, progress)
     total = con.execute("SELECT count(*) FROM raw").fetchall()
 
     summary = Summary(engine="duckdb", out=str(out))
     summary.rows = int(total[0][0]) if total else 0
-    summary.evaluated = int(evaluated[0][0]) if evaluated else 0
+    summary.evaluated = evaluated
     summary.rejected = len(rejected)
     summary.problems = _problems(rejected, ids)
     if rejected:
@@ -232,6 +202,65 @@ def evaluate_duckdb(
     con.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+RESULT_LISTS = ("recommendations", "not_recommended", "alerts", "variants")
+
+
+def masks_to_lists(batch: Any, layout: Sequence[tuple[str, str, str, list[str]]]) -> Any:
+    """Turn the bit-mask columns of `rules.sql.mask_sql` into list<string> columns, vectorised.
+
+    For each output list the segments' bits are laid side by side in plan order; the set bits,
+    row by row, are exactly the fired ids in order, so numpy's `nonzero` gives values and offsets.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {ID_COLUMN: batch.column(ID_COLUMN)}
+    rows = batch.num_rows
+    for name in RESULT_LISTS:
+        segments = [(column, ids) for column, _, output, ids in layout if output == name]
+        bits = []
+        ids_in_order: list[str] = []
+        for column, ids in segments:
+            masks = np.asarray(batch.column(column).to_numpy(zero_copy_only=False), dtype=np.int64)
+            bits.append(((masks[:, None] >> np.arange(len(ids), dtype=np.int64)) & 1).astype(bool))
+            ids_in_order += ids
+        matrix = np.concatenate(bits, axis=1) if bits else np.zeros((rows, 0), dtype=bool)
+        row_index, id_index = np.nonzero(matrix)
+        offsets = np.zeros(rows + 1, dtype=np.int32)
+        np.cumsum(np.bincount(row_index, minlength=rows), out=offsets[1:])
+        values = pa.DictionaryArray.from_arrays(
+            pa.array(id_index.astype(np.int32)), pa.array(ids_in_order, pa.string())
+        ).cast(pa.string())
+        columns[name] = pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pa.table(columns)
+
+
+def _write_masked(con: Any, kb: KnowledgeBase, where: str, out: Path, progress: Progress | None) -> int:
+    """Stream the evaluation in record batches into one Parquet file; returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    layout = mask_columns(kb)
+    total = con.execute(f"SELECT count(*) FROM typed WHERE {where}").fetchall()[0][0] or 1
+    schema = pa.schema([(ID_COLUMN, pa.string()), *((name, pa.list_(pa.string())) for name in RESULT_LISTS)])
+    relation = con.sql(mask_sql(kb, "typed", keep=(ID_COLUMN,), where=where))
+    # DuckDB 2.x streams with to_arrow_reader; 1.x calls it fetch_arrow_reader.
+    stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+    reader = stream(BATCH_ROWS)
+    written = 0
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for batch in reader:
+            if batch.num_rows:
+                writer.write_table(masks_to_lists(batch, layout).cast(schema))
+                written += batch.num_rows
+                if progress is not None:
+                    progress(min(written / total, 1.0))
+    return written
+
+
+BATCH_ROWS = 262_144
 
 
 def _plain_rows(table: Any) -> list[dict[str, Any]]:

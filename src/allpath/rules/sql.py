@@ -190,3 +190,53 @@ def select_sql(
         sql += f"\nWHERE {where}"
     outer = [q(k) for k in keep] + [f"{expr} AS {q(name)}" for name, expr in output_columns(kb, dialect)]
     return "SELECT " + ",\n  ".join(outer) + f"\nFROM (\n{sql}\n) rules"
+
+
+MASK_BITS = 62
+"""Rules per mask column: a BIGINT holds 63 value bits; one is kept spare."""
+
+
+def mask_columns(kb: KnowledgeBase, dialect: Dialect = DUCKDB) -> list[tuple[str, str, str, list[str]]]:
+    """(column, SQL BIGINT expression, output list name, rule ids by bit) over the `rule_columns`.
+
+    The cheapest way out of an engine whose list functions cost more than its arithmetic: each
+    output list travels as bit masks (bit i set when the i-th id of the segment fired), and the
+    caller turns the masks into lists, in plan order, in bulk. `variants` are encoded the same way.
+    """
+    index = {r.id: i for i, r in enumerate(kb.rules)}
+    q = dialect.quote
+    entries: dict[str, list[tuple[str, str]]] = {
+        name: [(i, q(f"__r{index[i]}")) for i in ids] for name, ids in plan_order(kb).items()
+    }
+    variant_entries: list[tuple[str, str]] = []
+    for rule in kb.rules:
+        r = f"__r{index[rule.id]}"
+        for k in range(1, len(kb.variant_conditions[rule.id]) + 1):
+            earlier = [f"(NOT {q(f'{r}_v{j}')})" for j in range(1, k)]
+            variant_entries.append((f"{rule.id}:{k}", "(" + " AND ".join([q(r), *earlier, q(f"{r}_v{k}")]) + ")"))
+    entries["variants"] = variant_entries
+    columns: list[tuple[str, str, str, list[str]]] = []
+    for name, items in entries.items():
+        for segment, start in enumerate(range(0, max(len(items), 1), MASK_BITS)):
+            chunk = items[start : start + MASK_BITS]
+            terms = [f"(CASE WHEN {test} THEN {1 << bit} ELSE 0 END)" for bit, (_, test) in enumerate(chunk)]
+            columns.append((f"__m_{name}_{segment}", " + ".join(terms) or "0", name, [i for i, _ in chunk]))
+    return columns
+
+
+def mask_sql(
+    kb: KnowledgeBase,
+    source: str,
+    dialect: Dialect = DUCKDB,
+    *,
+    keep: Sequence[str] = ("patient_id",),
+    where: str | None = None,
+) -> str:
+    """Like `select_sql`, with the lists as the bit masks of `mask_columns`."""
+    q = dialect.quote
+    inner = [q(k) for k in keep] + [f"{expr} AS {q(name)}" for name, expr in rule_columns(kb, dialect)]
+    sql = "SELECT " + ",\n  ".join(inner) + f"\nFROM {source}"
+    if where:
+        sql += f"\nWHERE {where}"
+    outer = [q(k) for k in keep] + [f"{expr} AS {q(name)}" for name, expr, _, _ in mask_columns(kb, dialect)]
+    return "SELECT " + ",\n  ".join(outer) + f"\nFROM (\n{sql}\n) rules"
