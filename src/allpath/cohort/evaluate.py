@@ -243,7 +243,8 @@ def _write_masked(con: Any, kb: KnowledgeBase, where: str, out: Path, progress: 
     import pyarrow.parquet as pq
 
     layout = mask_columns(kb)
-    total = con.execute(f"SELECT count(*) FROM typed WHERE {where}").fetchall()[0][0] or 1
+    # For the progress bar only: counting raw rows is cheap (Parquet metadata), typed rows are not.
+    total = con.execute("SELECT count(*) FROM raw").fetchall()[0][0] or 1
     schema = pa.schema([(ID_COLUMN, pa.string()), *((name, pa.list_(pa.string())) for name in RESULT_LISTS)])
     relation = con.sql(mask_sql(kb, "typed", keep=(ID_COLUMN,), where=where))
     # DuckDB 2.x streams with to_arrow_reader; 1.x calls it fetch_arrow_reader.

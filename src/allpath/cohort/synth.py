@@ -57,6 +57,7 @@ UNKNOWN_SHARE = 0.03  # lineage and Ph status not yet known
 
 TKI_AGENTS = ("imatinib", "dasatinib", "nilotinib", "ponatinib")
 BACKBONE_AGENTS = ("vincristine", "dexamethasone", "prednisone", "daunorubicin", "pegaspargase", "methotrexate")
+ROW_GROUP = 131_072
 PROCEDURES = ("allogeneic-sct", "autologous-sct", "palliative-care")
 
 
@@ -308,9 +309,10 @@ def synthesize(
         if given is not None:
             pacsv.write_csv(given, treatments_path)
     else:
-        pq.write_table(facts, facts_path, compression="zstd")
+        # Row groups of 128k rows, as most writers produce, so readers can scan them in parallel.
+        pq.write_table(facts, facts_path, compression="zstd", row_group_size=ROW_GROUP)
         if given is not None:
-            pq.write_table(given, treatments_path, compression="zstd")
+            pq.write_table(given, treatments_path, compression="zstd", row_group_size=ROW_GROUP)
     return SynthResult(
         facts=facts_path,
         treatments=treatments_path,
