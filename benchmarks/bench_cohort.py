@@ -81,7 +81,8 @@ kb = load_kb()
 started = time.perf_counter()
 summary = evaluate_duckdb(sys.argv[1], sys.argv[2], kb)
 seconds = time.perf_counter() - started
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM is this process's own high-water mark; ru_maxrss would carry the parent's over fork/exec.
+peak_kib = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"seconds": seconds, "rows": summary.rows, "evaluated": summary.evaluated, "peak_rss_kib": peak_kib}))
 """
 
