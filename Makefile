@@ -54,6 +54,9 @@ bench-http: install
 bench-cds: install
 	$(BIN)/python benchmarks/bench_cds.py
 
+bench-cohort: install
+	$(BIN)/python benchmarks/bench_cohort.py
+
 schemas: install
 	mkdir -p schemas
 	$(BIN)/allpath schema facts > schemas/patient-facts.schema.json

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from allpath.cohort.cli import cohort_app
 from allpath.engine import Engine
 from allpath.explain import render_text
 from allpath.facts import FactsError, PatientFacts, Problem
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 kb_app = typer.Typer(help="Browse the knowledge base.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+app.add_typer(cohort_app, name="cohort")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

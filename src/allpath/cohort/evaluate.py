@@ -1,0 +1,416 @@
+"""Evaluate the KB's rules over a facts table, on DuckDB (embedded) or Spark (local or cluster).
+
+Both engines run the same generated SQL: staging (`staging.typed_sql`), then the compiled rules
+(`rules.sql.select_sql`). Flagged rows are checked by `PatientFacts` in Python; rows it rejects
+go to the rejects file with their problems, and every other row is evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from allpath.cohort.staging import (
+    ID_COLUMN,
+    ROW_COLUMN,
+    STAGING,
+    SUSPECT_COLUMN,
+    SourceKind,
+    check_columns,
+    check_row,
+    suspect_sql,
+    typed_sql,
+)
+from allpath.facts import FIELD_NAMES, Problem
+from allpath.knowledge import KnowledgeBase
+from allpath.rules.sql import mask_columns, mask_sql, select_sql
+
+Progress = Callable[[float], None]
+"""Called with a completion fraction in [0, 1] while a long query runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    row: int
+    patient_id: str | None
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.field}: {self.problem}"
+
+
+@dataclass(slots=True)
+class Summary:
+    engine: str
+    rows: int = 0
+    evaluated: int = 0
+    rejected: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+    out: str = ""
+    rejects: str | None = None
+    seconds: float = 0.0
+
+
+def input_format(path: str | Path) -> str:
+    """`csv` or `parquet`, from the file name (a directory is read as Parquet files)."""
+    name = str(path).lower()
+    if name.endswith((".csv", ".csv.gz", ".txt")):
+        return "csv"
+    return "parquet"
+
+
+def default_rejects_path(out: str | Path, fmt: str) -> Path:
+    out = Path(out)
+    stem = out.name.removesuffix(".parquet")
+    return out.with_name(f"{stem}.rejects.{'csv' if fmt == 'csv' else 'parquet'}")
+
+
+def _write_rejects(path: Path, fmt: str, rows: list[dict[str, Any]], problems: dict[int, list[Problem]]) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    records = []
+    for row in sorted(rows, key=lambda r: r[ROW_COLUMN]):
+        number = row[ROW_COLUMN]
+        record = {"row_number": number, **{k: v for k, v in row.items() if k != ROW_COLUMN}}
+        record["problems"] = json.dumps([p.as_dict() for p in problems[number]])
+        records.append(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        columns = ["row_number", *(k for k in (records[0] if records else {}) if k not in ("row_number", "problems"))]
+        columns.append("problems")
+        table = pa.table(
+            {c: [None if r.get(c) is None else str(r[c]) for r in records] for c in columns}
+            if records
+            else {"row_number": pa.array([], pa.string()), "problems": pa.array([], pa.string())}
+        )
+        pacsv.write_csv(table, path)
+    else:
+        table = pa.Table.from_pylist(records) if records else pa.table({"row_number": pa.array([], pa.int64())})
+        pq.write_table(table, path)
+
+
+def _judge(suspects: list[dict[str, Any]], present: Sequence[str]) -> tuple[dict[int, list[Problem]], list[int]]:
+    """PatientFacts' verdict on each flagged row: the problems of the rejected, the rows readmitted."""
+    rejected: dict[int, list[Problem]] = {}
+    readmitted: list[int] = []
+    for row in suspects:
+        problems = check_row(row, present)
+        if problems:
+            rejected[row[ROW_COLUMN]] = problems
+        else:
+            readmitted.append(row[ROW_COLUMN])
+    return rejected, readmitted
+
+
+def _problems(rejected: dict[int, list[Problem]], ids: dict[int, str | None]) -> list[RowProblem]:
+    return [RowProblem(row, ids.get(row), p.field, p.problem) for row in sorted(rejected) for p in rejected[row]]
+
+
+# --- DuckDB -------------------------------------------------------------------------------------
+
+
+def _duckdb_kind(type_name: str) -> SourceKind:
+    t = type_name.upper()
+    if t.endswith("[]"):
+        return "list"
+    if t in ("VARCHAR", "TEXT", "STRING"):
+        return "text"
+    if t in ("BOOLEAN", "BOOL"):
+        return "boolean"
+    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"):
+        return "integer"
+    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return "float"
+    return "other"
+
+
+def evaluate_duckdb(
+    source: str | Path,
+    out: str | Path,
+    kb: KnowledgeBase,
+    *,
+    rejects: str | Path | None = None,
+    progress: Progress | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> Summary:
+    """Evaluate every valid row of `source` (CSV or Parquet) and write one result row per patient."""
+    import duckdb
+
+    started = time.perf_counter()
+    fmt = input_format(source)
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    path = str(source).replace("'", "''")
+    if fmt == "csv":
+        # A table keeps the file's order, so rowid is the data row's position in the file.
+        con.execute(f"CREATE TEMP TABLE raw_csv AS SELECT * FROM read_csv('{path}', header = true, all_varchar = true)")
+        con.execute(f'CREATE TEMP VIEW raw AS SELECT rowid + 1 AS "{ROW_COLUMN}", * FROM raw_csv')
+    else:
+        con.execute(
+            f'CREATE TEMP VIEW raw AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS "{ROW_COLUMN}" '
+            f"FROM read_parquet('{path}', file_row_number = true)"
+        )
+    described = con.execute("DESCRIBE raw").fetchall()
+    columns = [c[0] for c in described if c[0] != ROW_COLUMN]
+    check_columns(columns)
+    kinds: dict[str, SourceKind] = {c[0]: _duckdb_kind(c[1]) for c in described if c[0] in FIELD_NAMES}
+    present = [n for n in FIELD_NAMES if n in kinds]
+    d = STAGING["duckdb"]
+    con.execute(f"CREATE TEMP VIEW typed AS {typed_sql('raw', kinds, d)}")
+
+    suspects = duckdb_arrow(con, suspect_sql("raw", kinds, d)).to_pylist()
+    rejected, readmitted = _judge(suspects, present)
+    ids = {r[ROW_COLUMN]: r.get(ID_COLUMN) for r in suspects}
+
+    import pyarrow as pa
+
+    readmit = pa.table({ROW_COLUMN: pa.array(readmitted, pa.int64())})
+    con.register("readmit", readmit)
+    where = f'NOT "{SUSPECT_COLUMN}" OR "{ROW_COLUMN}" IN (SELECT "{ROW_COLUMN}" FROM readmit)'
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    evaluated = _write_masked(con, kb, where, out, progress)
+    total = con.execute("SELECT count(*) FROM raw").fetchall()
+
+    summary = Summary(engine="duckdb", out=str(out))
+    summary.rows = int(total[0][0]) if total else 0
+    summary.evaluated = evaluated
+    summary.rejected = len(rejected)
+    summary.problems = _problems(rejected, ids)
+    if rejected:
+        con.register("rejected_rows", pa.table({ROW_COLUMN: pa.array(sorted(rejected), pa.int64())}))
+        raw_rows = duckdb_arrow(
+            con, f'SELECT * FROM raw WHERE "{ROW_COLUMN}" IN (SELECT "{ROW_COLUMN}" FROM rejected_rows)'
+        )
+        path_out = Path(rejects) if rejects else default_rejects_path(out, fmt)
+        _write_rejects(path_out, fmt, _plain_rows(raw_rows), rejected)
+        summary.rejects = str(path_out)
+    con.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+RESULT_LISTS = ("recommendations", "not_recommended", "alerts", "variants")
+
+
+def masks_to_lists(batch: Any, layout: Sequence[tuple[str, str, str, list[str]]]) -> Any:
+    """Turn the bit-mask columns of `rules.sql.mask_sql` into list<string> columns, vectorised.
+
+    For each output list the segments' bits are laid side by side in plan order; the set bits,
+    row by row, are exactly the fired ids in order, so numpy's `nonzero` gives values and offsets.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {ID_COLUMN: batch.column(ID_COLUMN)}
+    rows = batch.num_rows
+    for name in RESULT_LISTS:
+        segments = [(column, ids) for column, _, output, ids in layout if output == name]
+        bits = []
+        ids_in_order: list[str] = []
+        for column, ids in segments:
+            masks = np.asarray(batch.column(column).to_numpy(zero_copy_only=False), dtype=np.int64)
+            bits.append(((masks[:, None] >> np.arange(len(ids), dtype=np.int64)) & 1).astype(bool))
+            ids_in_order += ids
+        matrix = np.concatenate(bits, axis=1) if bits else np.zeros((rows, 0), dtype=bool)
+        row_index, id_index = np.nonzero(matrix)
+        offsets = np.zeros(rows + 1, dtype=np.int32)
+        np.cumsum(np.bincount(row_index, minlength=rows), out=offsets[1:])
+        values = pa.DictionaryArray.from_arrays(
+            pa.array(id_index.astype(np.int32)), pa.array(ids_in_order, pa.string())
+        ).cast(pa.string())
+        columns[name] = pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pa.table(columns)
+
+
+def _write_masked(con: Any, kb: KnowledgeBase, where: str, out: Path, progress: Progress | None) -> int:
+    """Stream the evaluation in record batches into one Parquet file; returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    layout = mask_columns(kb)
+    # For the progress bar only: counting raw rows is cheap (Parquet metadata), typed rows are not.
+    total = con.execute("SELECT count(*) FROM raw").fetchall()[0][0] or 1
+    schema = pa.schema([(ID_COLUMN, pa.string()), *((name, pa.list_(pa.string())) for name in RESULT_LISTS)])
+    relation = con.sql(mask_sql(kb, "typed", keep=(ID_COLUMN,), where=where))
+    # DuckDB 2.x streams with to_arrow_reader; 1.x calls it fetch_arrow_reader.
+    stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+    reader = stream(BATCH_ROWS)
+    written = 0
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for batch in reader:
+            if batch.num_rows:
+                writer.write_table(masks_to_lists(batch, layout).cast(schema))
+                written += batch.num_rows
+                if progress is not None:
+                    progress(min(written / total, 1.0))
+    return written
+
+
+BATCH_ROWS = 262_144
+
+
+def _plain_rows(table: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
+
+
+def duckdb_arrow(con: Any, query: str) -> Any:
+    """A query's result as a pyarrow Table (the method's name changed between DuckDB 1.x and 2.x)."""
+    relation = con.sql(query)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()
+
+
+# --- Spark --------------------------------------------------------------------------------------
+
+
+def spark_session(master: str | None = None, app_name: str = "allpath-cohort") -> Any:
+    """A SparkSession: local mode with small shuffles unless a master URL is given."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    else:
+        builder = (
+            builder.master("local[2]")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.memory", "2g")
+        )
+    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+
+
+def _spark_kind(data_type: Any) -> SourceKind:
+    from pyspark.sql import types as st
+
+    if isinstance(data_type, st.StringType):
+        return "text"
+    if isinstance(data_type, st.BooleanType):
+        return "boolean"
+    if isinstance(data_type, st.ByteType | st.ShortType | st.IntegerType | st.LongType):
+        return "integer"
+    if isinstance(data_type, st.FloatType | st.DoubleType | st.DecimalType):
+        return "float"
+    if isinstance(data_type, st.ArrayType):
+        return "list"
+    return "other"
+
+
+def _row_numbers(df: Any, keys: Sequence[int]) -> dict[int, int]:
+    """Row numbers (1.., in read order) for the given `monotonically_increasing_id` values.
+
+    The id holds the partition number in its upper bits and the position within the partition
+    below; adding the row counts of the earlier partitions gives the row's place in the input.
+    Run only when there are rejects, since it costs one more pass over the input.
+    """
+    from pyspark.sql import functions as sf
+
+    counts = dict(df.groupBy(sf.spark_partition_id().alias("p")).count().select("p", "count").collect())
+    offsets, running = {}, 0
+    for part in sorted(counts):
+        offsets[part] = running
+        running += counts[part]
+    return {key: offsets[key >> 33] + (key & ((1 << 33) - 1)) + 1 for key in keys}
+
+
+def evaluate_spark(
+    source: str | Path,
+    out: str | Path,
+    kb: KnowledgeBase,
+    *,
+    spark: Any = None,
+    master: str | None = None,
+    rejects: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Summary:
+    """The same evaluation on Spark; `out` is written as a Parquet directory (Spark's part files)."""
+    from pyspark.sql import functions as sf
+
+    started = time.perf_counter()
+    spark = spark or spark_session(master)
+    fmt = input_format(source)
+    if fmt == "csv":
+        df = spark.read.option("header", "true").option("inferSchema", "false").csv(str(source))
+    else:
+        df = spark.read.parquet(str(source))
+    check_columns(df.columns)
+    kinds: dict[str, SourceKind] = {f.name: _spark_kind(f.dataType) for f in df.schema.fields if f.name in FIELD_NAMES}
+    present = [n for n in FIELD_NAMES if n in kinds]
+    # A unique key per row without a pass over the data; true row numbers only for the rejects.
+    raw = df.withColumn(ROW_COLUMN, sf.monotonically_increasing_id())
+    view = f"allpath_raw_{uuid.uuid4().hex}"
+    raw.createOrReplaceTempView(view)
+    d = STAGING["spark"]
+    spark.sql(typed_sql(view, kinds, d)).createOrReplaceTempView(f"{view}_typed")
+
+    suspects = [r.asDict(recursive=True) for r in spark.sql(suspect_sql(view, kinds, d)).collect()]
+    rejected_by_key, readmitted = _judge(suspects, present)
+    spark.createDataFrame([(r,) for r in readmitted], f"{ROW_COLUMN} BIGINT").createOrReplaceTempView(f"{view}_ok")
+    where = f"NOT `{SUSPECT_COLUMN}` OR `{ROW_COLUMN}` IN (SELECT `{ROW_COLUMN}` FROM {view}_ok)"
+    result = spark.sql(select_sql(kb, f"{view}_typed", d.rules, keep=(ID_COLUMN,), where=where))
+    with _spark_progress(spark, progress):
+        result.write.mode("overwrite").parquet(str(out))
+
+    summary = Summary(engine="spark", out=str(out))
+    summary.evaluated = spark.read.parquet(str(out)).count()
+    summary.rejected = len(rejected_by_key)
+    summary.rows = summary.evaluated + summary.rejected
+    if rejected_by_key:
+        numbers = _row_numbers(df, list(rejected_by_key))
+        rejected = {numbers[k]: v for k, v in rejected_by_key.items()}
+        ids = {numbers[r[ROW_COLUMN]]: r.get(ID_COLUMN) for r in suspects if r[ROW_COLUMN] in numbers}
+        summary.problems = _problems(rejected, ids)
+        rows = []
+        for r in raw.where(sf.col(ROW_COLUMN).isin(list(rejected_by_key))).collect():
+            row = r.asDict(recursive=True)
+            row[ROW_COLUMN] = numbers[row[ROW_COLUMN]]
+            rows.append(row)
+        path_out = Path(rejects) if rejects else default_rejects_path(out, fmt)
+        _write_rejects(path_out, fmt, rows, rejected)
+        summary.rejects = str(path_out)
+    for name in (view, f"{view}_typed", f"{view}_ok"):
+        spark.catalog.dropTempView(name)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+@contextmanager
+def _spark_progress(spark: Any, progress: Progress | None) -> Iterator[None]:
+    """Report the share of finished tasks of the active stages (Spark's status tracker)."""
+    if progress is None:
+        yield
+        return
+    tracker = spark.sparkContext.statusTracker()
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.5):
+            stages = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
+            total = sum(s.numTasks for s in stages if s)
+            if total:
+                progress(sum(s.numCompletedTasks for s in stages if s) / total)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        progress(1.0)

@@ -1,0 +1,41 @@
+"""Helpers for the cohort tests: Python-engine answers in the shape of a cohort result row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from allpath.engine import Engine
+from allpath.facts import FIELD_NAMES, PatientFacts
+
+
+def facts_of(row: dict[str, Any]) -> PatientFacts:
+    """A facts-table row as PatientFacts (NULL cells left out, as the cohort engine reads them)."""
+    return PatientFacts.parse({k: v for k, v in row.items() if k in FIELD_NAMES and v is not None})
+
+
+def python_answer(engine: Engine, facts: PatientFacts) -> tuple[list[str], list[str], list[str], list[str]]:
+    """What the single-patient engine says, in the shape of a cohort result row."""
+    plan = engine.recommend(facts)
+    variants = sorted(f"{rule}:{k}" for rule, k in engine.fired(facts).items() if k > 0)
+    return (
+        [r.id for r in plan.recommendations],
+        [n.id for n in plan.not_recommended],
+        [a.id for a in plan.alerts],
+        variants,
+    )
+
+
+def sql_answer(row: dict[str, Any]) -> tuple[list[str], list[str], list[str], list[str]]:
+    return (
+        list(row["recommendations"]),
+        list(row["not_recommended"]),
+        list(row["alerts"]),
+        sorted(row["variants"]),
+    )
+
+
+def read_results(path: Path) -> dict[str, dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return {r["patient_id"]: r for r in pq.read_table(path).to_pylist()}
