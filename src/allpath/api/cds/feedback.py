@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from allpath.api.cds.validate import is_uuid
 from allpath.facts import Problem
 
 OUTCOMES = frozenset({"accepted", "overridden"})
@@ -132,16 +132,6 @@ class SqliteFeedbackStore:
         self._conn.close()
 
 
-def _uuid_text(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _timestamp(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -167,7 +157,7 @@ def parse_feedback(data: Any, service_id: str, rule_of: Mapping[str, str] | None
             continue
         before = len(out)
         card = item.get("card")
-        if not _uuid_text(card):
+        if not is_uuid(card):
             out.append(Problem(f"{path}.card", "is required (the card's uuid)"))
         outcome = item.get("outcome")
         if outcome not in OUTCOMES:
@@ -184,7 +174,7 @@ def parse_feedback(data: Any, service_id: str, rule_of: Mapping[str, str] | None
             else:
                 for sindex, suggestion in enumerate(suggestions):
                     sid = suggestion.get("id") if isinstance(suggestion, Mapping) else None
-                    if not _uuid_text(sid):
+                    if not is_uuid(sid):
                         out.append(Problem(f"{path}.acceptedSuggestions[{sindex}].id", "must be a suggestion uuid"))
                     else:
                         accepted.append(str(sid))

@@ -28,7 +28,8 @@ def _is_absolute_url(value: Any) -> bool:
     return parts.scheme in {"http", "https"} and bool(parts.netloc)
 
 
-def _is_uuid(value: Any) -> bool:
+def is_uuid(value: Any) -> bool:
+    """A string in UUID form (CDS Hooks card and suggestion ids)."""
     if not isinstance(value, str):
         return False
     try:
@@ -91,7 +92,7 @@ def validate_card(card: Any, path: str = "card") -> list[Problem]:
     if not isinstance(card, Mapping):
         return [Problem(path, "must be an object")]
     _no_null_or_empty(dict(card), path, out)
-    if "uuid" in card and not _is_uuid(card["uuid"]):
+    if "uuid" in card and not is_uuid(card["uuid"]):
         out.append(Problem(f"{path}.uuid", "must be a UUID"))
     summary = card.get("summary")
     if not isinstance(summary, str) or not summary.strip():
@@ -131,7 +132,7 @@ def validate_card(card: Any, path: str = "card") -> list[Problem]:
                 out.append(Problem(spath, "must be an object"))
                 continue
             _non_empty_string(suggestion, "label", spath, out, required=True)
-            if "uuid" in suggestion and not _is_uuid(suggestion["uuid"]):
+            if "uuid" in suggestion and not is_uuid(suggestion["uuid"]):
                 out.append(Problem(f"{spath}.uuid", "must be a UUID"))
             if "isRecommended" in suggestion:
                 if not isinstance(suggestion["isRecommended"], bool):
