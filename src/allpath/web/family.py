@@ -77,6 +77,7 @@ class Option:
     title: str
     strength: str  # plain words, see STRENGTH_WORDS
     citations: tuple[Citation, ...]
+    update: str | None = None  # a later knowledge pack's note on this option (superseded_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
     for r in plan.recommendations:
         topic_id = CATEGORY_TOPICS.get(r.category)
         if topic_id in kb.topics:
-            option = Option(r.id, r.title, STRENGTH_WORDS[r.strength], tuple(r.citations))
+            option = Option(r.id, r.title, STRENGTH_WORDS[r.strength], tuple(r.citations), r.superseded_by)
             groups.setdefault(topic_id, []).append(option)
     treatments = [
         TreatmentGroup(kb.topics[t].title, kb.topics[t].summary, tuple(kb.topics[t].citations), tuple(options))
