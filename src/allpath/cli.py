@@ -429,8 +429,6 @@ def serve(
     ] = False,
 ) -> None:
     """Run the web service (REST API, web pages, CDS Hooks) with uvicorn; --cds-only for CDS Hooks alone."""
-    import gc
-
     import uvicorn
 
     if cds_only:
@@ -444,7 +442,7 @@ def serve(
             raise typer.Exit(EXIT_BAD_INPUT) from None
         if cds_settings.insecure_dev:
             err.print("WARNING: CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1): local development only.")
-        _freeze_startup_objects(gc)
+        _freeze_startup_objects()
         uvicorn.run(application, host=host, port=port, log_level=log_level)
         return
 
@@ -452,11 +450,13 @@ def serve(
 
     settings = _service_settings(database_url)
     application = create_app(settings=settings)
-    _freeze_startup_objects(gc)
+    _freeze_startup_objects()
     uvicorn.run(application, host=host, port=port, log_level=log_level)
 
 
-def _freeze_startup_objects(gc: Any) -> None:
+def _freeze_startup_objects() -> None:
+    import gc
+
     # The knowledge base, compiled engine and FHIR models live for the whole process; moving them
     # out of the collector's generations keeps full collections (and latency spikes) short.
     gc.collect()
