@@ -11,7 +11,9 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +146,15 @@ def evaluate_duckdb(
     threads: int | None = None,
     memory_limit: str | None = None,
 ) -> Summary:
-    """Evaluate every valid row of `source` (CSV or Parquet) and write one result row per patient."""
+    """Evaluate every valid row of `source` (CSV or Parquet) and write one result row per patient.
+
+    One scan: each row is typed, flagged and evaluated in the same query. For a batch holding
+    flagged rows, their typed values and raw cells are fetched by row number (DuckDB reads only
+    the row groups concerned), Python judges them, and the rejected ones are dropped before the
+    batch is written. The output keeps the input's row order.
+    """
     import duckdb
+    import pyarrow as pa
 
     started = time.perf_counter()
     fmt = input_format(source)
@@ -157,48 +166,62 @@ def evaluate_duckdb(
     path = str(source).replace("'", "''")
     if fmt == "csv":
         # A table keeps the file's order, so rowid is the data row's position in the file.
-        con.execute(f"CREATE TEMP TABLE raw_csv AS SELECT * FROM read_csv('{path}', header = true, all_varchar = true)")
-        con.execute(f'CREATE TEMP VIEW raw AS SELECT rowid + 1 AS "{ROW_COLUMN}", * FROM raw_csv')
+        con.execute(f"CREATE TABLE raw_csv AS SELECT * FROM read_csv('{path}', header = true, all_varchar = true)")
+        position, cells, scan = "rowid", "*", "raw_csv"
     else:
-        con.execute(
-            f'CREATE TEMP VIEW raw AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS "{ROW_COLUMN}" '
-            f"FROM read_parquet('{path}', file_row_number = true)"
+        position, cells, scan = (
+            "file_row_number",
+            "* EXCLUDE (file_row_number)",
+            (f"read_parquet('{path}', file_row_number = true)"),
         )
+
+    def raw_sql(where: str = "") -> str:
+        return f'SELECT {position} + 1 AS "{ROW_COLUMN}", {cells} FROM {scan}{where}'
+
+    # Plain (not TEMP) views: the flagged-row lookups run on a second connection to this database.
+    con.execute(f"CREATE VIEW raw AS {raw_sql()}")
     described = con.execute("DESCRIBE raw").fetchall()
     columns = [c[0] for c in described if c[0] != ROW_COLUMN]
     check_columns(columns)
     kinds: dict[str, SourceKind] = {c[0]: _duckdb_kind(c[1]) for c in described if c[0] in FIELD_NAMES}
     present = [n for n in FIELD_NAMES if n in kinds]
     d = STAGING["duckdb"]
-    con.execute(f"CREATE TEMP VIEW typed AS {typed_sql('raw', kinds, d)}")
+    con.execute(f"CREATE VIEW typed AS {typed_sql('raw', kinds, d)}")
+    total_rows = int(con.execute("SELECT count(*) FROM raw").fetchall()[0][0])
+    lookup = con.cursor()
 
-    suspects = duckdb_arrow(con, suspect_sql("raw", kinds, d)).to_pylist()
-    rejected, readmitted = _judge(suspects, present)
-    ids = {r[ROW_COLUMN]: r.get(ID_COLUMN) for r in suspects}
+    def flagged_rows(numbers: list[int]) -> list[dict[str, Any]]:
+        # The range lets DuckDB skip every other row group; the semi-join picks the rows.
+        lookup.register("flagged_positions", pa.table({"p": pa.array([n - 1 for n in numbers], pa.int64())}))
+        where = (
+            f" WHERE {position} BETWEEN {min(numbers) - 1} AND {max(numbers) - 1}"
+            f" AND {position} IN (SELECT p FROM flagged_positions)"
+        )
+        rows: list[dict[str, Any]] = duckdb_arrow(
+            lookup, suspect_sql(f"({raw_sql(where)}) flagged_raw", kinds, d)
+        ).to_pylist()
+        return rows
 
-    import pyarrow as pa
-
-    readmit = pa.table({ROW_COLUMN: pa.array(readmitted, pa.int64())})
-    con.register("readmit", readmit)
-    where = f'NOT "{SUSPECT_COLUMN}" OR "{ROW_COLUMN}" IN (SELECT "{ROW_COLUMN}" FROM readmit)'
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    evaluated = _write_masked(con, kb, where, out, progress)
-    total = con.execute("SELECT count(*) FROM raw").fetchall()
+    judged = _Judged(present, flagged_rows)
+    query = mask_sql(kb, "typed", keep=(ID_COLUMN, ROW_COLUMN, SUSPECT_COLUMN))
+    evaluated = _write_masked(con, kb, query, judged, out, total_rows, progress)
 
     summary = Summary(engine="duckdb", out=str(out))
-    summary.rows = int(total[0][0]) if total else 0
+    summary.rows = total_rows
     summary.evaluated = evaluated
-    summary.rejected = len(rejected)
-    summary.problems = _problems(rejected, ids)
-    if rejected:
-        con.register("rejected_rows", pa.table({ROW_COLUMN: pa.array(sorted(rejected), pa.int64())}))
+    summary.rejected = len(judged.rejected)
+    summary.problems = _problems(judged.rejected, judged.ids)
+    if judged.rejected:
+        con.register("rejected_rows", pa.table({ROW_COLUMN: pa.array(sorted(judged.rejected), pa.int64())}))
         raw_rows = duckdb_arrow(
             con, f'SELECT * FROM raw WHERE "{ROW_COLUMN}" IN (SELECT "{ROW_COLUMN}" FROM rejected_rows)'
         )
         path_out = Path(rejects) if rejects else default_rejects_path(out, fmt)
-        _write_rejects(path_out, fmt, _plain_rows(raw_rows), rejected)
+        _write_rejects(path_out, fmt, _plain_rows(raw_rows), judged.rejected)
         summary.rejects = str(path_out)
+    lookup.close()
     con.close()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -207,57 +230,128 @@ def evaluate_duckdb(
 RESULT_LISTS = ("recommendations", "not_recommended", "alerts", "variants")
 
 
+@dataclass(slots=True)
+class _Judged:
+    """PatientFacts' verdicts on the flagged rows met so far; `fetch` gives their typed values and raw cells."""
+
+    present: list[str]
+    fetch: Callable[[list[int]], list[dict[str, Any]]]
+    rejected: dict[int, list[Problem]] = field(default_factory=dict)
+    ids: dict[int, str | None] = field(default_factory=dict)
+
+    def keep_mask(self, batch: Any) -> Any:
+        """A boolean array over `batch`, False for the rows PatientFacts rejects; None when all stay."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        flags = pc.fill_null(batch.column(SUSPECT_COLUMN), False)
+        if not pc.any(flags).as_py():
+            return None
+        flagged = self.fetch(batch.column(ROW_COLUMN).filter(flags).to_pylist())
+        rejected, _ = _judge(flagged, self.present)
+        if not rejected:
+            return None
+        self.rejected.update(rejected)
+        self.ids.update({r[ROW_COLUMN]: r.get(ID_COLUMN) for r in flagged if r[ROW_COLUMN] in rejected})
+        return pc.invert(pc.is_in(batch.column(ROW_COLUMN), value_set=pa.array(list(rejected), pa.int64())))
+
+
 def masks_to_lists(batch: Any, layout: Sequence[tuple[str, str, str, list[str]]]) -> Any:
     """Turn the bit-mask columns of `rules.sql.mask_sql` into list<string> columns, vectorised.
 
-    For each output list the segments' bits are laid side by side in plan order; the set bits,
-    row by row, are exactly the fired ids in order, so numpy's `nonzero` gives values and offsets.
+    A cohort holds few distinct answers (a thousand or so per million patients), so each list is
+    built once per distinct mask combination (hash-encoded by Arrow, no sort) and then gathered
+    per row with `take`. The list values stay dictionary-encoded (the rule ids), which Parquet
+    stores as it would plain strings. Within a combination the set bits, laid side by side in plan
+    order over the list's segments, are exactly the fired ids in order.
     """
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     columns: dict[str, Any] = {ID_COLUMN: batch.column(ID_COLUMN)}
     rows = batch.num_rows
     for name in RESULT_LISTS:
         segments = [(column, ids) for column, _, output, ids in layout if output == name]
-        bits = []
-        ids_in_order: list[str] = []
-        for column, ids in segments:
-            masks = np.asarray(batch.column(column).to_numpy(zero_copy_only=False), dtype=np.int64)
-            bits.append(((masks[:, None] >> np.arange(len(ids), dtype=np.int64)) & 1).astype(bool))
-            ids_in_order += ids
-        matrix = np.concatenate(bits, axis=1) if bits else np.zeros((rows, 0), dtype=bool)
-        row_index, id_index = np.nonzero(matrix)
-        offsets = np.zeros(rows + 1, dtype=np.int32)
-        np.cumsum(np.bincount(row_index, minlength=rows), out=offsets[1:])
+        ids_in_order = [i for _, segment_ids in segments for i in segment_ids]
+        masks = [
+            np.ascontiguousarray(batch.column(column).to_numpy(zero_copy_only=False), dtype="<i8")
+            for column, _ in segments
+        ]
+        codes = None
+        for mask in masks:
+            encoded = pc.dictionary_encode(pa.array(mask))
+            indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            if codes is None:
+                codes = indices
+            else:
+                # Re-encoding keeps the codes below the row count, however many segments there are.
+                mixed = pa.array(codes * len(encoded.dictionary) + indices)
+                codes = pc.dictionary_encode(mixed).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        if codes is None:
+            codes = np.zeros(rows, dtype=np.int64)
+        distinct = int(codes.max()) + 1 if rows else 0
+        # One row standing for each combination: writing in reverse leaves the first occurrence.
+        first_row = np.zeros(distinct, dtype=np.int64)
+        first_row[codes[::-1]] = np.arange(rows - 1, -1, -1, dtype=np.int64)
+        bits = [
+            np.unpackbits(mask[first_row].view(np.uint8).reshape(distinct, 8), axis=1, bitorder="little")[
+                :, : len(segment_ids)
+            ]
+            for mask, (_, segment_ids) in zip(masks, segments, strict=True)
+        ]
+        matrix = np.concatenate(bits, axis=1) if bits else np.zeros((distinct, 0), dtype=np.uint8)
+        combination, id_index = np.nonzero(matrix)
+        offsets = np.zeros(distinct + 1, dtype=np.int32)
+        np.cumsum(np.bincount(combination, minlength=distinct), out=offsets[1:])
         values = pa.DictionaryArray.from_arrays(
             pa.array(id_index.astype(np.int32)), pa.array(ids_in_order, pa.string())
-        ).cast(pa.string())
-        columns[name] = pa.ListArray.from_arrays(pa.array(offsets), values)
+        )
+        per_combination = pa.ListArray.from_arrays(pa.array(offsets), values)
+        columns[name] = per_combination.take(pa.array(codes.astype(np.int32)))
     return pa.table(columns)
 
 
-def _write_masked(con: Any, kb: KnowledgeBase, where: str, out: Path, progress: Progress | None) -> int:
-    """Stream the evaluation in record batches into one Parquet file; returns the rows written."""
+def _write_masked(
+    con: Any, kb: KnowledgeBase, query: str, judged: _Judged, out: Path, total: int, progress: Progress | None
+) -> int:
+    """Stream the evaluation in record batches into one Parquet file; returns the rows written.
+
+    A single writer thread encodes batch k while DuckDB computes batch k+1 (Arrow's Parquet
+    writer and DuckDB both release the GIL); at most two batches wait, so memory stays flat.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     layout = mask_columns(kb)
-    # For the progress bar only: counting raw rows is cheap (Parquet metadata), typed rows are not.
-    total = con.execute("SELECT count(*) FROM raw").fetchall()[0][0] or 1
-    schema = pa.schema([(ID_COLUMN, pa.string()), *((name, pa.list_(pa.string())) for name in RESULT_LISTS)])
-    relation = con.sql(mask_sql(kb, "typed", keep=(ID_COLUMN,), where=where))
+    ids = pa.dictionary(pa.int32(), pa.string())
+    schema = pa.schema([(ID_COLUMN, pa.string()), *((name, pa.list_(ids)) for name in RESULT_LISTS)])
+    relation = con.sql(query)
     # DuckDB 2.x streams with to_arrow_reader; 1.x calls it fetch_arrow_reader.
     stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
     reader = stream(BATCH_ROWS)
-    written = 0
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+    written = seen = 0
+    pending: deque[Future[None]] = deque()
+    # Statistics only on patient_id: min/max of rule-id lists help no reader and cost a fifth of the write.
+    with (
+        pq.ParquetWriter(out, schema, compression="zstd", write_statistics=[ID_COLUMN], store_schema=False) as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="allpath-parquet") as pool,
+    ):
         for batch in reader:
+            seen += batch.num_rows
+            keep = judged.keep_mask(batch)
+            if keep is not None:
+                batch = batch.filter(keep)
             if batch.num_rows:
-                writer.write_table(masks_to_lists(batch, layout).cast(schema))
+                table = masks_to_lists(batch, layout)
+                while len(pending) >= 2:
+                    pending.popleft().result()
+                pending.append(pool.submit(writer.write_table, table))
                 written += batch.num_rows
-                if progress is not None:
-                    progress(min(written / total, 1.0))
+            if progress is not None:
+                progress(min(seen / max(total, 1), 1.0))
+        while pending:
+            pending.popleft().result()
     return written
 
 
