@@ -16,10 +16,7 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,9 +30,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # for `benchmarks.machine` when run as a script
 
 from allpath.api.cds.validate import validate_cds_response  # noqa: E402
+from allpath.testing import free_port, running_server  # noqa: E402
+from benchmarks.machine import cpu_seconds, describe_machine, percentile  # noqa: E402
 
 ISSUER = "https://ehr.bench.example.org"
 SERVICE = "/cds-services/allpath-patient-view"
@@ -43,12 +42,6 @@ TARGET_P99_MS = 50.0
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -137,47 +130,6 @@ def prefetch(pid: str, variant: int) -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    memory = "unknown"
-    try:
-        kb = int(
-            next(
-                line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
-            ).split()[1]
-        )
-        memory = f"{kb / 1024 / 1024:.0f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return {
-        "cpu": model,
-        "nproc": str(os.cpu_count()),
-        "memory": memory,
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.release()}",
-    }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), or NaN where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
 async def run_load(
     base: str, bodies: list[bytes], tokens: list[str], rate: float
 ) -> tuple[list[float], list[str], float]:
@@ -237,62 +189,41 @@ def main() -> int:
             "ALLPATH_CDS_SERVICE_URL": base,
         }
         env.pop("ALLPATH_CDS_INSECURE_DEV", None)
-        allpath = str(Path(sys.executable).parent / "allpath")
-        server = subprocess.Popen(
-            [allpath, "serve", "--cds-only", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            now = int(time.time())
+        now = int(time.time())
 
-            def make_token(aud: str) -> str:
-                claims = {"iss": ISSUER, "aud": aud, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())}
-                return jwt.encode(claims, key, algorithm="RS384", headers={"kid": "bench", "typ": "JWT"})
+        def make_token(aud: str) -> str:
+            claims = {"iss": ISSUER, "aud": aud, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())}
+            return jwt.encode(claims, key, algorithm="RS384", headers={"kid": "bench", "typ": "JWT"})
 
-            # Tokens are signed before the clock starts, so the client's signing does not compete with the server.
-            tokens = [make_token(base + SERVICE) for _ in range(count)]
-            bodies = [
-                json.dumps(
-                    {
-                        "hook": "patient-view",
-                        "hookInstance": str(uuid.uuid4()),
-                        "context": {"userId": "Practitioner/bench", "patientId": f"pt{v}"},
-                        "prefetch": prefetch(f"pt{v}", v),
-                    }
-                ).encode()
-                for v in range(8)
-            ]
-            deadline = time.time() + 60
-            while True:
-                try:
-                    ready = httpx.get(
-                        base + "/cds-services",
-                        headers={"Authorization": f"Bearer {make_token(base + '/cds-services')}"},
-                    )
-                    if ready.status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.time() > deadline or server.poll() is not None:
-                    print("the service did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.2)
+        def discovery_answers(base_url: str) -> bool:
+            headers = {"Authorization": f"Bearer {make_token(base_url + '/cds-services')}"}
+            try:
+                return httpx.get(base_url + "/cds-services", headers=headers, timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        # Tokens are signed before the clock starts, so the client's signing does not compete with the server.
+        tokens = [make_token(base + SERVICE) for _ in range(count)]
+        bodies = [
+            json.dumps(
+                {
+                    "hook": "patient-view",
+                    "hookInstance": str(uuid.uuid4()),
+                    "context": {"userId": "Practitioner/bench", "patientId": f"pt{v}"},
+                    "prefetch": prefetch(f"pt{v}", v),
+                }
+            ).encode()
+            for v in range(8)
+        ]
+        with running_server(["--cds-only"], env=env, ready=discovery_answers, port=port) as server:
             # Warm-up outside the measurement (first-call imports, caches).
             warm = [make_token(base + SERVICE) for _ in range(20)]
             asyncio.run(run_load(base, bodies, warm, 20.0))
             load_before = os.getloadavg()[0]
-            cpu_before = cpu_seconds(server.pid)
+            cpu_before = cpu_seconds(server.process.pid)
             latencies, errors, elapsed = asyncio.run(run_load(base, bodies, tokens, args.rate))
-            cpu_used = cpu_seconds(server.pid) - cpu_before
+            cpu_used = cpu_seconds(server.process.pid) - cpu_before
             load_after = os.getloadavg()[0]
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
 
     ms = [x * 1000 for x in latencies]
     result = {
@@ -308,7 +239,7 @@ def main() -> int:
         "load_before": load_before,
         "load_after": load_after,
     }
-    info = machine()
+    info = describe_machine()
     verdict = "met" if result["p99_ms"] <= TARGET_P99_MS and not errors else "NOT met"
     print(json.dumps({**result, "machine": info, "target_p99_ms": TARGET_P99_MS, "verdict": verdict}, indent=2))
     if errors:
@@ -326,7 +257,7 @@ Written by `benchmarks/bench_cds.py`; rerun with `make bench-cds`.
 
 ## Set-up
 
-- Machine: {info["cpu"]}, `nproc` {info["nproc"]}, {info["memory"]} RAM, Python {info["python"]}, {info["os"]}.
+- Machine: {info["cpu"]}, {info["cores"]} cores, {info["memory"]} RAM, Python {info["python"]}, {info["os"]}.
   The machine is shared with other work: 1-minute load average {result["load_before"]:.1f} before the run,
   {result["load_after"]:.1f} after (2 cores; a load above 2 means the service was competing for CPU).
 - Server: `allpath serve --cds-only` (one uvicorn worker) on a free loopback port, JWT authentication on

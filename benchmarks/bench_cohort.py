@@ -12,10 +12,8 @@ Targets: DuckDB >= 20x the Python loop, <= 10 s for 1,000,000 patients, < 4 GB p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,24 +23,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for `benchmarks.machine` when run as a script
+
+from benchmarks.machine import describe_machine  # noqa: E402
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError, StopIteration, subprocess.CalledProcessError):
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-            if line.startswith("Model name")
-        )
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "cpu": model,
-        "nproc": os.cpu_count(),
-        "memory_gib": round(memory, 1),
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg(),
-    }
+    return {**describe_machine(), "load_average_at_start": os.getloadavg()}
 
 
 def python_loop(facts: Path, out: Path) -> float:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fhir"))
+sys.path.insert(0, str(ROOT))  # for `benchmarks.machine` when run as a script
 
 from factgen import generate_facts  # noqa: E402
 
@@ -28,17 +26,7 @@ from allpath.engine import default_engine  # noqa: E402
 from allpath.fhir import facts_from_bundle  # noqa: E402
 from allpath.fhir.export import plan_definition  # noqa: E402
 from allpath.rules.fhirpath import facts_to_parameters  # noqa: E402
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}; nproc {os.cpu_count()}; Python {platform.python_version()}"
+from benchmarks.machine import machine_line  # noqa: E402
 
 
 def main() -> None:
@@ -93,7 +81,7 @@ def main() -> None:
     recommend_s = (time.perf_counter() - start) / args.engine_repeats
 
     n = len(patients)
-    print(f"machine: {machine()}")
+    print(f"machine: {machine_line()}")
     print(f"patients: {n} generated (seed 99); conditions: {len(compiled)} actions + variants; answers identical")
     print(f"fhirpathpy (PlanDefinition conditions): {fhirpath_s / n * 1e3:.2f} ms per patient")
     print(f"allpath engine.fired:                 {engine_s / n * 1e6:.2f} us per patient")

@@ -15,9 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,35 +25,16 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for `benchmarks.machine` when run as a script
+
+from allpath.testing import running_server  # noqa: E402
+from benchmarks.machine import cpu_seconds, machine_line, percentile  # noqa: E402
+
 MAX_SECONDS = 120
 MAX_RATE = 1000
 WORKERS = 32
 GRACE = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({model}), {mem_gib:.0f} GiB, Python {platform.python_version()}"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
+WARM_UP = 50  # pairs of requests before the clock starts
 
 
 def summarise(name: str, latencies: list[float], errors: int, wall: float) -> dict[str, float | int | str]:
@@ -88,7 +66,7 @@ async def load(base: str, token: str, patients: list[str], facts: list[dict], ra
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=10) as client:
         # Warm-up: connections, the engine's first call, SQLite's page cache.
-        for i in range(50):
+        for i in range(WARM_UP):
             await client.post("/recommend", json=facts[i % len(facts)])
             await client.get(f"/patients/{patients[i % len(patients)]}/plan")
 
@@ -144,40 +122,25 @@ def main() -> int:
     env = {**os.environ, "ALLPATH_DATABASE_URL": url, "ALLPATH_SECRET_KEY": "bench-only-key"}
     allpath = [sys.executable, "-m", "allpath.cli"]
     subprocess.run([*allpath, "db", "seed-demo"], check=True, env=env, stdout=subprocess.DEVNULL)
-    port = free_port()
-    log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [*allpath, "serve", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start; see " + str(workdir / "server.log"))
-            time.sleep(0.2)
+    with running_server(["--log-level", "warning"], env=env, log_path=workdir / "server.log") as server:
+        base = server.base_url
         login = {"username": "demo-clinician", "password": "demo-clinician-password"}
         token = httpx.post(f"{base}/auth/token", data=login).json()["access_token"]
         patients = [p["id"] for p in httpx.get(f"{base}/patients", headers={"Authorization": f"Bearer {token}"}).json()]
+        cpu_before = cpu_seconds(server.process.pid)
         result = asyncio.run(load(base, token, patients, facts, args.rate, args.seconds))
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        # Includes the 100 warm-up requests, which is why it is divided by every request sent.
+        cpu_used = cpu_seconds(server.process.pid) - cpu_before
+    sent = result["rows"][-1]["requests"] + 2 * WARM_UP
+    result["server_cpu_ms_per_request"] = round(cpu_used * 1000 / sent, 2)
 
     result.update(
-        {"rate": args.rate, "seconds": args.seconds, "machine": machine(), "database": "SQLite (WAL, synchronous=FULL)"}
+        {
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "machine": machine_line(),
+            "database": "SQLite (WAL, synchronous=FULL)",
+        }
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
@@ -190,6 +153,7 @@ def main() -> int:
             f"| {r['endpoint']} | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} "
             f"| {r['p99_ms']} | {r['max_ms']} |"
         )
+    print(f"server CPU time per request: {result['server_cpu_ms_per_request']} ms (one uvicorn worker)")
     for sample in result["error_samples"]:
         print("error:", sample)
     both = result["rows"][-1]

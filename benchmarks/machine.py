@@ -1,7 +1,8 @@
-"""Name the machine a benchmark ran on, so every figure says where it was measured."""
+"""Name the machine a benchmark ran on, and the measuring helpers every benchmark shares."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from pathlib import Path
@@ -32,3 +33,18 @@ def describe_machine() -> dict[str, str]:
 def machine_line() -> str:
     m = describe_machine()
     return f"{m['cpu']}, {m['cores']} cores, {m['memory']} RAM, Python {m['python']}, {m['os']}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), or NaN where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]

@@ -8,9 +8,7 @@ import datetime as dt
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from sqlalchemy import func, select
 from allpath.store import Actor, Records, make_engine, make_sessionmaker, upgrade
 from allpath.store.auth import create_user
 from allpath.store.models import AuditRow, EventRow, PatientRow
+from allpath.testing import running_server
 from tests.service.conftest import postgres_database, postgres_reachable
 
 PASSWORD = "durability-password"
@@ -32,40 +31,11 @@ WRITERS = 6
 PATIENTS = 3
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def server(database_url: str, log_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {**os.environ, "ALLPATH_SECRET_KEY": "durability-test-key", "PYTHONUNBUFFERED": "1"}
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "allpath.cli", "serve", "--port", str(port), "--database-url", database_url],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
+    env = {**os.environ, "ALLPATH_SECRET_KEY": "durability-test-key"}
+    with running_server(["--database-url", database_url], env=env, log_path=log_path, graceful_stop=False) as running:
+        yield running.process, running.base_url
 
 
 def prepare(database_url: str) -> list[str]:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from allpath.testing import running_server
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -46,12 +44,6 @@ if (reason := _missing()) is not None:
     pytest.skip(reason, allow_module_level=True)
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _days_ago(n: int) -> str:
@@ -86,45 +78,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     tmp = tmp_path_factory.mktemp("browser")
     database_url = f"sqlite:///{tmp / 'allpath.db'}"
     ids = _seed(database_url)
-    port = _free_port()
     env = {
         **os.environ,
         "ALLPATH_DATABASE_URL": database_url,
         "ALLPATH_SECRET_KEY": "browser-test-secret-not-for-production",
     }
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "--factory", "allpath.api:create_app"),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not start within 60 s")
-    try:
-        yield {"base": base, "ids": ids}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with running_server(["--log-level", "warning"], env=env, log_path=tmp / "server.log") as running:
+        yield {"base": running.base_url, "ids": ids}
 
 
 @pytest.fixture(scope="module")

@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = evaluate_spark(args.source, args.out, load_kb(), spark=spark, rejects=args.rejects)
     except TableError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        for table_problem in exc.problems:
+            print(table_problem, file=sys.stderr)
         return 2
-    for problem in summary.problems[:20]:
-        print(problem, file=sys.stderr)
+    for row_problem in summary.problems[:20]:
+        print(row_problem, file=sys.stderr)
     print(f"{summary.rows} rows: {summary.evaluated} evaluated, {summary.rejected} rejected -> {summary.out}")
     return 0
 
