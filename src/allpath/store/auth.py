@@ -12,11 +12,11 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -145,18 +145,32 @@ def resolve_token(session: Session, secret: str, kind: TokenKind) -> UserRecord 
     if not secret or len(secret) > 200:
         return None
     read_only_session(session)
-    found = session.execute(
-        select(TokenRow.kind, TokenRow.revoked, TokenRow.expires_at, UserRow)
-        .join(UserRow, UserRow.id == TokenRow.user_id)
-        .where(TokenRow.token_hash == token_hash(secret))
-    ).first()
+    found = session.execute(_TOKEN_LOOKUP, {"token_hash": token_hash(secret)}).first()
     user = None
     if found is not None:
-        token_kind, revoked, expires_at, row = found
-        if token_kind == kind and not revoked and expires_at > utcnow() and row.active:
-            user = UserRecord.of(row)
+        token_kind, revoked, expires_at, user_id, username, role, patient_id, active = found
+        if token_kind == kind and not revoked and expires_at > utcnow() and active:
+            user = UserRecord(user_id, username, cast(Role, role), patient_id, active)
     session.commit()  # end the read, so the caller's next unit of work opens its own transaction
     return user
+
+
+# Columns, not the UserRow entity: on every authenticated request, ORM object loading was the
+# larger part of the look-up's cost.
+_TOKEN_LOOKUP = (
+    select(
+        TokenRow.kind,
+        TokenRow.revoked,
+        TokenRow.expires_at,
+        UserRow.id,
+        UserRow.username,
+        UserRow.role,
+        UserRow.patient_id,
+        UserRow.active,
+    )
+    .join(UserRow, UserRow.id == TokenRow.user_id)
+    .where(TokenRow.token_hash == bindparam("token_hash"))
+)
 
 
 def revoke_token(session: Session, secret: str) -> None:
