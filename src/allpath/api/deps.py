@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from allpath.engine import Engine
 from allpath.knowledge import KnowledgeBase
@@ -31,7 +32,8 @@ ContextDep = Annotated[AppContext, Depends(_context)]
 # The dependencies below are `async def` on purpose. FastAPI runs every plain `def` dependency in
 # the thread pool, one hop each, and those hops cost more CPU than the work they wrap: a token
 # look-up is one indexed read in a deferred (lock-free, never waiting) transaction. The route
-# itself stays `def`, so the audited read and the engine run in a single thread-pool hop.
+# itself stays `def`, so the audited read and the engine run in a single thread-pool hop. Writes
+# (the audit row of a denial) still go to the thread pool: they may wait for the write lock.
 
 
 async def get_current_user(
@@ -42,7 +44,9 @@ async def get_current_user(
     user = resolve_token(session, credentials.credentials, "bearer") if credentials else None
     if user is None:
         patient_id = request.path_params.get("patient_id")
-        audit_now(session, "anonymous", f"{request.method} {request.url.path}"[:64], patient_id, "denied", "no token")
+        # The denial's audit row is a write, which may wait for SQLite's write lock: not on the loop.
+        action = f"{request.method} {request.url.path}"[:64]
+        await run_in_threadpool(audit_now, session, "anonymous", action, patient_id, "denied", "no token")
         raise HTTPException(401, "not authenticated: send a bearer token", headers={"WWW-Authenticate": "Bearer"})
     return user.actor()
 
