@@ -207,3 +207,29 @@ def test_expired_and_revoked_tokens_are_refused(
         revoke_token(session, live)
     for token in (expired, live):
         assert client.get("/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_new_log_in_deletes_the_users_dead_tokens_and_keeps_live_ones(
+    app: FastAPI, make_user: Callable[..., str]
+) -> None:
+    from allpath.store.auth import authenticate, issue_token, revoke_token, token_hash
+    from allpath.store.models import TokenRow
+
+    username = make_user("clinician")
+    other = make_user("clinician")
+    with app.state.allpath.sessions() as session:
+        user = authenticate(session, username, PASSWORD)
+        someone_else = authenticate(session, other, PASSWORD)
+        assert user is not None and someone_else is not None
+        expired, _ = issue_token(session, user, "bearer", ttl_seconds=-1)
+        revoked, _ = issue_token(session, user, "bearer", ttl_seconds=600)
+        revoke_token(session, revoked)
+        live, _ = issue_token(session, user, "bearer", ttl_seconds=600)
+        others_expired, _ = issue_token(session, someone_else, "bearer", ttl_seconds=-1)
+
+        newest, _ = issue_token(session, user, "session", ttl_seconds=600)
+
+        stored = set(session.scalars(select(TokenRow.token_hash)))
+    assert token_hash(expired) not in stored
+    assert token_hash(revoked) not in stored
+    assert {token_hash(live), token_hash(newest), token_hash(others_expired)} <= stored

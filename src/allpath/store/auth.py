@@ -16,7 +16,7 @@ from typing import Literal, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -131,9 +131,16 @@ def authenticate(session: Session, username: str, password: str) -> UserRecord |
 
 
 def issue_token(session: Session, user: UserRecord, kind: TokenKind, ttl_seconds: int) -> tuple[str, dt.datetime]:
-    """A new random token for `user`; returns the secret (shown once) and its expiry."""
+    """A new random token for `user`; returns the secret (shown once) and its expiry.
+
+    The user's expired and revoked tokens are deleted in the same transaction: they can never
+    authenticate again, and without this the table would grow with every log-in forever.
+    """
     secret = secrets.token_urlsafe(32)
     now = utcnow()
+    session.execute(
+        delete(TokenRow).where(TokenRow.user_id == user.id, or_(TokenRow.expires_at <= now, TokenRow.revoked))
+    )
     expires = now + dt.timedelta(seconds=ttl_seconds)
     session.add(TokenRow(token_hash=token_hash(secret), kind=kind, user_id=user.id, created_at=now, expires_at=expires))
     session.commit()
