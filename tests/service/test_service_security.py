@@ -233,3 +233,25 @@ def test_a_new_log_in_deletes_the_users_dead_tokens_and_keeps_live_ones(
     assert token_hash(expired) not in stored
     assert token_hash(revoked) not in stored
     assert {token_hash(live), token_hash(newest), token_hash(others_expired)} <= stored
+
+
+def test_basic_credentials_a_browser_sends_by_itself_do_not_exempt_a_form_post_from_csrf(
+    app: FastAPI, make_user: Callable[..., str]
+) -> None:
+    # Behind an authenticating proxy the browser adds `Authorization: Basic ...` to a forged
+    # cross-site post as well; only a Bearer header shows the request did not come from a form.
+    username = make_user("clinician")
+    with TestClient(app) as browser:
+        browser_login(browser, username)
+        forged = browser.post("/auth/session/logout", headers={"Authorization": "Basic ZGVtbzpkZW1v"})
+        assert forged.status_code == 403
+        assert browser.get("/auth/session").json()["username"] == username
+
+
+def test_bearer_api_responses_set_no_csrf_cookie(client: TestClient, make_user: Callable[..., str]) -> None:
+    username = make_user("clinician")
+    token = client.post("/auth/token", data={"username": username, "password": PASSWORD}).json()["access_token"]
+    client.cookies.clear()
+    response = client.get("/patients", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers

@@ -12,7 +12,7 @@ CSRF uses signed double-submit: a random seed in the `allpath_csrf` cookie (set 
 `CSRFMiddleware`), and the token is an HMAC of it under the server's secret. A cross-site
 form cannot read the cookie, so it cannot produce the token. `CSRFMiddleware` enforces it on
 every unsafe request that a browser could forge: one that carries the session cookie, or a
-form body, and no `Authorization` header.
+form body, and no `Authorization: Bearer` header.
 """
 
 from __future__ import annotations
@@ -165,14 +165,18 @@ class CSRFMiddleware:
         cookies = _cookies(headers.get("cookie", ""))
         seed = cookies.get(CSRF_COOKIE)
         new_seed = None
-        if not seed:
+        # A browser never adds a Bearer header by itself (it does add Basic credentials, e.g. behind
+        # an authenticating proxy), so only a Bearer request is known not to come from a form.
+        bearer = headers.get("authorization", "")[:7].lower() == "bearer "
+        # A bearer-token client is not a browser: it needs no CSRF seed, and no cookie in reply.
+        if not seed and not bearer:
             new_seed = secrets.token_urlsafe(32)
             scope.setdefault("state", {})["csrf_seed"] = new_seed
 
         if (
             scope["method"] in UNSAFE_METHODS
             and scope["path"] not in CSRF_EXEMPT_PATHS
-            and "authorization" not in headers
+            and not bearer
         ):
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             is_form = content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
