@@ -173,11 +173,7 @@ class CSRFMiddleware:
             new_seed = secrets.token_urlsafe(32)
             scope.setdefault("state", {})["csrf_seed"] = new_seed
 
-        if (
-            scope["method"] in UNSAFE_METHODS
-            and scope["path"] not in CSRF_EXEMPT_PATHS
-            and not bearer
-        ):
+        if scope["method"] in UNSAFE_METHODS and scope["path"] not in CSRF_EXEMPT_PATHS and not bearer:
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             is_form = content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
             if SESSION_COOKIE in cookies or is_form:
