@@ -183,13 +183,26 @@ def select_sql(
 
     Two levels: the inner query computes each rule's condition once, the outer builds the lists.
     """
+    outer = output_columns(kb, dialect)
+    return _over_rule_columns(kb, source, dialect, keep, where, outer)
+
+
+def _over_rule_columns(
+    kb: KnowledgeBase,
+    source: str,
+    dialect: Dialect,
+    keep: Sequence[str],
+    where: str | None,
+    outer: Sequence[tuple[str, str]],
+) -> str:
+    """`SELECT keep..., <outer expressions> FROM (SELECT keep..., <rule columns> FROM source [WHERE])`."""
     q = dialect.quote
     inner = [q(k) for k in keep] + [f"{expr} AS {q(name)}" for name, expr in rule_columns(kb, dialect)]
     sql = "SELECT " + ",\n  ".join(inner) + f"\nFROM {source}"
     if where:
         sql += f"\nWHERE {where}"
-    outer = [q(k) for k in keep] + [f"{expr} AS {q(name)}" for name, expr in output_columns(kb, dialect)]
-    return "SELECT " + ",\n  ".join(outer) + f"\nFROM (\n{sql}\n) rules"
+    selected = [q(k) for k in keep] + [f"{expr} AS {q(name)}" for name, expr in outer]
+    return "SELECT " + ",\n  ".join(selected) + f"\nFROM (\n{sql}\n) rules"
 
 
 MASK_BITS = 62
@@ -233,10 +246,5 @@ def mask_sql(
     where: str | None = None,
 ) -> str:
     """Like `select_sql`, with the lists as the bit masks of `mask_columns`."""
-    q = dialect.quote
-    inner = [q(k) for k in keep] + [f"{expr} AS {q(name)}" for name, expr in rule_columns(kb, dialect)]
-    sql = "SELECT " + ",\n  ".join(inner) + f"\nFROM {source}"
-    if where:
-        sql += f"\nWHERE {where}"
-    outer = [q(k) for k in keep] + [f"{expr} AS {q(name)}" for name, expr, _, _ in mask_columns(kb, dialect)]
-    return "SELECT " + ",\n  ".join(outer) + f"\nFROM (\n{sql}\n) rules"
+    outer = [(name, expr) for name, expr, _, _ in mask_columns(kb, dialect)]
+    return _over_rule_columns(kb, source, dialect, keep, where, outer)
