@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from allpath.api import create_app
 from allpath.api.routes.knowledge import API_SEARCH_KINDS
-from allpath.store.kbsearch import KINDS, KnowledgeIndex, documents, query_terms
+from allpath.store.kbsearch import KINDS, KnowledgeIndex, documents, knowledge_index, query_terms
+from allpath.web.routes import WEB_SEARCH_KINDS
 
 # The issue's examples: the question, and the entry (kind, id) that answers it.
 EXAMPLES = [
@@ -192,7 +193,7 @@ def test_concurrent_searches_share_one_index_safely(index) -> None:
     assert not errors and len(results) == 200 and all(r == expected for r in results)
 
 
-# --- through the API ---------------------------------------------------------------------------
+# --- through the service: the API and the page use the same index --------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +204,28 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     app.state.allpath.close()
 
 
-def test_the_api_asks_for_the_kinds_it_can_show() -> None:
+def page_anchors(client: TestClient, query: str) -> list[str]:
+    response = client.get("/learn", params={"q": query})
+    assert response.status_code == 200, response.text[:300]
+    results = response.text.split('<ol class="results">', 1)
+    if len(results) == 1:
+        assert "Nothing matched" in response.text
+        return []
+    items = results[1].split("</ol>", 1)[0]
+    return [part.split('"', 1)[0] for part in items.split('<li><a href="#')[1:]]
+
+
+def test_api_and_page_search_one_index_built_once(service: TestClient) -> None:
+    context = service.app.state.allpath  # type: ignore[attr-defined]
+    built = knowledge_index(context)
+    service.get("/knowledge/search", params={"q": "hair loss"})
+    service.get("/learn", params={"q": "hair loss"})
+    assert knowledge_index(context) is built
+
+
+def test_each_caller_asks_for_the_kinds_it_can_show() -> None:
     assert set(API_SEARCH_KINDS) == {"agent", "phase", "topic", "source"}  # SearchHitPublic.kind
+    assert set(WEB_SEARCH_KINDS) == {"topic", "phase", "agent", "rule"}  # the page's sections
 
 
 @pytest.mark.parametrize(("query", "entry"), EXAMPLES)
@@ -219,8 +240,23 @@ def test_example_question_finds_its_entry_through_the_api(
     assert "\x02" not in hits[0]["snippet"] and hits[0]["score"] > 0
 
 
+@pytest.mark.parametrize(("query", "entry"), EXAMPLES)
+def test_example_question_finds_its_entry_on_the_learn_page(
+    service: TestClient, query: str, entry: tuple[str, str]
+) -> None:
+    anchors = page_anchors(service, query)
+    assert anchors[0] == "-".join(entry)
+    page = service.get("/learn", params={"q": query}).text
+    assert all(f'id="{a}"' in page for a in anchors), "every result links to an entry on the page"
+
+
 @pytest.mark.parametrize("query", HOSTILE)
 def test_fts5_syntax_through_the_api_gives_results_or_an_empty_list(service: TestClient, query: str) -> None:
     response = service.get("/knowledge/search", params={"q": query})
     assert response.status_code == 200, response.text[:300]
     assert isinstance(response.json(), list)
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+def test_fts5_syntax_on_the_learn_page_gives_results_or_nothing_matched(service: TestClient, query: str) -> None:
+    page_anchors(service, query)  # 200, and a list of results or "Nothing matched"
