@@ -19,7 +19,7 @@ def create_web_router() -> Any:
 
 def install(app: Any) -> None:
     """Mount the pages on a `create_app` service and build the search index now, not on first use."""
-    from allpath.web.routes import search_index
+    from allpath.store.kbsearch import knowledge_index
 
     app.include_router(create_web_router())
-    search_index(app.state.allpath)
+    knowledge_index(app.state.allpath)

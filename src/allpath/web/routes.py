@@ -30,16 +30,17 @@ from allpath.store.httpauth import (
     get_context,
     start_browser_session,
 )
+from allpath.store.kbsearch import knowledge_index
 from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
 from allpath.web.family import build_family_plan, current_and_next
 from allpath.web.forms import EVENT_FORMS, FORMS_BY_TYPE, event_from_form, form_field
 from allpath.web.render import html_to_pdf, render, static_text
-from allpath.web.search import SearchIndex
 from allpath.web.timeline import PHASE_LABELS, TimelineEvent, render_timeline
 
 log = logging.getLogger("allpath.web")
 SessionDep = Annotated[Session, Depends(db_session)]
-SEARCH_KEY = "web.search"
+# The kinds the knowledge page has a section for (sources are cited, not listed).
+WEB_SEARCH_KINDS = ("topic", "phase", "agent", "rule")
 
 STATUS_LABELS = {
     "not_diagnosed": "No diagnosis recorded",
@@ -50,14 +51,6 @@ STATUS_LABELS = {
     "deceased": "Deceased",
 }
 EVENT_LABELS = {t: t.replace("_", " ").capitalize() for t in EVENT_TYPES}
-
-
-def search_index(context: AppContext) -> SearchIndex:
-    """The FTS index of the service's KB, built once per service (at start-up when `install` is used)."""
-    index = context.extra.get(SEARCH_KEY)
-    if index is None:
-        index = context.extra[SEARCH_KEY] = SearchIndex(context.kb)
-    return index  # type: ignore[no-any-return]
 
 
 # --- page plumbing -------------------------------------------------------------------------------
@@ -435,7 +428,7 @@ def create_web_router() -> APIRouter:
         user = current_user_from_cookie(request, session)
         context = get_context(request)
         q = q.strip()[:200]
-        hits = search_index(context).search(q) if q else []
+        hits = knowledge_index(context).search(q, 10, kinds=WEB_SEARCH_KINDS) if q else []
         return _page(request, "knowledge.html", user, q=q, hits=hits, kb=context.kb)
 
     return router

@@ -11,7 +11,7 @@ from allpath.api.errors import ERROR_RESPONSES
 from allpath.api.models import SearchHitPublic
 from allpath.knowledge.schema import Agent, Phase, Source, Topic
 from allpath.store.httpauth import get_context
-from allpath.store.kbsearch import KnowledgeIndex
+from allpath.store.kbsearch import knowledge_index
 
 router = APIRouter(prefix="/knowledge", tags=["knowledge"], responses={404: ERROR_RESPONSES[404]})
 
@@ -43,12 +43,8 @@ def sources(kb: KnowledgeDep) -> list[Source]:
     return list(kb.sources.values())
 
 
-def knowledge_index(request: Request) -> KnowledgeIndex:
-    context = get_context(request)
-    index = context.extra.get("kb_index")
-    if index is None:
-        index = context.extra["kb_index"] = KnowledgeIndex(context.kb)
-    return index
+# The kinds `SearchHitPublic.kind` names; rules are searched by the web pages only.
+API_SEARCH_KINDS = ("agent", "phase", "topic", "source")
 
 
 @router.get("/search", response_model=list[SearchHitPublic], responses={422: ERROR_RESPONSES[422]})
@@ -58,5 +54,5 @@ def search(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[SearchHitPublic]:
     """Agents, phases, topics and sources matching the words, best first."""
-    hits = knowledge_index(request).search(q, limit)
-    return [SearchHitPublic(kind=h.kind, id=h.id, title=h.title, snippet=h.snippet, score=h.score) for h in hits]
+    hits = knowledge_index(get_context(request)).search(q, limit, kinds=API_SEARCH_KINDS)
+    return [SearchHitPublic(kind=h.kind, id=h.id, title=h.title, snippet=h.snippet_text(), score=h.score) for h in hits]
