@@ -474,7 +474,7 @@ def evaluate_spark(
         numbers = _row_numbers(df, [*rejected_by_key, *duplicates, *(first for _, first in duplicates.values())])
         rejected_by_key = _with_duplicate_problems(rejected_by_key, duplicates, numbers)
         rejected = {numbers[k]: v for k, v in rejected_by_key.items()}
-        ids = {numbers[k]: patient_id for k, (patient_id, _) in duplicates.items()}
+        ids: dict[int, str | None] = {numbers[k]: patient_id for k, (patient_id, _) in duplicates.items()}
         ids.update({numbers[r[ROW_COLUMN]]: r.get(ID_COLUMN) for r in suspects if r[ROW_COLUMN] in rejected_by_key})
         summary.problems = _problems(rejected, ids)
         rows = []
