@@ -195,20 +195,23 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes | None, str | None]]:
 
 
 def _patient_reference(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(patient id, None) from `subject` or `patient`; (None, why not) when there is no Patient reference."""
+    """(patient id, None) from `subject` or `patient`; (None, why not) when there is no Patient reference.
+
+    Why not starts with the element when there is one (`.subject: ...`), else with `: `.
+    """
     for key in ("subject", "patient"):
         target = resource.get(key)
         if target is None:
             continue
         reference = target.get("reference") if isinstance(target, Mapping) else None
         if not isinstance(reference, str) or not reference:
-            return None, f"{key}: has no reference to a Patient, so whose record this is cannot be told"
+            return None, f".{key}: has no reference to a Patient, so whose record this is cannot be told"
         # `Patient/1`, `https://ehr/fhir/Patient/1` and `Patient/1/_history/2` all name patient 1.
         parts = reference.split("/_history/")[0].rstrip("/").split("/")
         if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
             return parts[-1], None
-        return None, f"{key}: {reference} is not a reference to a Patient"
-    return None, "has no subject or patient reference, so whose record this is cannot be told"
+        return None, f".{key}: {reference} is not a reference to a Patient"
+    return None, ": has no subject or patient reference, so whose record this is cannot be told"
 
 
 @dataclass(slots=True)
@@ -276,7 +279,7 @@ def _read_line(raw: bytes, number: int, line: int, name: str, staged: StagedExpo
         return None
     problems = [f"{p.field}: {p.problem}" for p in validate_resource(resource)]
     if why_not is not None:
-        problems.append(f"{_resource_name(resource)}.{why_not}")
+        problems.append(f"{_resource_name(resource)}{why_not}")
     if problems:
         _reject_line(staged, writers, name, line, patient_id, problems, text)
         # A rejected line still marks its patient, whose record is then incomplete.

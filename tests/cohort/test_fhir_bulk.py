@@ -175,11 +175,16 @@ def test_a_resource_with_no_patient_reference_is_set_aside_and_other_types_are_c
 ) -> None:
     export = _copy_export(tmp_path)
     orphan = {"resourceType": "Observation", "id": "orphan", "status": "final", "code": {"text": "x"}}
-    line = _append(export / "Observation.000.ndjson", json.dumps(orphan))
+    of_group = {**orphan, "id": "of-group", "subject": {"reference": "Group/g1"}}
+    line = _append(export / "Observation.000.ndjson", json.dumps(orphan), json.dumps(of_group))
     (export / "Practitioner.ndjson").write_text('{"resourceType": "Practitioner", "id": "dr"}\n', encoding="utf-8")
     done = _evaluate(export, tmp_path / "results.parquet")
     assert done.exit_code == 0, done.output
-    assert f"Observation.000.ndjson:{line}: Observation/orphan.has no subject or patient reference" in done.stderr
+    assert f"Observation.000.ndjson:{line}: Observation/orphan: has no subject or patient reference" in done.stderr
+    assert (
+        f"Observation.000.ndjson:{line + 1}: Observation/of-group.subject: Group/g1 is not a reference to a Patient"
+        in done.stderr
+    )
     assert "not read (no fact comes from them): Practitioner x1" in done.stdout
 
 
