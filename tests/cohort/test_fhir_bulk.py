@@ -291,3 +291,14 @@ def test_as_of_sets_the_ages_and_is_refused_for_a_facts_table(tmp_path: Path) ->
     )
     assert refused.exit_code == 2
     assert "--as-of: only applies to a FHIR NDJSON export" in refused.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.xdist_group("cohort-spark")
+def test_an_export_evaluated_on_spark_gives_the_duckdb_results(tmp_path: Path, spark: Any) -> None:
+    on_duckdb = _evaluate(EXPORT, tmp_path / "d" / "results.parquet")
+    on_spark = _evaluate(EXPORT, tmp_path / "s" / "results", "--engine", "spark")
+    assert on_duckdb.exit_code == on_spark.exit_code == 0, on_spark.output
+    assert read_results(tmp_path / "s" / "results") == read_results(tmp_path / "d" / "results.parquet")
+    assert _rows(tmp_path / "s" / "results.facts.parquet") == _rows(tmp_path / "d" / "results.facts.parquet")
