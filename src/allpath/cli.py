@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpath.cohort.cli import cohort_app
+from allpath.cohort.cli import EngineName, cohort_app
 from allpath.engine import Engine
 from allpath.explain import render_text
 from allpath.facts import FactsError, PatientFacts, Problem
@@ -358,6 +358,72 @@ def read_fhir_bundle_data(data: Any, as_of: str | None) -> Any:
         return facts_from_bundle(data, as_of=_parse_as_of(as_of))
     except FhirInputError as exc:
         fail_input(exc.problems)
+
+
+# --- `allpath cohort evaluate`: declared here because NDJSON input needs allpath.fhir -------------
+# allpath.cohort and allpath.fhir are sibling layers that may not import each other (import-linter);
+# the command that accepts both a facts table and a FHIR export lives above them.
+
+
+@cohort_app.command("evaluate")
+def cohort_evaluate(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Facts table (.csv or .parquet: patient_id + PatientFacts fields), or a FHIR Bulk Data export "
+            "(a folder of .ndjson / .ndjson.gz files, or one such file)."
+        ),
+    ],
+    out_path: Annotated[Path, typer.Option("--out", help="Results file (.parquet; a directory on Spark).")],
+    engine: Annotated[EngineName, typer.Option(help="duckdb (embedded) or spark.")] = EngineName.duckdb,
+    master: Annotated[
+        str | None, typer.Option(help="Spark master URL (default: local[2]); only with --engine spark.")
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where to set aside bad facts-table rows (default: next to --out).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="FHIR export only: date (YYYY-MM-DD) at which ages are worked out (default: today)."
+        ),
+    ] = None,
+) -> None:
+    """Per patient: the fired recommendation ids, not-recommended ids and alerts."""
+    import datetime as dt
+
+    from allpath import bulk
+    from allpath.cohort.cli import SHOWN_PROBLEMS, evaluate_table, show_problems
+
+    if not source.exists():
+        fail_input([Problem("SOURCE", f"no such file or folder: {source}")])
+    if not bulk.is_export(source):
+        if source.is_dir() and not any(source.rglob("*.parquet")):
+            fail_input([Problem("SOURCE", f"no .ndjson, .ndjson.gz or .parquet files in {source}")])
+        if as_of is not None:
+            fail_input([Problem("--as-of", "only applies to a FHIR NDJSON export (ages in a facts table are given)")])
+        evaluate_table(source, out_path, engine, master, rejects)
+        return
+    day = _parse_as_of(as_of) or dt.date.today()
+    try:
+        # The lines wait beside the results rather than in /tmp, often a small RAM disk.
+        staged = bulk.stage_export(source, out_path, as_of=day, work_dir=out_path.parent)
+    except bulk.ExportError as exc:
+        fail_input(exc.problems)
+    problems = [str(p) for p in [*staged.line_problems, *staged.patient_problems][:SHOWN_PROBLEMS]]
+    show_problems(problems, staged.problem_count)
+    not_read = ", ".join(f"{kind} x{n}" for kind, n in sorted(staged.not_read.items()))
+    lines = [
+        f"FHIR export: {staged.files} files, {staged.lines} lines, {staged.patients} patients"
+        f" (ages at {day.isoformat()})",
+        f"  {staged.mapped} patients mapped -> {staged.facts} (import alerts: {staged.alerts})",
+        f"  {staged.patients_rejected} patients set aside -> {staged.patient_rejects}",
+        f"  {staged.lines_rejected} lines set aside -> {staged.line_rejects}",
+    ]
+    if not_read:
+        lines.append(f"  not read (no fact comes from them): {not_read}")
+    out.print("\n".join(lines), markup=False, highlight=False)
+    evaluate_table(staged.facts, out_path, engine, master, rejects)
 
 
 # --- service: `allpath serve`, `allpath db ...` ------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from allpath.facts import PatientFacts
-from allpath.fhir import FhirInputError, facts_from_bundle, facts_from_resources
+from allpath.fhir import FhirInputError, facts_from_bundle, facts_from_resources, validate_resource
 from allpath.fhir.codes import CASE_FEATURE_SYSTEM, FACT_VALUE_SYSTEM, LOINC, UCUM
 from allpath.fhir.importer import age_in_years
 
@@ -292,6 +292,44 @@ def test_prefetch_problem_names_the_resource_position() -> None:
     with pytest.raises(FhirInputError) as info:
         facts_from_resources(resources, as_of=AS_OF)
     assert info.value.problems[0].field.startswith("resources[1](Condition/")
+
+
+def test_validate_resource_names_the_problem_by_resource_type_id_and_element() -> None:
+    observation = copy.deepcopy(small()["entry"][2]["resource"])
+    assert validate_resource(observation) == []
+    observation["valueQuantity"] = "lots"
+    assert [str(p) for p in validate_resource(observation)] == [
+        f"Observation/{observation['id']}.valueQuantity: must be a JSON object"
+    ]
+    assert [str(p) for p in validate_resource({"resourceType": "Nonsense"})] == [
+        "resourceType: 'Nonsense' is not a FHIR R4 resource type"
+    ]
+    assert [str(p) for p in validate_resource({"id": "x"})] == ["resourceType: is required"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_already_validated_resources_map_to_the_same_result(name: str) -> None:
+    resources = [e["resource"] for e in bundle(name)["entry"]]
+    assert all(validate_resource(r) == [] for r in resources)
+    assert facts_from_resources(resources, as_of=AS_OF, validated=True) == facts_from_resources(resources, as_of=AS_OF)
+
+
+def test_validated_trusts_the_caller_and_runs_no_second_fhir_validation() -> None:
+    resources = copy.deepcopy([e["resource"] for e in small()["entry"]])
+    resources[1]["bogus"] = True  # invalid R4: caught only when the importer validates
+    with pytest.raises(FhirInputError):
+        facts_from_resources(resources, as_of=AS_OF)
+    assert (
+        facts_from_resources(resources, as_of=AS_OF, validated=True).facts
+        == facts_from_bundle(small(), as_of=AS_OF).facts
+    )
+
+
+def test_validated_skips_only_the_validation_not_the_mapping_checks() -> None:
+    resources = [e["resource"] for e in small()["entry"] if e["resource"]["resourceType"] != "Condition"]
+    with pytest.raises(FhirInputError) as info:
+        facts_from_resources(resources, as_of=AS_OF, validated=True)
+    assert info.value.problems[0].field == "Condition"
 
 
 def test_age_is_below_22_the_day_before_the_22nd_birthday_and_22_on_it() -> None:

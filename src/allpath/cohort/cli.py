@@ -69,17 +69,15 @@ def _progress(label: str) -> Iterator[object]:
         yield lambda fraction: bar.update(task, completed=fraction)
 
 
-@cohort_app.command("evaluate")
-def evaluate_command(
-    source: Annotated[Path, typer.Argument(help="Facts table: .csv or .parquet (patient_id + PatientFacts fields).")],
-    out_path: Annotated[Path, typer.Option("--out", help="Results file (.parquet; a directory on Spark).")],
-    engine: Annotated[EngineName, typer.Option(help="duckdb (embedded) or spark.")] = EngineName.duckdb,
-    master: Annotated[
-        str | None, typer.Option(help="Spark master URL (default: local[2]); only with --engine spark.")
-    ] = None,
-    rejects: Annotated[Path | None, typer.Option(help="Where to set aside bad rows (default: next to --out).")] = None,
+def evaluate_table(
+    source: Path,
+    out_path: Path,
+    engine: EngineName = EngineName.duckdb,
+    master: str | None = None,
+    rejects: Path | None = None,
 ) -> None:
-    """Per patient: the fired recommendation ids, not-recommended ids and alerts."""
+    """`allpath cohort evaluate` on a facts table (the command itself is declared in `allpath.cli`,
+    which may also import `allpath.fhir` for NDJSON input; this package may not)."""
     from allpath.cohort.evaluate import evaluate_duckdb, evaluate_spark
     from allpath.cohort.staging import TableError
 
@@ -96,14 +94,19 @@ def evaluate_command(
                 summary = evaluate_spark(source, out_path, kb, master=master, rejects=rejects, progress=progress)  # type: ignore[arg-type]
     except TableError as exc:
         _fail([str(p) for p in exc.problems])
-    for problem in summary.problems[:SHOWN_PROBLEMS]:
-        err.print(str(problem), markup=False, highlight=False)
-    if len(summary.problems) > SHOWN_PROBLEMS:
-        err.print(f"... and {len(summary.problems) - SHOWN_PROBLEMS} more problems", markup=False)
+    show_problems([str(p) for p in summary.problems[:SHOWN_PROBLEMS]], len(summary.problems))
     line = f"{summary.rows} rows: {summary.evaluated} evaluated, {summary.rejected} rejected -> {summary.out}"
     if summary.rejects:
         line += f"; rejects in {summary.rejects}"
     out.print(f"{line} ({summary.seconds:.1f} s)", markup=False, highlight=False)
+
+
+def show_problems(shown: list[str], total: int) -> None:
+    """The first problems on stderr, one a line, then how many more there are."""
+    for problem in shown:
+        err.print(problem, markup=False, highlight=False)
+    if total > len(shown):
+        err.print(f"... and {total - len(shown)} more problems", markup=False)
 
 
 @cohort_app.command("report")

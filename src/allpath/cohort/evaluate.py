@@ -204,9 +204,12 @@ def evaluate_duckdb(
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    judged = _Judged(present, flagged_rows)
+    id_type = next(c[1] for c in described if c[0] == ID_COLUMN)
+    judged = _judged(present, flagged_rows, duplicate_rows_duckdb(con, id_type))
     query = mask_sql(kb, "typed", keep=(ID_COLUMN, ROW_COLUMN, SUSPECT_COLUMN))
     evaluated = _write_masked(con, kb, query, judged, out, total_rows, progress)
+    if isinstance(judged, _JudgedWithDuplicates):
+        judged.add_duplicate_problems()
 
     summary = Summary(engine="duckdb", out=str(out))
     summary.rows = total_rows
@@ -457,18 +460,22 @@ def evaluate_spark(
     rejected_by_key, readmitted = _judge(suspects, present)
     spark.createDataFrame([(r,) for r in readmitted], f"{ROW_COLUMN} BIGINT").createOrReplaceTempView(f"{view}_ok")
     where = f"NOT `{SUSPECT_COLUMN}` OR `{ROW_COLUMN}` IN (SELECT `{ROW_COLUMN}` FROM {view}_ok)"
+    duplicates = duplicate_rows_spark(spark, view)
+    where = _spark_without_duplicates(spark, view, where, duplicates)
     result = spark.sql(select_sql(kb, f"{view}_typed", d.rules, keep=(ID_COLUMN,), where=where))
     with _spark_progress(spark, progress):
         result.write.mode("overwrite").parquet(str(out))
 
     summary = Summary(engine="spark", out=str(out))
     summary.evaluated = spark.read.parquet(str(out)).count()
-    summary.rejected = len(rejected_by_key)
+    summary.rejected = len(rejected_by_key.keys() | duplicates.keys())
     summary.rows = summary.evaluated + summary.rejected
-    if rejected_by_key:
-        numbers = _row_numbers(df, list(rejected_by_key))
+    if rejected_by_key or duplicates:
+        numbers = _row_numbers(df, [*rejected_by_key, *duplicates, *(first for _, first in duplicates.values())])
+        rejected_by_key = _with_duplicate_problems(rejected_by_key, duplicates, numbers)
         rejected = {numbers[k]: v for k, v in rejected_by_key.items()}
-        ids = {numbers[r[ROW_COLUMN]]: r.get(ID_COLUMN) for r in suspects if r[ROW_COLUMN] in numbers}
+        ids: dict[int, str | None] = {numbers[k]: patient_id for k, (patient_id, _) in duplicates.items()}
+        ids.update({numbers[r[ROW_COLUMN]]: r.get(ID_COLUMN) for r in suspects if r[ROW_COLUMN] in rejected_by_key})
         summary.problems = _problems(rejected, ids)
         rows = []
         for r in raw.where(sf.col(ROW_COLUMN).isin(list(rejected_by_key))).collect():
@@ -478,7 +485,7 @@ def evaluate_spark(
         path_out = Path(rejects) if rejects else default_rejects_path(out, fmt)
         _write_rejects(path_out, fmt, rows, rejected)
         summary.rejects = str(path_out)
-    for name in (view, f"{view}_typed", f"{view}_ok"):
+    for name in (view, f"{view}_typed", f"{view}_ok", f"{view}_duplicates"):
         spark.catalog.dropTempView(name)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -508,3 +515,122 @@ def _spark_progress(spark: Any, progress: Progress | None) -> Iterator[None]:
         done.set()
         thread.join()
         progress(1.0)
+
+
+# --- Duplicate patient_id -----------------------------------------------------------------------
+# A patient_id names one patient: its second and later rows are bad rows ("duplicate of row N"),
+# reported and set aside like any other, whatever the first row holds. The check is one hash
+# aggregate over patient_id alone; the rows of the repeated ids are looked up only when there are some.
+
+
+def duplicate_problem(first_row: int) -> Problem:
+    return Problem(ID_COLUMN, f"duplicate of row {first_row}")
+
+
+def _patient_key(quote: Callable[[str], str], text_type: str, stored_as_text: bool) -> str:
+    # The same trimmed id the staging query gives `patient_id`, so ' A' and 'A' are one patient.
+    column = quote(ID_COLUMN)
+    return f"trim({column})" if stored_as_text else f"trim(CAST({column} AS {text_type}))"
+
+
+def duplicate_rows_duckdb(con: Any, id_type: str) -> dict[int, tuple[str, int]]:
+    """Over the `raw` view: row number -> (patient_id, row number of its first occurrence), later rows only."""
+    import pyarrow as pa
+
+    key = _patient_key(STAGING["duckdb"].rules.quote, "VARCHAR", _duckdb_kind(id_type) == "text")
+    # Grouping 64-bit hashes is a quarter cheaper than grouping the strings; a hash seen twice is
+    # only a candidate, and the exact ids of the candidate rows decide (a collision is no duplicate).
+    hashes = con.execute(f"SELECT hash({key}) AS h FROM raw GROUP BY h HAVING count(*) > 1").fetchall()
+    if not hashes:
+        return {}
+    con.register("repeated_hashes", pa.table({"h": pa.array([h[0] for h in hashes], pa.uint64())}))
+    rows = con.execute(
+        f'SELECT "{ROW_COLUMN}", {key} AS k FROM raw WHERE hash({key}) IN (SELECT h FROM repeated_hashes)'
+        f" AND k <> '' ORDER BY 1"
+    ).fetchall()
+    con.unregister("repeated_hashes")
+    return _later_occurrences(rows)
+
+
+def _later_occurrences(rows: Sequence[tuple[int, str]]) -> dict[int, tuple[str, int]]:
+    """From (row key, patient_id) pairs in row order: each later row's id and the key of the first."""
+    first: dict[str, int] = {}
+    later: dict[int, tuple[str, int]] = {}
+    for row, patient_id in rows:
+        if patient_id in first:
+            later[row] = (patient_id, first[patient_id])
+        else:
+            first[patient_id] = row
+    return later
+
+
+@dataclass(slots=True)
+class _JudgedWithDuplicates(_Judged):
+    """`_Judged`, and the rows of repeated patient_ids dropped from every batch too."""
+
+    duplicates: dict[int, tuple[str, int]] = field(default_factory=dict)
+    _duplicate_rows: Any = field(default=None, init=False, repr=False)
+
+    def keep_mask(self, batch: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        keep = _Judged.keep_mask(self, batch)
+        if self._duplicate_rows is None:
+            self._duplicate_rows = pa.array(list(self.duplicates), pa.int64())
+        unique = pc.invert(pc.is_in(batch.column(ROW_COLUMN), value_set=self._duplicate_rows))
+        return unique if keep is None else pc.and_(keep, unique)
+
+    def add_duplicate_problems(self) -> None:
+        """Put each repeated row's problem first among its problems (call once the batches are written)."""
+        for row, (patient_id, first) in self.duplicates.items():
+            self.rejected.setdefault(row, []).insert(0, duplicate_problem(first))
+            self.ids.setdefault(row, patient_id)
+
+
+def _judged(
+    present: list[str], fetch: Callable[[list[int]], list[dict[str, Any]]], duplicates: dict[int, tuple[str, int]]
+) -> _Judged:
+    """Plain `_Judged` when every patient_id is unique, so that case pays no per-batch lookup."""
+    if duplicates:
+        return _JudgedWithDuplicates(present, fetch, duplicates=duplicates)
+    return _Judged(present, fetch)
+
+
+def duplicate_rows_spark(spark: Any, view: str) -> dict[int, tuple[str, int]]:
+    """Over a Spark view with `__row` keys: row key -> (patient_id, key of its first occurrence), later rows only.
+
+    The keys (`monotonically_increasing_id`) grow in read order, so the smallest key is the first row.
+    """
+    key = _patient_key(STAGING["spark"].rules.quote, "STRING", False)
+    repeated = spark.sql(
+        f"SELECT k FROM (SELECT {key} AS k FROM {view}) GROUP BY k HAVING count(*) > 1 AND k <> ''"
+    ).collect()
+    if not repeated:
+        return {}
+    spark.createDataFrame([(r[0],) for r in repeated], "k STRING").createOrReplaceTempView(f"{view}_repeated")
+    rows = spark.sql(
+        f"SELECT `{ROW_COLUMN}`, {key} AS k FROM {view} WHERE {key} IN (SELECT k FROM {view}_repeated)"
+        f" ORDER BY `{ROW_COLUMN}`"
+    ).collect()
+    spark.catalog.dropTempView(f"{view}_repeated")
+    return _later_occurrences([(r[0], r[1]) for r in rows])
+
+
+def _spark_without_duplicates(spark: Any, view: str, where: str, duplicates: dict[int, tuple[str, int]]) -> str:
+    if not duplicates:
+        return where
+    spark.createDataFrame([(k,) for k in duplicates], f"{ROW_COLUMN} BIGINT").createOrReplaceTempView(
+        f"{view}_duplicates"
+    )
+    return f"({where}) AND `{ROW_COLUMN}` NOT IN (SELECT `{ROW_COLUMN}` FROM {view}_duplicates)"
+
+
+def _with_duplicate_problems(
+    rejected: dict[int, list[Problem]], duplicates: dict[int, tuple[str, int]], numbers: dict[int, int]
+) -> dict[int, list[Problem]]:
+    """Row keys' problems with each repeated row's "duplicate of row N" first (N from `numbers`)."""
+    merged = {key: list(problems) for key, problems in rejected.items()}
+    for key, (_, first) in duplicates.items():
+        merged.setdefault(key, []).insert(0, duplicate_problem(numbers[first]))
+    return merged

@@ -4,6 +4,12 @@
 importing this package stays cheap.
 """
 
-from allpath.fhir.importer import FhirInputError, ImportResult, facts_from_bundle, facts_from_resources
+from allpath.fhir.importer import (
+    FhirInputError,
+    ImportResult,
+    facts_from_bundle,
+    facts_from_resources,
+    validate_resource,
+)
 
-__all__ = ["FhirInputError", "ImportResult", "facts_from_bundle", "facts_from_resources"]
+__all__ = ["FhirInputError", "ImportResult", "facts_from_bundle", "facts_from_resources", "validate_resource"]

@@ -34,7 +34,7 @@ from allpath.fhir.codes import (
 )
 from allpath.plan import Alert, Citation
 
-__all__ = ["FhirInputError", "ImportResult", "facts_from_bundle", "facts_from_resources"]
+__all__ = ["FhirInputError", "ImportResult", "facts_from_bundle", "facts_from_resources", "validate_resource"]
 
 SOURCE = "cancernet-all-2017"
 INTERPRETED = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationAdministration", "Procedure")
@@ -89,10 +89,16 @@ def facts_from_bundle(bundle: dict[str, Any], *, as_of: dt.date | None = None) -
     return _import(located, as_of)
 
 
-def facts_from_resources(resources: list[dict[str, Any]], *, as_of: dt.date | None = None) -> ImportResult:
+def facts_from_resources(
+    resources: list[dict[str, Any]], *, as_of: dt.date | None = None, validated: bool = False
+) -> ImportResult:
     """Read one patient's facts from loose resources (a CDS Hooks prefetch): Patient, Condition,
     Observation, MedicationRequest, MedicationAdministration, Procedure. A searchset Bundle in
-    the list is unpacked, so prefetch answers can be passed as they come."""
+    the list is unpacked, so prefetch answers can be passed as they come.
+
+    `validated=True` skips the FHIR R4 validation of each resource, for a caller that has already
+    passed every one of them through `validate_resource` (a Bulk Data import validates each line
+    as it reads it; validating twice would double the cost of the import)."""
     located: list[tuple[str, dict[str, Any], str | None]] = []
     problems: list[Problem] = []
     for i, resource in enumerate(resources):
@@ -111,7 +117,13 @@ def facts_from_resources(resources: list[dict[str, Any]], *, as_of: dt.date | No
             located.append((where, dict(resource), None))
     if problems:
         raise FhirInputError(problems)
-    return _import(located, as_of)
+    return _import(located, as_of, validate=not validated)
+
+
+def validate_resource(resource: Mapping[str, Any]) -> list[Problem]:
+    """FHIR R4 (R4B models) problems of one resource, named from the resource: `Observation/o1.valueQuantity`."""
+    kind, rid = resource.get("resourceType"), resource.get("id")
+    return _validate_resource("", resource, label=f"{kind}/{rid}" if rid else str(kind))
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -172,17 +184,18 @@ def _label(where: str, resource: Mapping[str, Any]) -> str:
     return f"{where}({kind}/{rid})" if rid else f"{where}({kind})"
 
 
-def _validate_resource(where: str, resource: Mapping[str, Any]) -> list[Problem]:
+def _validate_resource(where: str, resource: Mapping[str, Any], *, label: str | None = None) -> list[Problem]:
     from fhir.resources.R4B import get_fhir_model_class
 
     kind = resource.get("resourceType")
+    kind_field = f"{where}.resourceType" if where else "resourceType"
     if not isinstance(kind, str):
-        return [Problem(f"{where}.resourceType", "is required")]
+        return [Problem(kind_field, "is required")]
     try:
         model = get_fhir_model_class(kind)
     except (KeyError, ValueError, AttributeError, ImportError):
-        return [Problem(f"{where}.resourceType", f"{kind!r} is not a FHIR R4 resource type")]
-    return _model_problems(model, resource, _label(where, resource))
+        return [Problem(kind_field, f"{kind!r} is not a FHIR R4 resource type")]
+    return _model_problems(model, resource, label or _label(where, resource))
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -239,9 +252,11 @@ def _when(resource: Mapping[str, Any], *keys: str) -> str:
     return ""
 
 
-def _import(located: list[tuple[str, dict[str, Any], str | None]], as_of: dt.date | None) -> ImportResult:
+def _import(
+    located: list[tuple[str, dict[str, Any], str | None]], as_of: dt.date | None, *, validate: bool = True
+) -> ImportResult:
     problems: list[Problem] = []
-    for where, resource, _ in located:
+    for where, resource, _ in located if validate else ():
         problems.extend(_validate_resource(where, resource))
     if problems:
         raise FhirInputError(problems)
