@@ -50,7 +50,7 @@ bench: install
 bench-http: install
 	$(BIN)/python benchmarks/bench_http.py --rate 200 --seconds 20
 
-# CDS Hooks patient-view under a bounded loopback load (100 requests/s for 20 s); writes docs/benchmarks-cds.md.
+# CDS Hooks patient-view under a bounded loopback load (100 requests/s for 20 s); writes bench-results/cds.md.
 bench-cds: install
 	$(BIN)/python benchmarks/bench_cds.py
 

@@ -6,8 +6,8 @@ prefetch at a fixed open-loop rate (default 100 per second for 20 s): each reque
 its scheduled time whether or not earlier ones have finished, and its latency is counted from
 that scheduled time, so a slow server cannot hide its queueing. Every token is valid and used
 once. Reports p50/p90/p99/max latency, achieved requests per second, errors and the server's CPU
-time per request, and writes
-docs/benchmarks-cds.md.
+time per request, and writes a markdown report of the run to bench-results/cds.md
+(docs/benchmarks-cds.md is the curated record).
 """
 
 from __future__ import annotations
@@ -168,7 +168,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second (open loop)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks-cds.md"), help="markdown report ('' = none)")
+    parser.add_argument(
+        "--out", default=str(ROOT / "bench-results" / "cds.md"), help="markdown report of this run ('' = none)"
+    )
     args = parser.parse_args()
     count = int(args.rate * args.duration)
     if not (0 < args.rate <= 500 and 0 < args.duration <= 120):
@@ -253,7 +255,7 @@ def main() -> int:
 def report(result: dict[str, Any], info: dict[str, str], args: Any, verdict: str) -> str:
     return f"""# Benchmark: CDS Hooks patient-view (`make bench-cds`)
 
-Written by `benchmarks/bench_cds.py`; rerun with `make bench-cds`.
+Written by `benchmarks/bench_cds.py` for one run; docs/benchmarks-cds.md keeps the curated record.
 
 ## Set-up
 
