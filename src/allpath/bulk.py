@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from allpath.facts import FIELD_NAMES, Problem
+from allpath.facts import FIELD_NAMES, Problem, ProblemsError
 from allpath.fhir import FhirInputError, facts_from_resources, validate_resource
 from allpath.fhir.importer import INTERPRETED
 
@@ -51,12 +51,8 @@ _BATCH_LINES = 20_000
 _BATCH_PATIENTS = 5_000
 
 
-class ExportError(ValueError):
+class ExportError(ProblemsError):
     """The export as a whole cannot be used (no NDJSON files, no Patient at all)."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True, slots=True)

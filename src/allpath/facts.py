@@ -54,12 +54,20 @@ class Problem:
         return {"field": self.field, "problem": self.problem}
 
 
-class FactsError(ValueError):
-    """Raised by `PatientFacts.parse` with every problem found, never just the first."""
+class ProblemsError(ValueError):
+    """Bad input, with every problem found (field and problem), never just the first.
+
+    The base of each layer's input error, so every adapter can turn `.problems` into a CLI exit
+    2 or an HTTP 4xx body the same way.
+    """
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+
+class FactsError(ProblemsError):
+    """Raised by `PatientFacts.parse` with every problem found, never just the first."""
 
 
 class PatientFacts(BaseModel):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from annotated_types import Ge, Le
 
-from allpath.facts import FACT_KINDS, FIELD_NAMES, PHASE_ORDER, FactsError, PatientFacts, Problem
+from allpath.facts import FACT_KINDS, FIELD_NAMES, PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
 from allpath.rules.sql import DUCKDB, Dialect, literal
 
 ID_COLUMN = "patient_id"
@@ -32,12 +32,8 @@ ALLOWED_COLUMNS = (ID_COLUMN, *FIELD_NAMES)
 SourceKind = Literal["text", "integer", "float", "boolean", "list", "other"]
 
 
-class TableError(ValueError):
+class TableError(ProblemsError):
     """The table as a whole cannot be read (a missing required column, an unknown column)."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from allpath.engine import default_engine
-from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem
+from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
 from allpath.fhir.codes import (
     CASE_FEATURE_SYSTEM,
     CONDITION_CLINICAL,
@@ -56,12 +56,8 @@ _BOOLEAN_FACTS = ("cns_involvement",)
 CASE_FEATURES = (*_ENUM_FACTS, *_INTEGER_FACTS, *_DURATION_FACTS, *_BOOLEAN_FACTS)
 
 
-class FhirInputError(ValueError):
+class FhirInputError(ProblemsError):
     """The input is not valid FHIR R4, or cannot be read as one ALL patient; `.problems` name each path."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from allpath.api.cds.validate import is_uuid
-from allpath.facts import Problem
+from allpath.facts import Problem, ProblemsError
 
 OUTCOMES = frozenset({"accepted", "overridden"})
 
 
-class FeedbackError(ValueError):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+class FeedbackError(ProblemsError):
+    """A feedback request the service cannot store (each problem names its element)."""
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from allpath.facts import Problem
+from allpath.facts import Problem, ProblemsError
 
 # FHIR R4 `id`: 1-64 of these characters. Checking it also keeps ids safe to put in a URL path.
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 REFERENCE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 
 
-class HookRequestError(ValueError):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+class HookRequestError(ProblemsError):
+    """A hook request that is not valid CDS Hooks 2.0 (answered with 400 and the problems)."""
 
 
 @dataclass(frozen=True)
