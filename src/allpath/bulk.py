@@ -30,10 +30,14 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import multiprocessing
+import os
 import re
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -48,6 +52,11 @@ KEPT_PROBLEMS = 1000
 """Problems kept in memory for the summary; the rejects files hold every one."""
 SORT_MEMORY = "256MB"
 _BATCH_LINES = 20_000
+_CHUNK_LINES = 2_000
+_CHUNK_PATIENTS = 500
+_CHUNKS_AHEAD = 8
+PARALLEL_MIN_BYTES = 4 << 20
+"""Below this size (about 10,000 resources) starting worker processes costs more than it saves."""
 _BATCH_PATIENTS = 5_000
 
 
@@ -120,13 +129,17 @@ def output_paths(out: Path) -> dict[str, Path]:
     }
 
 
-def stage_export(source: Path, out: Path, *, as_of: dt.date, work_dir: Path | None = None) -> StagedExport:
+def stage_export(
+    source: Path, out: Path, *, as_of: dt.date, work_dir: Path | None = None, workers: int | None = None
+) -> StagedExport:
     """Read the export at `source`, map each patient, and write the facts table and the side files.
 
     The files are named after `out` (the results file): `<stem>.facts.parquet`,
     `<stem>.fhir-alerts.parquet`, `<stem>.ndjson-rejects.parquet`, `<stem>.patient-rejects.parquet`.
     The lines wait in a temporary folder under `work_dir` (default: the system's temporary folder);
     it needs room for about the size of the export's kept lines.
+    Lines are validated, and patients mapped, in `workers` processes (default: one per core) once
+    the export is larger than `PARALLEL_MIN_BYTES`; FHIR validation is most of the work.
     Raises `ExportError` when there is nothing to evaluate (no NDJSON file, no Patient resource).
     """
     import duckdb
@@ -153,9 +166,10 @@ def stage_export(source: Path, out: Path, *, as_of: dt.date, work_dir: Path | No
             "CREATE TABLE lines (patient VARCHAR, file INTEGER, line BIGINT, is_patient BOOLEAN, "
             "ok BOOLEAN, resource VARCHAR)"
         )
-        for number, path in enumerate(files):
-            _read_file(con, path, number, names[number], staged, writers)
-        _group_and_map(con, names, staged, writers, as_of)
+        with _worker_pool(files, workers) as pool:
+            for number, path in enumerate(files):
+                _read_file(con, path, number, names[number], staged, writers, pool)
+            _group_and_map(con, names, staged, writers, as_of, pool)
         con.close()
     if staged.patients == 0:
         raise ExportError(
@@ -166,6 +180,19 @@ def stage_export(source: Path, out: Path, *, as_of: dt.date, work_dir: Path | No
 
 
 # --- reading lines -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _worker_pool(files: list[Path], workers: int | None) -> Iterator[Executor | None]:
+    """Worker processes for the line checks and the mapping; None where starting them costs more than it saves."""
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    size = sum(f.stat().st_size for f in files)
+    if count < 2 or size < PARALLEL_MIN_BYTES:
+        yield None
+        return
+    # spawn, not fork: the parent holds a DuckDB connection whose threads a fork would not carry.
+    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
 
 
 def _display_names(files: list[Path]) -> list[str]:
@@ -220,17 +247,18 @@ class _Row:
     resource: str | None
 
 
-def _read_file(con: Any, path: Path, number: int, name: str, staged: StagedExport, writers: _Writers) -> None:
+def _read_file(
+    con: Any, path: Path, number: int, name: str, staged: StagedExport, writers: _Writers, pool: Executor | None
+) -> None:
     batch: list[_Row] = []
-    for line, raw, unreadable in _lines(path):
+    for line, checked, unreadable in _checked_lines(path, pool):
         if unreadable is not None:
             _reject_line(staged, writers, name, line, None, [unreadable], "")
             break
-        assert raw is not None
-        if not raw.strip():
+        if checked is None:
             continue  # a blank line (often the last one) holds no resource
         staged.lines += 1
-        row = _read_line(raw, number, line, name, staged, writers)
+        row = _apply(checked, number, line, name, staged, writers)
         if row is not None:
             batch.append(row)
         if len(batch) >= _BATCH_LINES:
@@ -240,13 +268,70 @@ def _read_file(con: Any, path: Path, number: int, name: str, staged: StagedExpor
         _insert(con, batch)
 
 
-def _read_line(raw: bytes, number: int, line: int, name: str, staged: StagedExport, writers: _Writers) -> _Row | None:
+def _checked_lines(path: Path, pool: Executor | None) -> Iterator[tuple[int, _Checked | None, str | None]]:
+    """(line number, what the line holds (None: blank), None) in file order; (n, None, problem) if
+    the file cannot be read on from line n. With a pool, chunks of lines are checked in worker
+    processes, a bounded number ahead of the one being used, so memory stays flat."""
+    if pool is None:
+        for line, raw, unreadable in _lines(path):
+            yield line, (_check_line(raw) if raw is not None else None), unreadable
+        return
+    pending: deque[tuple[list[int], Future[list[_Checked | None]]]] = deque()
+    numbers: list[int] = []
+    raws: list[bytes] = []
+    failure: tuple[int, str] | None = None
+    for line, raw, unreadable in _lines(path):
+        if unreadable is not None:
+            failure = (line, unreadable)
+            break
+        assert raw is not None
+        numbers.append(line)
+        raws.append(raw)
+        if len(raws) >= _CHUNK_LINES:
+            pending.append((numbers, pool.submit(_check_lines, raws)))
+            numbers, raws = [], []
+            while len(pending) > _CHUNKS_AHEAD:
+                yield from _zip_chunk(*pending.popleft())
+    if raws:
+        pending.append((numbers, pool.submit(_check_lines, raws)))
+    while pending:
+        yield from _zip_chunk(*pending.popleft())
+    if failure is not None:
+        yield failure[0], None, failure[1]
+
+
+def _zip_chunk(
+    numbers: list[int], checked: Future[list[_Checked | None]]
+) -> Iterator[tuple[int, _Checked | None, str | None]]:
+    for line, one in zip(numbers, checked.result(), strict=True):
+        yield line, one, None
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What one line holds, decided without side effects so that a worker process can decide it."""
+
+    text: str
+    patient_id: str | None = None
+    is_patient: bool = False
+    ok: bool = False
+    problems: tuple[str, ...] = ()
+    not_read: str | None = None  # a resource type the mapping does not read: counted, not kept
+
+
+def _check_lines(raws: list[bytes]) -> list[_Checked | None]:
+    return [_check_line(raw) for raw in raws]
+
+
+def _check_line(raw: bytes) -> _Checked | None:
+    """Parse and validate one NDJSON line (None for a blank line)."""
+    if not raw.strip():
+        return None
     text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
-    def unreadable(problem: str) -> _Row | None:
+    def unreadable(problem: str) -> _Checked:
         patient_id, is_patient = _patient_named_in(text)
-        _reject_line(staged, writers, name, line, patient_id, [problem], text)
-        return _Row(patient_id, number, line, is_patient, False, None) if patient_id else None
+        return _Checked(text, patient_id, is_patient, problems=(problem,))
 
     try:
         resource = json.loads(raw)
@@ -262,25 +347,32 @@ def _read_line(raw: bytes, number: int, line: int, name: str, staged: StagedExpo
     if kind == "Patient":
         patient_id = resource.get("id") if isinstance(resource.get("id"), str) and resource.get("id") else None
         if patient_id is None:
-            _reject_line(
-                staged, writers, name, line, None, ["Patient.id: is required to gather the patient's record"], text
-            )
-            return None
+            return _Checked(text, problems=("Patient.id: is required to gather the patient's record",))
         why_not = None
     elif kind in INTERPRETED:
         patient_id, why_not = _patient_reference(resource)
     else:
         # Only the types the mapping reads are checked and gathered; the others change no fact.
-        staged.not_read[kind] += 1
-        return None
+        return _Checked(text, not_read=kind)
     problems = [f"{p.field}: {p.problem}" for p in validate_resource(resource)]
     if why_not is not None:
         problems.append(f"{_resource_name(resource)}{why_not}")
-    if problems:
-        _reject_line(staged, writers, name, line, patient_id, problems, text)
-        # A rejected line still marks its patient, whose record is then incomplete.
-        return _Row(patient_id, number, line, kind == "Patient", False, None) if patient_id else None
-    return _Row(patient_id, number, line, kind == "Patient", True, text)
+    return _Checked(text, patient_id, kind == "Patient", ok=not problems, problems=tuple(problems))
+
+
+def _apply(
+    checked: _Checked, number: int, line: int, name: str, staged: StagedExport, writers: _Writers
+) -> _Row | None:
+    """Count and set aside what the line's check found; the row to gather, if it names a patient."""
+    if checked.not_read is not None:
+        staged.not_read[checked.not_read] += 1
+        return None
+    if checked.problems:
+        _reject_line(staged, writers, name, line, checked.patient_id, list(checked.problems), checked.text)
+    if checked.patient_id is None:
+        return None
+    # A rejected line still marks its patient, whose record is then incomplete.
+    return _Row(checked.patient_id, number, line, checked.is_patient, checked.ok, checked.text if checked.ok else None)
 
 
 _PATIENT_REFERENCE = re.compile(r'"reference"\s*:\s*"(?:[^"]*/)?Patient/([^"/]+)(?:/_history/[^"]*)?"')
@@ -346,22 +438,79 @@ def _reject_line(
 _RESOURCE_INDEX = re.compile(r"resources\[(\d+)\]")
 
 
-def _group_and_map(con: Any, names: list[str], staged: StagedExport, writers: _Writers, as_of: dt.date) -> None:
+def _group_and_map(
+    con: Any, names: list[str], staged: StagedExport, writers: _Writers, as_of: dt.date, pool: Executor | None
+) -> None:
     relation = con.sql("SELECT * FROM lines ORDER BY patient, file, line")
     stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+    pending: deque[tuple[list[list[dict[str, Any]]], Future[list[_Outcome]] | None]] = deque()
+    chunk: list[list[dict[str, Any]]] = []
+
+    def send(groups: list[list[dict[str, Any]]]) -> None:
+        # Only the groups that pass the cheap checks are imported; the others are set aside on apply.
+        texts = [[r["resource"] for r in g] for g in groups if _importable(g)]
+        pending.append((groups, pool.submit(_import_groups, texts, as_of) if pool is not None else None))
+        while len(pending) > (_CHUNKS_AHEAD if pool is not None else 0):
+            apply(*pending.popleft())
+
+    def apply(groups: list[list[dict[str, Any]]], outcomes: Future[list[_Outcome]] | None) -> None:
+        results = iter(outcomes.result()) if outcomes is not None else None
+        for g in groups:
+            outcome = next(results) if results is not None and _importable(g) else None
+            _map_patient(g, names, staged, writers, as_of, outcome)
+
     group: list[dict[str, Any]] = []
     for batch in stream(_BATCH_LINES):
         for row in batch.to_pylist():
             if group and row["patient"] != group[0]["patient"]:
-                _map_patient(group, names, staged, writers, as_of)
+                chunk.append(group)
                 group = []
+                if len(chunk) >= _CHUNK_PATIENTS:
+                    send(chunk)
+                    chunk = []
             group.append(row)
     if group:
-        _map_patient(group, names, staged, writers, as_of)
+        chunk.append(group)
+    if chunk:
+        send(chunk)
+    while pending:
+        apply(*pending.popleft())
+
+
+def _importable(group: list[dict[str, Any]]) -> bool:
+    """One Patient and every line kept: the only records `facts_from_resources` is asked to map."""
+    return sum(1 for r in group if r["is_patient"]) == 1 and all(r["ok"] for r in group)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What the FHIR mapping made of one patient's record (picklable: it may come from a worker)."""
+
+    facts: dict[str, Any] | None
+    alerts: tuple[tuple[str, str, str], ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+def _import_groups(texts: list[list[str]], as_of: dt.date) -> list[_Outcome]:
+    return [_import_group(t, as_of) for t in texts]
+
+
+def _import_group(texts: list[str], as_of: dt.date) -> _Outcome:
+    try:
+        imported = facts_from_resources([json.loads(t) for t in texts], as_of=as_of, validated=True)
+    except FhirInputError as exc:
+        return _Outcome(None, problems=tuple(exc.problems))
+    alerts = tuple((a.id, a.severity, a.message) for a in imported.alerts)
+    return _Outcome(imported.facts.model_dump(mode="json"), alerts)
 
 
 def _map_patient(
-    group: list[dict[str, Any]], names: list[str], staged: StagedExport, writers: _Writers, as_of: dt.date
+    group: list[dict[str, Any]],
+    names: list[str],
+    staged: StagedExport,
+    writers: _Writers,
+    as_of: dt.date,
+    outcome: _Outcome | None = None,
 ) -> None:
     patient_id: str = group[0]["patient"]
     where = [f"{names[r['file']]}:{r['line']}" for r in group]
@@ -387,14 +536,13 @@ def _map_patient(
         if not r["ok"]
     ]
     if not problems:
-        try:
-            imported = facts_from_resources([json.loads(r["resource"]) for r in group], as_of=as_of, validated=True)
-        except FhirInputError as exc:
-            problems = [Problem(_locate(p.field, where), p.problem) for p in exc.problems]
+        outcome = outcome or _import_group([r["resource"] for r in group], as_of)
+        if outcome.facts is None:
+            problems = [Problem(_locate(p.field, where), p.problem) for p in outcome.problems]
         else:
-            writers.facts(patient_id, imported.facts.model_dump(mode="json"))
-            for alert in imported.alerts:
-                writers.alert(patient_id, alert.id, alert.severity, alert.message)
+            writers.facts(patient_id, outcome.facts)
+            for alert_id, severity, message in outcome.alerts:
+                writers.alert(patient_id, alert_id, severity, message)
             staged.mapped += 1
             return
     staged.patients_rejected += 1

@@ -302,3 +302,42 @@ def test_an_export_evaluated_on_spark_gives_the_duckdb_results(tmp_path: Path, s
     assert on_duckdb.exit_code == on_spark.exit_code == 0, on_spark.output
     assert read_results(tmp_path / "s" / "results") == read_results(tmp_path / "d" / "results.parquet")
     assert _rows(tmp_path / "s" / "results.facts.parquet") == _rows(tmp_path / "d" / "results.facts.parquet")
+
+
+def test_worker_processes_give_exactly_the_single_process_output(tmp_path: Path, monkeypatch: Any) -> None:
+    export = _copy_export(tmp_path)
+    _append(
+        export / "Observation.000.ndjson",
+        "{not json",
+        json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueQuantity": "lots"}),
+        json.dumps({"resourceType": "Encounter", "id": "e1", "status": "finished"}),
+    )
+    patients = (export / "Patient.ndjson").read_text(encoding="utf-8").splitlines()
+    patients = [
+        json.dumps({k: v for k, v in json.loads(p).items() if k != "birthDate"}) if '"id":"rem-t"' in p else p
+        for p in patients
+    ]
+    (export / "Patient.ndjson").write_text("\n".join(patients) + "\n", encoding="utf-8")
+    # Small chunks, so the lines and the patients are spread over many worker calls.
+    monkeypatch.setattr(bulk, "_CHUNK_LINES", 7)
+    monkeypatch.setattr(bulk, "_CHUNK_PATIENTS", 3)
+    monkeypatch.setattr(bulk, "PARALLEL_MIN_BYTES", 0)
+    pools: list[int] = []
+
+    class CountedPool(bulk.ProcessPoolExecutor):
+        def __init__(self, max_workers: int, **kwargs: Any):
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(bulk, "ProcessPoolExecutor", CountedPool)
+    as_of = __import__("datetime").date(2026, 11, 26)
+
+    single = bulk.stage_export(export, tmp_path / "single" / "r.parquet", as_of=as_of, workers=1)
+    pooled = bulk.stage_export(export, tmp_path / "pooled" / "r.parquet", as_of=as_of, workers=2)
+
+    assert pools == [2]  # the single-process run started none
+    assert (pooled.mapped, pooled.lines_rejected, pooled.patients_rejected) == (9, 2, 1)
+    assert pooled.line_problems == single.line_problems and pooled.patient_problems == single.patient_problems
+    assert pooled.not_read == single.not_read == {"Encounter": 1}
+    for name in ("r.facts.parquet", "r.fhir-alerts.parquet", "r.ndjson-rejects.parquet", "r.patient-rejects.parquet"):
+        assert pq.read_table(tmp_path / "pooled" / name).equals(pq.read_table(tmp_path / "single" / name)), name
