@@ -257,3 +257,42 @@ def test_verifier_uses_only_the_public_half_of_a_private_jwk(rsa):
     verifier = JwtVerifier({"keys": [private_jwk]}, [ISSUER])
     verified = verifier.verify(f"Bearer {token(rsa)}", [SERVICE_URL + DISCOVERY])
     assert verified.issuer == ISSUER and verified.kid == rsa.kid
+
+
+def test_sqlite_replay_cache_is_shared_by_workers_and_kept_over_a_restart(tmp_path):
+    from allpath.api.cds.auth import SqliteReplayCache
+
+    path = str(tmp_path / "replay.sqlite")
+    worker_one, worker_two = SqliteReplayCache(path), SqliteReplayCache(path)
+    assert worker_one.check_and_add("iss", "j1", forget_after=100.0, now=50.0)
+    assert not worker_two.check_and_add("iss", "j1", forget_after=100.0, now=60.0)  # the other worker saw it
+    worker_one.close()
+    worker_two.close()
+    restarted = SqliteReplayCache(path)
+    assert not restarted.check_and_add("iss", "j1", forget_after=100.0, now=70.0)
+    assert restarted.check_and_add("other-iss", "j1", forget_after=100.0, now=70.0)
+
+
+def test_sqlite_replay_cache_forgets_a_jti_once_its_token_has_expired(tmp_path):
+    from allpath.api.cds.auth import SqliteReplayCache
+
+    cache = SqliteReplayCache(str(tmp_path / "replay.sqlite"), purge_every_seconds=1e9)
+    assert cache.check_and_add("iss", "j1", forget_after=100.0, now=50.0)
+    assert not cache.check_and_add("iss", "j1", forget_after=100.0, now=99.0)
+    assert cache.check_and_add("iss", "j1", forget_after=300.0, now=101.0)  # expired: taken over, not purged
+    assert not cache.check_and_add("iss", "j1", forget_after=300.0, now=102.0)
+
+
+def test_a_token_replayed_to_a_restarted_service_is_refused_when_the_replay_db_is_set(
+    make_client, settings, rsa, tmp_path
+):
+    from dataclasses import replace
+
+    with_replay_db = replace(settings, replay_db=str(tmp_path / "replay.sqlite"))
+    once = token(rsa, DISCOVERY)
+    first = make_client(settings=with_replay_db)
+    assert _send(first, DISCOVERY, once).status_code == 200
+    restarted = make_client(settings=with_replay_db)  # a new app: its in-memory state is gone
+    assert_unauthorized(_send(restarted, DISCOVERY, once), "replay")
+    without = make_client()  # the in-memory default cannot know: this is the gap the file closes
+    assert _send(without, DISCOVERY, once).status_code == 200

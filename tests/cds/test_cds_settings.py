@@ -29,6 +29,12 @@ def test_settings_read_inline_jwks_issuers_and_url(rsa):
     assert settings.service_url == SERVICE_URL
     assert settings.jwks["keys"][0]["kid"] == rsa.kid
     assert not settings.insecure_dev
+    assert settings.replay_db is None
+
+
+def test_settings_read_the_replay_db_path(rsa, tmp_path):
+    path = str(tmp_path / "replay.sqlite")
+    assert CdsSettings.from_env(env(rsa, ALLPATH_CDS_REPLAY_DB=path)).replay_db == path
 
 
 def test_settings_read_jwks_from_a_file(rsa, tmp_path):

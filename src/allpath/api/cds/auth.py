@@ -8,7 +8,8 @@ The checks, in order (each failure is a 401 naming what was wrong, never the tok
 3. the signature verifies with that key;
 4. claims: `iss`, `aud`, `exp`, `iat`, `jti` present; `iss` on the allow-list; `aud` exactly the URL of
    the endpoint called; `exp` not passed (at most 60 s leeway);
-5. the `jti` has not been seen before from that issuer (replay cache, kept until the token expires).
+5. the `jti` has not been seen before from that issuer (replay cache, kept until the token expires;
+   in memory, or in an SQLite file shared by workers and kept over restarts).
 
 The `jku` header is deliberately not fetched: keys are agreed out of band and configured, so a
 caller cannot make the service download keys (or anything else) from a URL of its choosing.
@@ -16,11 +17,12 @@ caller cannot make the service download keys (or anything else) from a URL of it
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -53,8 +55,8 @@ class VerifiedToken:
 class ReplayCache:
     """Remembers (iss, jti) pairs until their token expires; a second use is a replay.
 
-    In memory and per process: run one worker, or put a shared cache behind this interface,
-    because a replay sent to another process would not be seen.
+    In memory and per process: a replay sent to another worker, or after a restart, would not be
+    seen. `SqliteReplayCache` (`ALLPATH_CDS_REPLAY_DB`) closes both gaps.
     """
 
     def __init__(self, max_entries: int = 1_000_000):
@@ -84,6 +86,49 @@ class ReplayCache:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+class ReplayStore(Protocol):
+    def check_and_add(self, issuer: str, jti: str, forget_after: float, now: float) -> bool: ...
+
+
+class SqliteReplayCache:
+    """The replay cache in an SQLite file: shared by every worker process and kept over restarts.
+
+    One atomic upsert per call: a new (iss, jti) is inserted, an expired one is taken over, a live
+    one is left alone, and the affected-row count tells which. WAL journal and `synchronous=NORMAL`:
+    a committed `jti` survives a crash of the process (not a power cut).
+    """
+
+    def __init__(self, path: str, *, purge_every_seconds: float = 30.0):
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        self._lock = threading.Lock()
+        self._purge_every = purge_every_seconds
+        self._next_purge = 0.0
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS cds_jti (issuer TEXT NOT NULL, jti TEXT NOT NULL, "
+                "forget_after REAL NOT NULL, PRIMARY KEY (issuer, jti)) WITHOUT ROWID"
+            )
+
+    def check_and_add(self, issuer: str, jti: str, forget_after: float, now: float) -> bool:
+        """True if this is the first use; False if the pair was already seen and has not expired."""
+        with self._lock:
+            if now >= self._next_purge:
+                self._conn.execute("DELETE FROM cds_jti WHERE forget_after <= ?", (now,))
+                self._next_purge = now + self._purge_every
+            cursor = self._conn.execute(
+                "INSERT INTO cds_jti (issuer, jti, forget_after) VALUES (?, ?, ?) "
+                "ON CONFLICT (issuer, jti) DO UPDATE SET forget_after = excluded.forget_after "
+                "WHERE cds_jti.forget_after <= ?",
+                (issuer, jti, forget_after, now),
+            )
+            return cursor.rowcount == 1
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def _public_key_for(jwk: Mapping[str, Any]) -> tuple[Any, frozenset[str]]:
@@ -127,7 +172,7 @@ class JwtVerifier:
         allowed_issuers: Iterable[str],
         *,
         leeway_seconds: int = 60,
-        replay_cache: ReplayCache | None = None,
+        replay_cache: ReplayStore | None = None,
         clock: Any = time.time,
     ):
         self._keys: dict[str, tuple[Any, frozenset[str]]] = {}

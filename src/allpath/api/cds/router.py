@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from allpath.api.cds.auth import AuthError, JwtVerifier
+from allpath.api.cds.auth import AuthError, JwtVerifier, SqliteReplayCache
 from allpath.api.cds.cards import CardFactory
 from allpath.api.cds.feedback import (
     FeedbackError,
@@ -153,7 +153,10 @@ def create_cds_router(
         verifier = None
     elif verifier is None:
         assert settings.jwks is not None  # CdsSettings refuses to exist otherwise
-        verifier = JwtVerifier(settings.jwks, settings.allowed_issuers, leeway_seconds=settings.leeway_seconds)
+        replays = SqliteReplayCache(settings.replay_db) if settings.replay_db else None
+        verifier = JwtVerifier(
+            settings.jwks, settings.allowed_issuers, leeway_seconds=settings.leeway_seconds, replay_cache=replays
+        )
     base_url = settings.service_url or ""
     import_facts = importer or _default_importer()
     if feedback_store is None:

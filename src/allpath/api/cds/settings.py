@@ -8,6 +8,8 @@
 |                                 | token's `aud` must equal the exact URL of the endpoint it is sent to      |
 | `ALLPATH_CDS_INSECURE_DEV`      | `1` switches authentication OFF (local development only; loud warning)    |
 | `ALLPATH_CDS_FEEDBACK_DB`       | SQLite file for feedback outcomes (default: kept in memory)               |
+| `ALLPATH_CDS_REPLAY_DB`         | SQLite file for the JWT `jti` replay cache, shared by worker processes    |
+|                                 | and kept over restarts (default: in memory, one process, lost on restart) |
 | `ALLPATH_CDS_FHIR_TIMEOUT`      | seconds allowed for each call to the EHR's FHIR server (default 5)        |
 """
 
@@ -25,6 +27,7 @@ ENV_ISSUERS = "ALLPATH_CDS_ALLOWED_ISSUERS"
 ENV_SERVICE_URL = "ALLPATH_CDS_SERVICE_URL"
 ENV_INSECURE_DEV = "ALLPATH_CDS_INSECURE_DEV"
 ENV_FEEDBACK_DB = "ALLPATH_CDS_FEEDBACK_DB"
+ENV_REPLAY_DB = "ALLPATH_CDS_REPLAY_DB"
 ENV_FHIR_TIMEOUT = "ALLPATH_CDS_FHIR_TIMEOUT"
 
 # The spec allows a little clock skew; the issue caps it at 60 s.
@@ -44,6 +47,7 @@ class CdsSettings:
     service_url: str | None = None
     insecure_dev: bool = False
     feedback_db: str | None = None
+    replay_db: str | None = None
     fhir_timeout_seconds: float = 5.0
     leeway_seconds: int = MAX_LEEWAY_SECONDS
 
@@ -87,6 +91,7 @@ class CdsSettings:
             service_url=env.get(ENV_SERVICE_URL, "").strip() or None,
             insecure_dev=insecure,
             feedback_db=env.get(ENV_FEEDBACK_DB, "").strip() or None,
+            replay_db=env.get(ENV_REPLAY_DB, "").strip() or None,
             fhir_timeout_seconds=timeout,
         )
 
