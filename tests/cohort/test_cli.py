@@ -60,3 +60,28 @@ def test_a_missing_input_file_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["cohort", "evaluate", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "no such file" in result.output
+
+
+def test_a_file_that_is_not_parquet_exits_2_naming_the_source_and_leaves_no_results(tmp_path: Path) -> None:
+    source = tmp_path / "facts.parquet"
+    source.write_text("patient_id,age_years\nP1,4\n", encoding="utf-8")  # CSV text behind a .parquet name
+    out = tmp_path / "results.parquet"
+    done = runner.invoke(app, ["cohort", "evaluate", str(source), "--out", str(out)])
+    assert done.exit_code == 2, done.output
+    assert "SOURCE: cannot be read:" in done.stderr
+    assert "Traceback" not in done.output
+    assert not out.exists()
+
+
+def test_a_treatments_table_without_the_kind_column_exits_2_with_the_problem(tmp_path: Path) -> None:
+    made = runner.invoke(app, ["cohort", "synth", "50", "--seed", "5", "--out", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    treatments = tmp_path / "treatments.csv"
+    treatments.write_text("patient_id,code,date\nP1,imatinib,2024-01-01\n", encoding="utf-8")
+    done = runner.invoke(
+        app, ["cohort", "report", str(tmp_path / "facts.parquet"), str(treatments), "--out", str(tmp_path / "r")]
+    )
+    assert done.exit_code == 2, done.output
+    assert "TABLES: results or treatments cannot be used:" in done.stderr
+    assert '"kind"' in done.stderr
+    assert "Traceback" not in done.output

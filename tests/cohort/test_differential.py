@@ -86,3 +86,15 @@ def test_spark_sets_aside_the_same_bad_rows_as_duckdb(tmp_path: Path, spark: Any
     assert [str(p) for p in on_spark.problems] == [str(p) for p in on_duckdb.problems]
     assert {p.row for p in on_spark.problems} == {2, 3, 4, 5}
     assert read_results(tmp_path / "s").keys() == read_results(tmp_path / "d.parquet").keys() == {"A"}
+
+
+@pytest.mark.spark
+def test_spark_reports_a_file_it_cannot_read_as_a_table_error(tmp_path: Path, spark: Any) -> None:
+    from allpath.cohort.staging import TableError
+
+    source = tmp_path / "facts.parquet"
+    source.write_text("not parquet at all\n", encoding="utf-8")
+    with pytest.raises(TableError) as caught:
+        evaluate_spark(source, tmp_path / "results", default_engine().kb, spark=spark)
+    assert [p.field for p in caught.value.problems] == ["SOURCE"]
+    assert "cannot be read" in caught.value.problems[0].problem

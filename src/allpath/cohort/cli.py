@@ -137,7 +137,10 @@ def report_command(
             _fail([str(p) for p in exc.problems])
         if summary.rejected:
             err.print(f"{summary.rejected} rows rejected; see {summary.rejects}", markup=False)
-    measures = concordance.compute(results, treatments, kb, patients_csv=out_dir / "measure_patients.csv")
+    try:
+        measures = concordance.compute(results, treatments, kb, patients_csv=out_dir / "measure_patients.csv")
+    except TableError as exc:
+        _fail([str(p) for p in exc.problems])
     concordance.write_csv(measures, out_dir / "measures.csv")
     patients = max((m.denominator for m in measures if m.measure.denominator == "TRUE"), default=0)
     html = report.write(measures, out_dir / "report.html", patients=patients, kb_version=kb.version)

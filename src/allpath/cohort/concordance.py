@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from allpath.cohort.staging import TableError, first_line
+from allpath.facts import Problem
 from allpath.knowledge import KnowledgeBase
 from allpath.rules.sql import literal
 
@@ -150,7 +152,26 @@ def compute(
     *,
     patients_csv: str | Path | None = None,
 ) -> list[MeasureResult]:
-    """Every measure over a results table (from `evaluate`) and a treatments table."""
+    """Every measure over a results table (from `evaluate`) and a treatments table.
+
+    Tables DuckDB cannot read, or that lack a column the measures use, raise `TableError`.
+    """
+    import duckdb
+
+    try:
+        return _compute(results, treatments, kb, measures, patients_csv=patients_csv)
+    except duckdb.Error as exc:
+        raise TableError([Problem("TABLES", f"results or treatments cannot be used: {first_line(exc)}")]) from None
+
+
+def _compute(
+    results: str | Path,
+    treatments: str | Path,
+    kb: KnowledgeBase,
+    measures: Sequence[Measure] | None,
+    *,
+    patients_csv: str | Path | None,
+) -> list[MeasureResult]:
     import duckdb
     import pyarrow as pa
 

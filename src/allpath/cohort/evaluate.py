@@ -25,8 +25,10 @@ from allpath.cohort.staging import (
     STAGING,
     SUSPECT_COLUMN,
     SourceKind,
+    TableError,
     check_columns,
     check_row,
+    first_line,
     suspect_sql,
     typed_sql,
 )
@@ -147,6 +149,32 @@ def evaluate_duckdb(
     memory_limit: str | None = None,
 ) -> Summary:
     """Evaluate every valid row of `source` (CSV or Parquet) and write one result row per patient.
+
+    A file DuckDB cannot read (not Parquet, a broken CSV, a corrupt row group) raises `TableError`
+    naming `SOURCE`, and no partial results file is left behind.
+    """
+    import duckdb
+
+    try:
+        return _evaluate_duckdb(
+            source, out, kb, rejects=rejects, progress=progress, threads=threads, memory_limit=memory_limit
+        )
+    except duckdb.Error as exc:
+        Path(out).unlink(missing_ok=True)
+        raise TableError([Problem("SOURCE", f"cannot be read: {first_line(exc)}")]) from None
+
+
+def _evaluate_duckdb(
+    source: str | Path,
+    out: str | Path,
+    kb: KnowledgeBase,
+    *,
+    rejects: str | Path | None,
+    progress: Progress | None,
+    threads: int | None,
+    memory_limit: str | None,
+) -> Summary:
+    """`evaluate_duckdb` itself.
 
     One scan: each row is typed, flagged and evaluated in the same query. For a batch holding
     flagged rows, their typed values and raw cells are fetched by row number (DuckDB reads only
@@ -390,7 +418,12 @@ def spark_session(master: str | None = None, app_name: str = "allpath-cohort") -
             .config("spark.ui.enabled", "false")
             .config("spark.driver.memory", "2g")
         )
-    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    session = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    if not master:
+        # Locally, a failed task would print its Java stack trace before allpath reports the problem
+        # in one line; on a cluster the logs stay as the cluster's configuration says.
+        session.sparkContext.setLogLevel("FATAL")
+    return session
 
 
 def _spark_kind(data_type: Any) -> SourceKind:
@@ -436,11 +469,35 @@ def evaluate_spark(
     rejects: str | Path | None = None,
     progress: Progress | None = None,
 ) -> Summary:
-    """The same evaluation on Spark; `out` is written as a Parquet directory (Spark's part files)."""
+    """The same evaluation on Spark; `out` is written as a Parquet directory (Spark's part files).
+
+    Input Spark cannot read raises `TableError` naming `SOURCE`.
+    """
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    spark = spark or spark_session(master)
+    try:
+        return _evaluate_spark(source, out, kb, spark=spark, rejects=rejects, progress=progress)
+    except PySparkException as exc:
+        raise TableError([Problem("SOURCE", f"cannot be read: {first_line(exc)}")]) from None
+    except Py4JJavaError as exc:
+        # Its own first line only names the JVM call; the Java exception says what went wrong.
+        raise TableError([Problem("SOURCE", f"cannot be read: {first_line(exc.java_exception)}")]) from None
+
+
+def _evaluate_spark(
+    source: str | Path,
+    out: str | Path,
+    kb: KnowledgeBase,
+    *,
+    spark: Any,
+    rejects: str | Path | None,
+    progress: Progress | None,
+) -> Summary:
     from pyspark.sql import functions as sf
 
     started = time.perf_counter()
-    spark = spark or spark_session(master)
     fmt = input_format(source)
     if fmt == "csv":
         df = spark.read.option("header", "true").option("inferSchema", "false").csv(str(source))

@@ -36,6 +36,12 @@ class TableError(ProblemsError):
     """The table as a whole cannot be read (a missing required column, an unknown column)."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An engine's error message without its stack or query excerpt, for a `TableError`."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class FieldRule:
     """What PatientFacts demands of one field, read off the model so that nothing is restated."""
