@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from allpath.cohort.staging import TableError, first_line
+from allpath.cohort.staging import CSV_READ_OPTIONS, TableError, first_line
 from allpath.facts import Problem
 from allpath.knowledge import KnowledgeBase
 from allpath.rules.sql import literal
@@ -128,7 +128,7 @@ def default_measures(kb: KnowledgeBase) -> list[Measure]:
 def _read(path: str | Path) -> str:
     text = str(path).replace("'", "''")
     if text.lower().endswith((".csv", ".csv.gz")):
-        return f"read_csv('{text}', header = true, all_varchar = true)"
+        return f"read_csv('{text}', {CSV_READ_OPTIONS})"
     if Path(path).is_dir():
         return f"read_parquet('{text}/*.parquet')"
     return f"read_parquet('{text}')"

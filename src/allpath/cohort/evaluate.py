@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from allpath.cohort.staging import (
+    CSV_READ_OPTIONS,
     ID_COLUMN,
     ROW_COLUMN,
     STAGING,
@@ -194,7 +195,7 @@ def _evaluate_duckdb(
     path = str(source).replace("'", "''")
     if fmt == "csv":
         # A table keeps the file's order, so rowid is the data row's position in the file.
-        con.execute(f"CREATE TABLE raw_csv AS SELECT * FROM read_csv('{path}', header = true, all_varchar = true)")
+        con.execute(f"CREATE TABLE raw_csv AS SELECT * FROM read_csv('{path}', {CSV_READ_OPTIONS})")
         position, cells, scan = "rowid", "*", "raw_csv"
     else:
         position, cells, scan = (

@@ -31,6 +31,10 @@ ALLOWED_COLUMNS = (ID_COLUMN, *FIELD_NAMES)
 
 SourceKind = Literal["text", "integer", "float", "boolean", "list", "other"]
 
+# Comma-separated, never sniffed: `completed_phases` holds `;` inside its cells, which a sniffer
+# could take for the delimiter, and a ragged row should be reported, not re-read as one column.
+CSV_READ_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"'"
+
 
 class TableError(ProblemsError):
     """The table as a whole cannot be read (a missing required column, an unknown column)."""
