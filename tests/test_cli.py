@@ -127,3 +127,23 @@ def test_every_example_gives_a_cited_text_plan(path: Path) -> None:
 
 def test_at_least_eight_examples_ship() -> None:
     assert len(EXAMPLES) >= 8
+
+
+def test_a_database_that_cannot_be_opened_exits_2_without_the_password(tmp_path: Path) -> None:
+    closed_port = "postgresql://allpath:not-in-the-output@127.0.0.1:1/allpath"
+    for url in (f"sqlite:///{tmp_path}/missing-folder/allpath.db", closed_port):
+        for command in (["db", "upgrade"], ["db", "seed-demo"]):
+            result = runner.invoke(app, [*command, "--database-url", url])
+            assert result.exit_code == 2, result.output
+            assert "database_url: cannot open the database:" in result.stderr
+            assert "not-in-the-output" not in result.output
+            assert "Traceback" not in result.output
+
+
+def test_cohort_synth_into_a_folder_that_cannot_be_made_exits_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    result = runner.invoke(app, ["cohort", "synth", "5", "--out", str(blocker / "cohort")])
+    assert result.exit_code == 2, result.output
+    assert f"--out: cannot write to {blocker / 'cohort'}" in result.stderr
+    assert "Traceback" not in result.output

@@ -94,12 +94,12 @@ def test_cli_packs_option_selects_packs(tmp_path: Path, packs: str | None, expec
     assert ("car-t-adult-r-r-b-all" in [r["id"] for r in plan["recommendations"]]) == ("updates-2026" in expected)
 
 
-def test_cli_unknown_pack_is_a_clear_error(tmp_path: Path) -> None:
+def test_cli_unknown_pack_is_bad_input_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "facts.json"
     path.write_text(json.dumps({"age_years": 40, "disease_status": "refractory"}), encoding="utf-8")
     result = runner.invoke(app, ["recommend", str(path), "--packs", "base,updates-2099"])
-    assert result.exit_code == 1
-    assert "no knowledge pack named 'updates-2099'" in result.stderr
+    assert result.exit_code == 2
+    assert "packs: no knowledge pack named 'updates-2099' (packs: base, updates-2026)" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -20,7 +22,7 @@ from allpath.cohort.cli import EngineName, cohort_app
 from allpath.engine import Engine
 from allpath.explain import render_text
 from allpath.facts import FactsError, PatientFacts, Problem
-from allpath.knowledge import KnowledgeBase, KnowledgeError, load_kb
+from allpath.knowledge import KnowledgeBase, KnowledgeError, available_packs, load_kb
 from allpath.plan import Plan
 
 app = typer.Typer(
@@ -73,6 +75,12 @@ def fail_input(problems: list[Problem]) -> NoReturn:
 
 def load_knowledge(packs: str | None = None, long_remission_months: float | None = None) -> KnowledgeBase:
     pack_ids = [p.strip() for p in packs.split(",") if p.strip()] if packs else None
+    unknown = [p for p in pack_ids or [] if p not in available_packs()]
+    if unknown:
+        # A pack the user named that does not exist is bad input (exit 2); a shipped pack that
+        # fails to load is a broken installation (exit 1, below).
+        known = ", ".join(available_packs())
+        fail_input([Problem("packs", f"no knowledge pack named {p!r} (packs: {known})") for p in unknown])
     params = {"long_remission_months": long_remission_months} if long_remission_months is not None else None
     try:
         return load_kb(pack_ids, parameters=params)
@@ -454,10 +462,24 @@ def db_upgrade(database_url: DatabaseOption = None) -> None:
     settings = _service_settings(database_url)
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
-        upgrade(engine)
-        out.print(f"database at revision {current_revision(engine)}", markup=False, highlight=False)
+        with _database_reachable():
+            upgrade(engine)
+            out.print(f"database at revision {current_revision(engine)}", markup=False, highlight=False)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _database_reachable() -> Iterator[None]:
+    """A database that cannot be opened is a configuration problem: one line and exit 2, no traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError as exc:
+        # The driver's message, not SQLAlchemy's statement dump (the URL may carry a password).
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "cannot connect"
+        fail_input([Problem("database_url", f"cannot open the database: {reason}")])
 
 
 @db_app.command("seed-demo")
@@ -469,9 +491,10 @@ def db_seed_demo(database_url: DatabaseOption = None) -> None:
     settings = _service_settings(database_url)
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
-        upgrade(engine)
-        with make_sessionmaker(engine)() as session:
-            result = seed_demo(session)
+        with _database_reachable():
+            upgrade(engine)
+            with make_sessionmaker(engine)() as session:
+                result = seed_demo(session)
     finally:
         engine.dispose()
     if result.created:

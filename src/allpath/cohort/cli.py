@@ -163,7 +163,10 @@ def synth_command(
     """Write a synthetic cohort: facts.<format> and treatments.<format> (see docs/cohort.md)."""
     from allpath.cohort.synth import synthesize
 
-    result = synthesize(n, seed, out_dir, _kb(), deviation=deviation, fmt=file_format.value)
+    try:
+        result = synthesize(n, seed, out_dir, _kb(), deviation=deviation, fmt=file_format.value)
+    except OSError as exc:
+        _fail([f"--out: cannot write to {out_dir}: {exc.strerror or exc}"])
     out.print(
         f"{result.patients} patients -> {result.facts}; {result.treatment_rows} treatments -> {result.treatments}",
         markup=False,
