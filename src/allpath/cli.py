@@ -538,7 +538,8 @@ def serve(
     from allpath.api import create_app
 
     settings = _service_settings(database_url)
-    application = create_app(settings=settings)
+    with _database_reachable():
+        application = create_app(settings=settings)
     _freeze_startup_objects()
     uvicorn.run(application, host=host, port=port, log_level=log_level)
 

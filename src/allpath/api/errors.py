@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allpath.course import EVENT_TYPES
@@ -84,6 +85,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FactsError)
     async def _facts(request: Request, exc: FactsError) -> JSONResponse:
         return error_response(422, "invalid facts", exc.problems)
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # The database is down, unreachable or (SQLite) still locked after the busy timeout: the
+        # request did nothing, and the client may try again. The driver's text is not sent back.
+        log.error("database unavailable on %s %s", request.method, request.url.path)
+        return error_response(503, "database unavailable, try again shortly", headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
