@@ -92,3 +92,14 @@ def test_insecure_dev_mode_warns_loudly_and_skips_authentication(engine, importe
     assert client.get("/cds-services").status_code == 200
     response = client.post("/cds-services/allpath-patient-view", json=hook_request(prefetch=full_prefetch("p1")))
     assert response.status_code == 200 and response.json()["cards"]
+
+
+@pytest.mark.parametrize("variable", ["ALLPATH_CDS_REPLAY_DB", "ALLPATH_CDS_FEEDBACK_DB"])
+def test_a_state_file_that_cannot_be_opened_is_a_configuration_error_naming_the_variable(rsa, tmp_path, variable):
+    from allpath.api.cds.router import create_cds_router
+    from allpath.engine import default_engine
+
+    unopenable = str(tmp_path / "no-such-folder" / "state.sqlite")
+    settings = CdsSettings.from_env(env(rsa, **{variable: unopenable}))
+    with pytest.raises(CdsConfigError, match=f"{variable}: cannot open"):
+        create_cds_router(default_engine(), settings)

@@ -83,11 +83,11 @@ def _mount_cds(app: FastAPI, context: AppContext) -> None:
     from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router
 
     try:
-        cds_settings = CdsSettings.from_env()
+        router = create_cds_router(context.recommender, CdsSettings.from_env())
     except CdsConfigError as exc:
         log.warning("CDS Hooks not mounted: %s", exc)
         return
-    app.include_router(create_cds_router(context.recommender, cds_settings))
+    app.include_router(router)
 
 
 def _mount_web(app: FastAPI, context: AppContext) -> None:

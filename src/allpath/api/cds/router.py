@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -43,12 +44,13 @@ from allpath.api.cds.hookrequest import (
 )
 from allpath.api.cds.ordersign import OrderChecks, draft_orders
 from allpath.api.cds.prefetch import PREFETCH, PrefetchError, gather
-from allpath.api.cds.settings import CdsSettings
+from allpath.api.cds.settings import ENV_FEEDBACK_DB, ENV_REPLAY_DB, CdsConfigError, CdsSettings
 from allpath.engine import Engine
 from allpath.facts import PatientFacts, Problem
 from allpath.plan import Alert
 
 log = logging.getLogger("allpath.cds")
+T = TypeVar("T")
 
 PATIENT_VIEW_ID = "allpath-patient-view"
 ORDER_SIGN_ID = "allpath-order-sign"
@@ -71,6 +73,14 @@ def _default_importer() -> Importer:
     from allpath.fhir.importer import facts_from_resources
 
     return facts_from_resources
+
+
+def _open(variable: str, store: Callable[[str], T], path: str) -> T:
+    """An SQLite-backed store, or a `CdsConfigError` naming the variable whose file cannot be opened."""
+    try:
+        return store(path)
+    except sqlite3.Error as exc:
+        raise CdsConfigError(f"{variable}: cannot open {path}: {exc}") from None
 
 
 def not_an_all_patient(problems: Sequence[Problem]) -> bool:
@@ -153,14 +163,18 @@ def create_cds_router(
         verifier = None
     elif verifier is None:
         assert settings.jwks is not None  # CdsSettings refuses to exist otherwise
-        replays = SqliteReplayCache(settings.replay_db) if settings.replay_db else None
+        replays = _open(ENV_REPLAY_DB, SqliteReplayCache, settings.replay_db) if settings.replay_db else None
         verifier = JwtVerifier(
             settings.jwks, settings.allowed_issuers, leeway_seconds=settings.leeway_seconds, replay_cache=replays
         )
     base_url = settings.service_url or ""
     import_facts = importer or _default_importer()
     if feedback_store is None:
-        feedback_store = SqliteFeedbackStore(settings.feedback_db) if settings.feedback_db else InMemoryFeedbackStore()
+        feedback_store = (
+            _open(ENV_FEEDBACK_DB, SqliteFeedbackStore, settings.feedback_db)
+            if settings.feedback_db
+            else InMemoryFeedbackStore()
+        )
     store: FeedbackStore = feedback_store
     cards = CardFactory(engine.kb, engine.kb.disclaimer)
     checks = OrderChecks(engine.kb, cards)
