@@ -147,28 +147,29 @@ def rule_columns(kb: KnowledgeBase, dialect: Dialect = DUCKDB) -> list[tuple[str
     return columns
 
 
-def output_columns(kb: KnowledgeBase, dialect: Dialect = DUCKDB, *, variants: bool = True) -> list[tuple[str, str]]:
-    """(name, SQL expression over the `rule_columns`) for the result columns of a cohort evaluation.
+def _list_entries(kb: KnowledgeBase, dialect: Dialect = DUCKDB) -> dict[str, list[tuple[str, str]]]:
+    """(id, SQL boolean over the `rule_columns`) per result list, in plan order.
 
-    `recommendations`, `not_recommended` and `alerts` are lists of rule ids in plan order;
-    `variants` lists `rule-id:k` for each firing rule whose variant k-1 applied (empty when
-    every firing rule fired as itself), so the whole of `Engine.fired` is reproduced.
+    `recommendations`, `not_recommended` and `alerts` hold rule ids; `variants` holds `rule-id:k`
+    for each firing rule whose variant k-1 applied, so the whole of `Engine.fired` is reproduced.
     """
     index = {r.id: i for i, r in enumerate(kb.rules)}
     q = dialect.quote
-    columns = [
-        (name, _id_list([(i, q(f"__r{index[i]}")) for i in ids], dialect)) for name, ids in plan_order(kb).items()
-    ]
-    if variants:
-        cases: list[tuple[str, str]] = []
-        for rule in kb.rules:
-            r = f"__r{index[rule.id]}"
-            for k in range(1, len(kb.variant_conditions[rule.id]) + 1):
-                # Variant k applies when the rule fires, no earlier variant holds and its own test does.
-                earlier = [f"(NOT {q(f'{r}_v{j}')})" for j in range(1, k)]
-                cases.append((f"{rule.id}:{k}", " AND ".join([q(r), *earlier, q(f"{r}_v{k}")])))
-        columns.append(("variants", _id_list(cases, dialect)))
-    return columns
+    entries = {name: [(i, q(f"__r{index[i]}")) for i in ids] for name, ids in plan_order(kb).items()}
+    variants: list[tuple[str, str]] = []
+    for rule in kb.rules:
+        r = f"__r{index[rule.id]}"
+        for k in range(1, len(kb.variant_conditions[rule.id]) + 1):
+            # Variant k applies when the rule fires, no earlier variant holds and its own test does.
+            earlier = [f"(NOT {q(f'{r}_v{j}')})" for j in range(1, k)]
+            variants.append((f"{rule.id}:{k}", "(" + " AND ".join([q(r), *earlier, q(f"{r}_v{k}")]) + ")"))
+    entries["variants"] = variants
+    return entries
+
+
+def output_columns(kb: KnowledgeBase, dialect: Dialect = DUCKDB) -> list[tuple[str, str]]:
+    """(name, SQL list expression) for the result columns of a cohort evaluation (`_list_entries`)."""
+    return [(name, _id_list(cases, dialect)) for name, cases in _list_entries(kb, dialect).items()]
 
 
 def select_sql(
@@ -216,18 +217,7 @@ def mask_columns(kb: KnowledgeBase, dialect: Dialect = DUCKDB) -> list[tuple[str
     output list travels as bit masks (bit i set when the i-th id of the segment fired), and the
     caller turns the masks into lists, in plan order, in bulk. `variants` are encoded the same way.
     """
-    index = {r.id: i for i, r in enumerate(kb.rules)}
-    q = dialect.quote
-    entries: dict[str, list[tuple[str, str]]] = {
-        name: [(i, q(f"__r{index[i]}")) for i in ids] for name, ids in plan_order(kb).items()
-    }
-    variant_entries: list[tuple[str, str]] = []
-    for rule in kb.rules:
-        r = f"__r{index[rule.id]}"
-        for k in range(1, len(kb.variant_conditions[rule.id]) + 1):
-            earlier = [f"(NOT {q(f'{r}_v{j}')})" for j in range(1, k)]
-            variant_entries.append((f"{rule.id}:{k}", "(" + " AND ".join([q(r), *earlier, q(f"{r}_v{k}")]) + ")"))
-    entries["variants"] = variant_entries
+    entries = _list_entries(kb, dialect)
     columns: list[tuple[str, str, str, list[str]]] = []
     for name, items in entries.items():
         for segment, start in enumerate(range(0, max(len(items), 1), MASK_BITS)):
