@@ -13,12 +13,12 @@ from allpath.engine import Engine
 from allpath.knowledge import KnowledgeBase
 from allpath.store.auth import resolve_token
 from allpath.store.context import AppContext
-from allpath.store.httpauth import db_session_async, get_context
+from allpath.store.httpauth import db_session, get_context
 from allpath.store.service import Actor, Records, audit_now
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token.")
 
-SessionDep = Annotated[Session, Depends(db_session_async)]
+SessionDep = Annotated[Session, Depends(db_session)]
 
 
 async def _context(request: Request) -> AppContext:
