@@ -438,25 +438,31 @@ def _reject_line(
 _RESOURCE_INDEX = re.compile(r"resources\[(\d+)\]")
 
 
+_Groups = list[list[dict[str, Any]]]
+"""Patients' line rows, one list per patient."""
+
+
 def _group_and_map(
     con: Any, names: list[str], staged: StagedExport, writers: _Writers, as_of: dt.date, pool: Executor | None
 ) -> None:
     relation = con.sql("SELECT * FROM lines ORDER BY patient, file, line")
     stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
-    pending: deque[tuple[list[list[dict[str, Any]]], Future[list[_Outcome]] | None]] = deque()
-    chunk: list[list[dict[str, Any]]] = []
+    pending: deque[tuple[_Groups, list[bool], Future[list[_Outcome]] | None]] = deque()
+    chunk: _Groups = []
 
-    def send(groups: list[list[dict[str, Any]]]) -> None:
+    def send(groups: _Groups) -> None:
         # Only the groups that pass the cheap checks are imported; the others are set aside on apply.
-        texts = [[r["resource"] for r in g] for g in groups if _importable(g)]
-        pending.append((groups, pool.submit(_import_groups, texts, as_of) if pool is not None else None))
+        importable = [_importable(g) for g in groups]
+        texts = [[r["resource"] for r in g] for g, ok in zip(groups, importable, strict=True) if ok]
+        future = pool.submit(_import_groups, texts, as_of) if pool is not None else None
+        pending.append((groups, importable, future))
         while len(pending) > (_CHUNKS_AHEAD if pool is not None else 0):
             apply(*pending.popleft())
 
-    def apply(groups: list[list[dict[str, Any]]], outcomes: Future[list[_Outcome]] | None) -> None:
+    def apply(groups: _Groups, importable: list[bool], outcomes: Future[list[_Outcome]] | None) -> None:
         results = iter(outcomes.result()) if outcomes is not None else None
-        for g in groups:
-            outcome = next(results) if results is not None and _importable(g) else None
+        for g, ok in zip(groups, importable, strict=True):
+            outcome = next(results) if results is not None and ok else None
             _map_patient(g, names, staged, writers, as_of, outcome)
 
     group: list[dict[str, Any]] = []
