@@ -1,7 +1,9 @@
-"""Engine throughput: 100,000 generated valid patients, full Plan objects built.
+"""Engine throughput: 100,000 generated valid patients (v2 facts), full Plan objects built.
 
 Reports patients/s and per-call p50/p99 in microseconds, on one core (this process), for
-  - recommend(): facts already validated (the engine alone), and
+  - recommend(): facts already validated, full Plans with `missing_facts` (target >= 20,000/s),
+  - recommend(with_missing_facts=False): the same without the what-would-change search
+    (target >= 50,000/s), and
   - parse + recommend(): from a plain dict, as an adapter would call it.
 Run with `make bench`. Not a test: the numbers depend on the machine, which is printed.
 """
@@ -22,11 +24,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from allpath.engine import Engine
-from allpath.facts import PHASE_ORDER, PatientFacts
+from allpath.facts import GENETIC_SUBTYPES, PHASE_ORDER, PRIOR_THERAPIES, PatientFacts
 from allpath.knowledge import load_kb
 from benchmarks.machine import machine_line
 
-TARGET_PER_SECOND = 50_000
+TARGET_WITH_MISSING = 20_000
+TARGET_WITHOUT_MISSING = 50_000
 
 
 def generate_patients(count: int, seed: int) -> list[dict[str, Any]]:
@@ -54,6 +57,38 @@ def generate_patients(count: int, seed: int) -> list[dict[str, Any]]:
                 prior_regimen_count=rng.randint(0, 4),
                 remission_duration_months=rng.choice([None, rng.uniform(0, 60)]),
             )
+        # v2 facts, each left unknown about half the time (the search for missing facts costs
+        # most when much is unknown).
+        done = set(data.get("completed_phases", []))
+        maybe = {
+            "phase_in_progress": rng.choice([p for p in ("none", *PHASE_ORDER, "unknown") if p not in done]),
+            "mrd_timepoint": rng.choice(["end_of_induction", "end_of_consolidation", "later", "unknown"]),
+            "cd19_status": rng.choice(["positive", "negative", "unknown"]),
+            "cd20_status": rng.choice(["positive", "negative", "unknown"]),
+            "cd22_status": rng.choice(["positive", "negative", "unknown"]),
+            "fit_for_intensive_therapy": rng.choice([True, False, None]),
+            "pregnant": rng.choice([False, None]),
+            "down_syndrome": rng.choice([True, False, None]),
+            "prior_therapies": rng.sample(PRIOR_THERAPIES, rng.randint(0, 2)),
+        }
+        subtypes = set(rng.sample([g for g in GENETIC_SUBTYPES if g != "abl1-t315i"], rng.randint(0, 2)))
+        if data["ph_status"] == "negative" or subtypes & {"ph-like", "abl-class"}:
+            subtypes.discard("bcr-abl1")
+        if "bcr-abl1" in subtypes and rng.random() < 0.3:
+            subtypes.add("abl1-t315i")
+        maybe["genetic_subtypes"] = sorted(subtypes)
+        if data.get("relapse_count", 0) >= 1:
+            to_relapse = rng.choice([None, rng.uniform(0, 72)])
+            if to_relapse is not None and (data["remission_duration_months"] or 0) > to_relapse:
+                data["remission_duration_months"] = to_relapse
+            during = rng.choice([True, False, None])
+            maybe.update(
+                relapse_site=rng.choice(["marrow", "cns", "testicular", "combined", "other_extramedullary", "unknown"]),
+                months_from_diagnosis_to_relapse=to_relapse,
+                relapse_during_therapy=during,
+                months_from_therapy_end_to_relapse=None if during else rng.choice([None, rng.uniform(0, 48)]),
+            )
+        data.update({k: v for k, v in maybe.items() if rng.random() < 0.5})
         patients.append(data)
     return patients
 
@@ -117,21 +152,29 @@ def main() -> int:
     print(f"machine: {machine_line()}")
     print(f"knowledge: {kb.version}; {len(kb.rules)} rules; {args.patients:,} patients, seed {args.seed}")
     engine.recommend(facts[0])  # warm caches
+    unknown = sum(len(engine.missing_facts(f)) for f in facts[:10_000]) / min(len(facts), 10_000)
+    print(f"missing facts per plan (first 10,000 patients): {unknown:.2f} on average")
+
+    def without_missing(f: PatientFacts) -> Any:
+        return engine.recommend(f, with_missing_facts=False)
+
     results = [
-        measure("recommend (validated facts)", engine.recommend, facts),
+        measure("recommend + missing_facts", engine.recommend, facts),
+        measure("recommend, no missing_facts", without_missing, facts),
         measure("parse + recommend (dicts)", engine.recommend_data, raw),
     ]
     print(percentile_note())
     load1, _, _ = os.getloadavg()
     print(f"load average during the run: {load1:.2f} on {os.cpu_count()} cores")
-    best = max(results[0]["patients_per_second_wall"], results[0]["patients_per_second_cpu"])
-    met_wall = results[0]["patients_per_second_wall"] >= TARGET_PER_SECOND
-    met_cpu = results[0]["patients_per_second_cpu"] >= TARGET_PER_SECOND
-    print(
-        f"target >= {TARGET_PER_SECOND:,} patients/s with full Plan objects on one core: "
-        f"wall {'met' if met_wall else 'NOT met'}, cpu {'met' if met_cpu else 'NOT met'} (best {best:,}/s)"
-    )
-    met = met_cpu
+    met = True
+    for result, target in ((results[0], TARGET_WITH_MISSING), (results[1], TARGET_WITHOUT_MISSING)):
+        ok_cpu = result["patients_per_second_cpu"] >= target
+        ok_wall = result["patients_per_second_wall"] >= target
+        met = met and ok_cpu
+        print(
+            f"{result['label']}: target >= {target:,} patients/s, full Plans, one core: "
+            f"wall {'met' if ok_wall else 'NOT met'}, cpu {'met' if ok_cpu else 'NOT met'}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": machine_line(), "knowledge": kb.version, "results": results}, indent=2))
     return 0 if met else 1

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from allpath.facts import PHASE_ORDER, PatientFacts
+from allpath.facts import GENETIC_SUBTYPES, PHASE_ORDER, PRIOR_THERAPIES, PatientFacts
 
 # Boundaries the rules care about get extra weight, so shrinking lands on them.
 AGES = st.one_of(
@@ -33,7 +33,7 @@ def valid_facts_dicts(draw: st.DrawFn) -> dict[str, Any]:
         "expected_survival_months": draw(MONTHS),
     }
     if status == "newly_diagnosed":
-        return data
+        return _with_v2(draw, data)
     relapses = draw(st.integers(0, 4))
     if status == "relapsed":
         relapses = max(relapses, 1)
@@ -44,9 +44,57 @@ def valid_facts_dicts(draw: st.DrawFn) -> dict[str, Any]:
         remission_count=remissions,
         relapse_count=relapses,
         completed_phases=list(PHASE_ORDER[: draw(st.integers(0, 3))]),
-        prior_regimen_count=draw(st.integers(0, 6)),
+        prior_regimen_count=draw(st.one_of(st.none(), st.integers(0, 6))),
         remission_duration_months=draw(MONTHS),
     )
+    return _with_v2(draw, data)
+
+
+UNKNOWN_OR = st.sampled_from
+BOOL_OR_NONE = st.sampled_from([True, False, None])
+
+
+def _with_v2(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
+    """Add the clinical model v2 fields, each left out often, keeping the facts consistent."""
+    if not draw(st.booleans()):
+        return data
+    done = set(data.get("completed_phases", []))
+    optional: dict[str, Any] = {
+        "phase_in_progress": draw(
+            st.sampled_from([p for p in ("none", "induction", "consolidation", "maintenance", "unknown") if p not in done])
+        ),
+        "mrd_timepoint": draw(st.sampled_from(["end_of_induction", "end_of_consolidation", "later", "unknown"])),
+        "cd19_status": draw(st.sampled_from(["positive", "negative", "unknown"])),
+        "cd20_status": draw(st.sampled_from(["positive", "negative", "unknown"])),
+        "cd22_status": draw(st.sampled_from(["positive", "negative", "unknown"])),
+        "prior_therapies": draw(st.lists(st.sampled_from(PRIOR_THERAPIES), max_size=3, unique=True)),
+        "fit_for_intensive_therapy": draw(BOOL_OR_NONE),
+        "pregnant": draw(BOOL_OR_NONE),
+        "down_syndrome": draw(BOOL_OR_NONE),
+    }
+    subtypes = set(draw(st.lists(st.sampled_from(GENETIC_SUBTYPES), max_size=3, unique=True)))
+    if data["ph_status"] == "negative":
+        subtypes.discard("bcr-abl1")
+    if "bcr-abl1" in subtypes:
+        subtypes -= {"ph-like", "abl-class"}
+    else:
+        subtypes.discard("abl1-t315i")
+    optional["genetic_subtypes"] = sorted(subtypes)
+    if data.get("relapse_count", 0) >= 1:
+        optional["relapse_site"] = draw(
+            st.sampled_from(["marrow", "cns", "testicular", "combined", "other_extramedullary", "unknown"])
+        )
+        to_relapse = draw(MONTHS)
+        optional["months_from_diagnosis_to_relapse"] = to_relapse
+        remission = data.get("remission_duration_months")
+        if to_relapse is not None and remission is not None and remission > to_relapse:
+            data["remission_duration_months"] = to_relapse
+        during = draw(BOOL_OR_NONE)
+        optional["relapse_during_therapy"] = during
+        optional["months_from_therapy_end_to_relapse"] = None if during else draw(MONTHS)
+    # Leave each field out half the time: omitted and unknown must mean the same.
+    keep = draw(st.lists(st.booleans(), min_size=len(optional), max_size=len(optional)))
+    data.update({k: v for (k, v), kept in zip(optional.items(), keep, strict=True) if kept})
     return data
 
 

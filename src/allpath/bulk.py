@@ -578,7 +578,7 @@ def facts_schema() -> Any:
     fields = [(ID_COLUMN, pa.string())]
     for name in FIELD_NAMES:
         kind = FACT_KINDS[name].type
-        fields.append((name, pa.list_(pa.string()) if kind == "phase_list" else types[kind]))
+        fields.append((name, pa.list_(pa.string()) if kind == "list" else types[kind]))
     return pa.schema(fields)
 
 

@@ -21,6 +21,7 @@ from allpath.plan import (
     Alert,
     Citation,
     KnowledgeInfo,
+    MissingFact,
     NotRecommended,
     PackRef,
     Plan,
@@ -28,6 +29,7 @@ from allpath.plan import (
     SourceRef,
 )
 from allpath.rules.pycompile import compile_chooser
+from allpath.rules.sensitivity import compile_missing
 
 Output = Recommendation | NotRecommended | Alert
 
@@ -37,9 +39,11 @@ class Engine:
 
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
-        self._choose, self.compiled_source = compile_chooser(
-            [(kb.conditions[r.id], kb.variant_conditions[r.id]) for r in kb.rules]
-        )
+        trees = [(kb.conditions[r.id], kb.variant_conditions[r.id]) for r in kb.rules]
+        self._choose, self.compiled_source = compile_chooser(trees)
+        self._missing, self.missing_source = compile_missing([r.id for r in kb.rules], trees)
+        # Equal answers share one frozen object: a plan holds a handful, from a small set.
+        self._missing_objects: dict[tuple[str, tuple[str, ...]], MissingFact] = {}
         self._outputs: list[tuple[Output, ...]] = [self._build_outputs(r) for r in kb.rules]
         self._slots = [self._slot(r) for r in kb.rules]
         # Alerts are shown most severe first, then in KB order; the order is fixed here, once.
@@ -128,7 +132,21 @@ class Engine:
         """Rule id -> chosen output (0 = the rule itself, k = its variant k-1), for rules that fire."""
         return {r.id: c for r, c in zip(self.kb.rules, self._choose(facts), strict=True) if c >= 0}
 
-    def recommend(self, facts: PatientFacts) -> Plan:
+    def missing_facts(self, facts: PatientFacts, choices: tuple[int, ...] | None = None) -> list[MissingFact]:
+        """The unknown facts that would change the plan for these facts (see rules.sensitivity)."""
+        if choices is None:
+            choices = self._choose(facts)
+        found = []
+        cache = self._missing_objects
+        for key in self._missing(facts, choices):
+            item = cache.get(key)
+            if item is None:
+                item = cache.setdefault(key, MissingFact(field=key[0], affects=list(key[1])))
+            found.append(item)
+        return found
+
+    def recommend(self, facts: PatientFacts, *, with_missing_facts: bool = True) -> Plan:
+        """The plan for these facts; `with_missing_facts=False` skips the what-would-change search."""
         choices = self._choose(facts)
         outputs = self._outputs
         return _assemble_plan(
@@ -138,6 +156,7 @@ class Engine:
                 "recommendations": [outputs[i][choices[i]] for i in self._rec_order if choices[i] >= 0],
                 "not_recommended": [outputs[i][choices[i]] for i in self._not_order if choices[i] >= 0],
                 "alerts": [outputs[i][choices[i]] for i in self._alert_order if choices[i] >= 0],
+                "missing_facts": self.missing_facts(facts, choices) if with_missing_facts else [],
                 "disclaimer": self.kb.disclaimer,
             }
         )

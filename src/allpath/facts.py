@@ -20,10 +20,47 @@ PhStatus = Literal["positive", "negative", "unknown"]
 MrdStatus = Literal["positive", "negative", "unknown"]
 DiseaseStatus = Literal["newly_diagnosed", "in_remission", "refractory", "relapsed"]
 CompletedPhase = Literal["induction", "consolidation", "maintenance"]
+PhaseInProgress = Literal["none", "induction", "consolidation", "maintenance", "unknown"]
+MrdTimepoint = Literal["end_of_induction", "end_of_consolidation", "later", "unknown"]
+RelapseSite = Literal["marrow", "cns", "testicular", "combined", "other_extramedullary", "unknown"]
+MarkerStatus = Literal["positive", "negative", "unknown"]
+GeneticSubtype = Literal[
+    "bcr-abl1",
+    "ph-like",
+    "abl-class",
+    "kmt2a",
+    "etv6-runx1",
+    "high-hyperdiploid",
+    "hypodiploid",
+    "iamp21",
+    "tcf3-pbx1",
+    "tcf3-hlf",
+    "abl1-t315i",
+]
+PriorTherapy = Literal[
+    "blinatumomab",
+    "inotuzumab-ozogamicin",
+    "car-t",
+    "allogeneic-sct",
+    "tki",
+    "nelarabine",
+    "clofarabine",
+    "rituximab",
+    "cranial-radiation",
+]
 
 # Treatment phases finish in this order; facts keep them in it so that equal
 # histories give equal facts (and equal plans).
 PHASE_ORDER: tuple[CompletedPhase, ...] = ("induction", "consolidation", "maintenance")
+GENETIC_SUBTYPES: tuple[GeneticSubtype, ...] = get_args(GeneticSubtype)
+PRIOR_THERAPIES: tuple[PriorTherapy, ...] = get_args(PriorTherapy)
+# Fields of a relapse: set only once there has been one.
+RELAPSE_FIELDS: tuple[str, ...] = (
+    "relapse_site",
+    "months_from_diagnosis_to_relapse",
+    "relapse_during_therapy",
+    "months_from_therapy_end_to_relapse",
+)
 FIELD_NAMES: tuple[str, ...] = (
     "age_years",
     "lineage",
@@ -37,6 +74,20 @@ FIELD_NAMES: tuple[str, ...] = (
     "remission_duration_months",
     "prior_regimen_count",
     "expected_survival_months",
+    "phase_in_progress",
+    "mrd_timepoint",
+    "relapse_site",
+    "months_from_diagnosis_to_relapse",
+    "relapse_during_therapy",
+    "months_from_therapy_end_to_relapse",
+    "cd19_status",
+    "cd20_status",
+    "cd22_status",
+    "genetic_subtypes",
+    "prior_therapies",
+    "fit_for_intensive_therapy",
+    "pregnant",
+    "down_syndrome",
 )
 
 
@@ -93,18 +144,80 @@ class PatientFacts(BaseModel):
     remission_duration_months: float | None = Field(
         None, ge=0, strict=True, description="Length of the remission before the latest relapse, in months."
     )
-    prior_regimen_count: int = Field(
-        0, ge=0, strict=True, description="Chemotherapy regimens already received (the first induction counts)."
+    prior_regimen_count: int | None = Field(
+        None,
+        ge=0,
+        strict=True,
+        description="Chemotherapy regimens already received (the first induction counts; null: not known).",
     )
     expected_survival_months: float | None = Field(
         None, ge=0, strict=True, description="Clinician's estimate of survival in advanced disease, in months."
     )
+    # --- v2: the journey -------------------------------------------------------------------
+    phase_in_progress: PhaseInProgress = Field(
+        "unknown",
+        description="Phase under way now in the current line of treatment (none: this line has not started).",
+    )
+    mrd_timepoint: MrdTimepoint = Field("unknown", description="When the MRD result was taken.")
+    relapse_site: RelapseSite = Field(
+        "unknown", description="Site of the latest relapse (combined: marrow plus elsewhere)."
+    )
+    months_from_diagnosis_to_relapse: float | None = Field(
+        None, ge=0, strict=True, description="Months from first diagnosis to the latest relapse."
+    )
+    relapse_during_therapy: bool | None = Field(
+        None, strict=True, description="The latest relapse came before the end of planned therapy."
+    )
+    months_from_therapy_end_to_relapse: float | None = Field(
+        None, ge=0, strict=True, description="Months from the end of therapy to the latest relapse."
+    )
+    # --- v2: the biology ---------------------------------------------------------------------
+    cd19_status: MarkerStatus = Field("unknown", description="CD19 on the leukemia cells.")
+    cd20_status: MarkerStatus = Field("unknown", description="CD20 on the leukemia cells.")
+    cd22_status: MarkerStatus = Field("unknown", description="CD22 on the leukemia cells.")
+    genetic_subtypes: tuple[GeneticSubtype, ...] = Field(
+        (), description="Genetic findings known (an empty list says none is known, not that none is present)."
+    )
+    # --- v2: what was received, and the person -------------------------------------------------
+    prior_therapies: tuple[PriorTherapy, ...] = Field((), description="Therapies already received.")
+    fit_for_intensive_therapy: bool | None = Field(
+        None, strict=True, description="The care team judges the patient fit for intensive chemotherapy."
+    )
+    pregnant: bool | None = Field(None, strict=True, description="Pregnant now (null: not known).")
+    down_syndrome: bool | None = Field(None, strict=True, description="Has Down syndrome (null: not known).")
 
     @field_validator("completed_phases", mode="after")
     @classmethod
     def _canonical_phase_order(cls, phases: tuple[CompletedPhase, ...]) -> tuple[CompletedPhase, ...]:
         present = set(phases)
         return tuple(p for p in PHASE_ORDER if p in present)
+
+    @field_validator("genetic_subtypes", mode="after")
+    @classmethod
+    def _canonical_subtype_order(cls, values: tuple[GeneticSubtype, ...]) -> tuple[GeneticSubtype, ...]:
+        present = set(values)
+        return tuple(v for v in GENETIC_SUBTYPES if v in present)
+
+    @field_validator("prior_therapies", mode="after")
+    @classmethod
+    def _canonical_therapy_order(cls, values: tuple[PriorTherapy, ...]) -> tuple[PriorTherapy, ...]:
+        present = set(values)
+        return tuple(v for v in PRIOR_THERAPIES if v in present)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bcr_abl1_means_ph_positive(cls, data: Any) -> Any:
+        # A BCR::ABL1 fusion is the Philadelphia chromosome's product: with Ph status left
+        # unknown, the finding answers it. (Ph negative beside it is a contradiction, below.)
+        if isinstance(data, Mapping):
+            subtypes = data.get("genetic_subtypes")
+            if (
+                isinstance(subtypes, list | tuple)
+                and "bcr-abl1" in subtypes
+                and data.get("ph_status", "unknown") == "unknown"
+            ):
+                return {**data, "ph_status": "positive"}
+        return data
 
     @model_validator(mode="after")
     def _no_contradictions(self) -> PatientFacts:
@@ -146,7 +259,7 @@ def contradictions(facts: PatientFacts) -> list[Problem]:
         )
     if facts.disease_status == "newly_diagnosed":
         for name in ("remission_count", "relapse_count", "prior_regimen_count"):
-            if getattr(facts, name) != 0:
+            if getattr(facts, name) not in (0, None):
                 found.append(Problem(name, "must be 0 when disease_status is newly_diagnosed"))
         if facts.completed_phases:
             found.append(Problem("completed_phases", "must be empty when disease_status is newly_diagnosed"))
@@ -164,6 +277,52 @@ def contradictions(facts: PatientFacts) -> list[Problem]:
         found.append(Problem("completed_phases", "consolidation needs induction completed first"))
     if "maintenance" in done and "consolidation" not in done:
         found.append(Problem("completed_phases", "maintenance needs consolidation completed first"))
+    found.extend(_v2_contradictions(facts, done))
+    return found
+
+
+def _v2_contradictions(facts: PatientFacts, done: set[str]) -> list[Problem]:
+    found: list[Problem] = []
+    if facts.relapse_count == 0:
+        if facts.relapse_site != "unknown":
+            found.append(Problem("relapse_site", "must be unknown when relapse_count is 0: there has been no relapse"))
+        for name in RELAPSE_FIELDS[1:]:
+            if getattr(facts, name) is not None:
+                found.append(Problem(name, "must be null when relapse_count is 0: there has been no relapse"))
+    if facts.relapse_during_therapy is True and facts.months_from_therapy_end_to_relapse is not None:
+        found.append(
+            Problem(
+                "months_from_therapy_end_to_relapse",
+                "must be null when relapse_during_therapy is true: therapy had not ended",
+            )
+        )
+    if (
+        facts.remission_duration_months is not None
+        and facts.months_from_diagnosis_to_relapse is not None
+        and facts.remission_duration_months > facts.months_from_diagnosis_to_relapse
+    ):
+        found.append(
+            Problem(
+                "remission_duration_months",
+                f"must be <= months_from_diagnosis_to_relapse ({_number(facts.months_from_diagnosis_to_relapse)}): "
+                "the remission lies between diagnosis and the relapse",
+            )
+        )
+    if facts.phase_in_progress in done:
+        found.append(
+            Problem("phase_in_progress", f"{facts.phase_in_progress} is listed in completed_phases: it cannot be both")
+        )
+    subtypes = set(facts.genetic_subtypes)
+    if "bcr-abl1" in subtypes and facts.ph_status == "negative":
+        found.append(Problem("genetic_subtypes", "bcr-abl1 contradicts ph_status negative"))
+    if "bcr-abl1" in subtypes:
+        for other in ("ph-like", "abl-class"):
+            if other in subtypes:
+                found.append(
+                    Problem("genetic_subtypes", f"{other} excludes bcr-abl1: it names a BCR::ABL1-negative subtype")
+                )
+    if "abl1-t315i" in subtypes and "bcr-abl1" not in subtypes:
+        found.append(Problem("genetic_subtypes", "abl1-t315i is a mutation of BCR::ABL1: it needs bcr-abl1"))
     return found
 
 
@@ -249,7 +408,7 @@ def _problem_text(kind: str, ctx: Mapping[str, Any], err: Mapping[str, Any]) -> 
 class FactKind:
     """What a rule may say about one fact: its type, its allowed values, whether it can be null."""
 
-    type: Literal["number", "integer", "enum", "boolean", "phase_list"]
+    type: Literal["number", "integer", "enum", "boolean", "list"]
     nullable: bool
     values: tuple[str, ...] = ()
 
@@ -271,7 +430,8 @@ def _fact_kinds() -> dict[str, FactKind]:
         elif get_origin(base) is Literal:
             kinds[name] = FactKind("enum", nullable, tuple(get_args(base)))
         elif get_origin(base) is tuple:
-            kinds[name] = FactKind("phase_list", nullable, PHASE_ORDER)
+            (item,) = (a for a in get_args(base) if a is not Ellipsis)
+            kinds[name] = FactKind("list", nullable, tuple(get_args(item)))
         else:  # pragma: no cover - a new field type must be taught to the rule checker
             raise TypeError(f"PatientFacts.{name}: no rule type for {annotation!r}")
     return kinds

@@ -85,6 +85,15 @@ class Alert(_Out):
     )
 
 
+class MissingFact(_Out):
+    """A fact left unknown whose value would change this plan (which rules fire, or which variant)."""
+
+    field: str = Field(description="The PatientFacts field left unknown (omitted, null or `unknown`).")
+    affects: list[str] = Field(
+        min_length=1, description="Rule ids whose outcome some allowed value of the field would change, sorted."
+    )
+
+
 class SourceRef(_Out):
     id: str
     title: str
@@ -118,6 +127,10 @@ class Plan(_Out):
     recommendations: list[Recommendation]
     not_recommended: list[NotRecommended]
     alerts: list[Alert]
+    missing_facts: list[MissingFact] = Field(
+        default_factory=list,
+        description="Unknown facts that would change this plan, sorted by field: what would sharpen it.",
+    )
     disclaimer: str
 
     def recommendation_ids(self) -> list[str]:

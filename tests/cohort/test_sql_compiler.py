@@ -32,7 +32,7 @@ _OPS = {
     "integer": ["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in"],
     "enum": ["eq", "ne", "in", "not_in"],
     "boolean": ["eq", "ne"],
-    "phase_list": ["contains", "not_contains"],
+    "list": ["contains", "not_contains"],
 }
 
 
@@ -46,7 +46,7 @@ def fact_tests(draw: Any) -> FactTest:
         return FactTest(fact=fact, op=op, value=None)
     if kind.type == "boolean":
         pool: list[Any] = [True, False]
-    elif kind.type in ("enum", "phase_list"):
+    elif kind.type in ("enum", "list"):
         pool = list(kind.values)
     else:
         pool = _VALUES[kind.type]

@@ -181,7 +181,7 @@ def _stage(rule: FieldRule, source: SourceKind, d: SqlDialect) -> StagedColumn:
             lowered = f"lower({text})"
             value = f"CASE {lowered} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
             bad.append(f"({text} IS NOT NULL AND {value} IS NULL)")
-    elif rule.kind == "phase_list":
+    elif rule.kind == "list":
         value = col if source == "list" else d.split_phases.format(x=text)
         allowed = ", ".join(literal(v) for v in PHASE_ORDER)
         bad.append(d.any_bad_element.format(x=value, values=allowed))
@@ -194,7 +194,7 @@ def _stage(rule: FieldRule, source: SourceKind, d: SqlDialect) -> StagedColumn:
     if rule.required:
         bad.append(f"({value} IS NULL)")
         defaulted = value
-    elif rule.kind == "phase_list":
+    elif rule.kind == "list":
         defaulted = f"COALESCE({value}, {d.empty_text_list})"
     elif rule.default is None:
         defaulted = value
@@ -244,7 +244,7 @@ def typed_sql(
             if carry:
                 inner.append(f"{staged[name].value} AS {q('v__' + name)}")
                 inner.append(f"{q(name)} AS {q('r__' + name)}")
-        elif rule.kind == "phase_list":
+        elif rule.kind == "list":
             inner.append(f"{d.empty_text_list} AS {q(name)}")
         else:
             inner.append(f"{literal(rule.default) if rule.default is not None else 'NULL'} AS {q(name)}")

@@ -681,10 +681,10 @@ def _fill_counts(state: _State, status: str, counts: Mapping[str, int | None], d
         if status != "newly_diagnosed":
             _lower_bound(state, "remission_count", remissions)
     regimens = counts.get("prior_regimen_count")
-    if regimens is None:
-        regimens = 0 if status == "newly_diagnosed" else 1
-        if status != "newly_diagnosed":
-            _lower_bound(state, "prior_regimen_count", regimens)
+    if regimens is None and status != "newly_diagnosed":
+        # Past diagnosis at least the first induction was given; more is not read as absent.
+        regimens = 1
+        _lower_bound(state, "prior_regimen_count", regimens)
     data["relapse_count"] = relapses
     data["remission_count"] = remissions
     data["prior_regimen_count"] = regimens

@@ -400,7 +400,7 @@ _OPS_BY_TYPE = {
     "integer": {"eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "is_null", "not_null"},
     "enum": {"eq", "ne", "in", "not_in", "is_null", "not_null"},
     "boolean": {"eq", "ne", "is_null", "not_null"},
-    "phase_list": {"contains", "not_contains"},
+    "list": {"contains", "not_contains"},
 }
 
 
@@ -463,7 +463,7 @@ class _Resolver:
                 raise KnowledgeError(f"{where}.value: {node.op} needs a non-empty list")
             checked = tuple(self._scalar(v, kind, node.fact, where) for v in value)
             return FactTest(fact=node.fact, op=node.op, value=checked)
-        if kind.type == "phase_list":
+        if kind.type == "list":
             if value not in kind.values:
                 raise KnowledgeError(f"{where}.value: {value!r} is not one of {list(kind.values)}")
             return FactTest(fact=node.fact, op=node.op, value=value)

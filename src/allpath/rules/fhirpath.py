@@ -84,7 +84,7 @@ def facts_to_parameters(facts: PatientFacts) -> dict[str, Any]:
         value = getattr(facts, name)
         if value is None:
             continue
-        if kind.type == "phase_list":
+        if kind.type == "list":
             parameters.extend({"name": name, "valueCode": phase} for phase in value)
             continue
         if kind.type == "number":

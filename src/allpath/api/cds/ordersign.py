@@ -253,7 +253,12 @@ class OrderChecks:
         # Ages count in whole years, as in the KB rule: 21 and a half is still 21.
         if facts.age_years < 1 or facts.age_years >= 22:
             reasons.append(f"the patient is {facts.age_years:g} years old (clofarabine is for ages 1 to 21)")
-        if facts.prior_regimen_count < 2:
+        if facts.prior_regimen_count is None:
+            reasons.append(
+                "the record does not show how many earlier regimens were given "
+                "(clofarabine is for ALL after at least 2)"
+            )
+        elif facts.prior_regimen_count < 2:
             reasons.append(
                 f"the record shows {facts.prior_regimen_count} earlier regimen(s) "
                 "(clofarabine is for ALL after at least 2)"

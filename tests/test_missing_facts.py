@@ -1,0 +1,114 @@
+"""`Plan.missing_facts` is exact: it equals brute-force enumeration of every allowed value.
+
+The brute force shares nothing with `rules.sensitivity` but the engine's `fired`: it tries each
+value of each unknown field (numbers over a dense grid, which also holds every number written in
+the KB and in the facts, and their close neighbours), keeps the values that give valid facts by
+`PatientFacts.parse`, and compares the rules that fire and their variants.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from allpath.engine import Engine
+from allpath.facts import FACT_KINDS, FactsError, PatientFacts
+from allpath.knowledge import available_packs, load_kb
+from allpath.rules.tree import leaves
+from tests.strategies import valid_facts
+
+PACK_SETS = [("base",), ("base", "updates-2026"), tuple(available_packs())]
+
+
+@cache
+def engine_for(packs: tuple[str, ...]) -> Engine:
+    return Engine(load_kb(list(packs)))
+
+
+@cache
+def kb_numbers(packs: tuple[str, ...]) -> tuple[float, ...]:
+    kb = engine_for(packs).kb
+    found: set[float] = set()
+    for rule in kb.rules:
+        for node in (kb.conditions[rule.id], *kb.variant_conditions[rule.id]):
+            for t in leaves(node):
+                values = t.value if isinstance(t.value, tuple) else (t.value,)
+                found.update(float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool))
+    return tuple(sorted(found))
+
+
+def candidate_values(field: str, facts: PatientFacts, packs: tuple[str, ...]) -> list[Any]:
+    kind = FACT_KINDS[field]
+    if kind.type == "enum":
+        return [v for v in kind.values if v != "unknown"]
+    if kind.type == "boolean":
+        return [True, False]
+    grid = {x / 2 for x in range(0, 81)} | {60.0, 120.0, 240.0}
+    for c in kb_numbers(packs):
+        grid |= {c - 0.001, c, c + 0.001}
+    for value in facts.model_dump().values():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            grid |= {float(value), value - 0.001, value + 0.001}
+    grid = {g for g in grid if g >= 0}
+    if kind.type == "integer":
+        return sorted({int(g) for g in grid if float(g).is_integer()} | {0, 1, 2, 3, 4, 5, 10})
+    return sorted(grid)
+
+
+def is_unknown(value: Any) -> bool:
+    return value is None or value == "unknown"
+
+
+def brute_force(engine: Engine, facts: PatientFacts, packs: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+    base = engine.fired(facts)
+    data = facts.model_dump()
+    found = []
+    for field in sorted(FACT_KINDS):
+        if FACT_KINDS[field].type == "list" or not is_unknown(data[field]):
+            continue
+        changed: set[str] = set()
+        for value in candidate_values(field, facts, packs):
+            try:
+                other = PatientFacts.parse({**data, field: value})
+            except FactsError:
+                continue
+            fired = engine.fired(other)
+            changed |= {r for r in base.keys() | fired.keys() if base.get(r, -1) != fired.get(r, -1)}
+        if changed:
+            found.append((field, sorted(changed)))
+    return found
+
+
+@pytest.mark.parametrize("packs", PACK_SETS, ids="+".join)
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(facts=valid_facts)
+def test_missing_facts_equal_brute_force_enumeration(packs: tuple[str, ...], facts: PatientFacts) -> None:
+    engine = engine_for(packs)
+    plan = engine.recommend(facts)
+    assert [(m.field, m.affects) for m in plan.missing_facts] == brute_force(engine, facts, packs)
+
+
+def test_missing_facts_are_sorted_by_field_and_name_only_unknown_fields() -> None:
+    facts = PatientFacts.parse({"age_years": 8, "disease_status": "relapsed", "relapse_count": 1, "remission_count": 1})
+    plan = engine_for(tuple(available_packs())).recommend(facts)
+    fields = [m.field for m in plan.missing_facts]
+    assert fields == sorted(fields)
+    assert "lineage" in fields and "age_years" not in fields and "disease_status" not in fields
+
+
+def test_known_facts_are_never_listed_as_missing() -> None:
+    facts = PatientFacts.parse(
+        {"age_years": 30, "lineage": "B", "ph_status": "negative", "disease_status": "newly_diagnosed"}
+    )
+    plan = engine_for(tuple(available_packs())).recommend(facts)
+    assert not {"lineage", "ph_status"} & {m.field for m in plan.missing_facts}
+
+
+def test_recommend_can_skip_the_missing_facts_search() -> None:
+    facts = PatientFacts.parse({"age_years": 8, "disease_status": "newly_diagnosed"})
+    engine = engine_for(tuple(available_packs()))
+    assert engine.recommend(facts).missing_facts
+    assert engine.recommend(facts, with_missing_facts=False).missing_facts == []
