@@ -48,7 +48,8 @@ def test_every_entry_cites_a_known_section_of_a_known_source(kind: str, entry_id
 
 @pytest.mark.parametrize("rule_id", CONTRACT_RULE_IDS)
 def test_contract_rule_ids_exist(rule_id: str) -> None:
-    assert rule_id in KB.rule_ids
+    # The page's statements live in the base pack; the practice pack may suppress some in default plans.
+    assert rule_id in load_kb(["base"]).rule_ids
 
 
 @pytest.mark.parametrize("name", CONTRACT_AGENTS)

@@ -53,8 +53,8 @@ def all_facts() -> list[dict[str, Any]]:
 
 
 def test_default_packs_are_base_then_updates() -> None:
-    assert DEFAULT_PACKS == ("base", "updates-2026")
-    assert [p.id for p in load_kb().packs] == ["base", "updates-2026"]
+    assert DEFAULT_PACKS == ("base", "updates-2026", "practice-2026")
+    assert [p.id for p in load_kb().packs] == ["base", "updates-2026", "practice-2026"]
 
 
 def test_plan_names_the_packs_that_produced_it(base_engine: Engine, full_engine: Engine) -> None:
@@ -81,7 +81,7 @@ def test_committed_plan_schema_is_current() -> None:
 
 @pytest.mark.parametrize(
     ("packs", "expected"),
-    [("base", ["base"]), ("base,updates-2026", ["base", "updates-2026"]), (None, ["base", "updates-2026"])],
+    [("base", ["base"]), ("base,updates-2026", ["base", "updates-2026"]), (None, ["base", "updates-2026", "practice-2026"])],
 )
 def test_cli_packs_option_selects_packs(tmp_path: Path, packs: str | None, expected: list[str]) -> None:
     path = tmp_path / "facts.json"
@@ -99,7 +99,7 @@ def test_cli_unknown_pack_is_bad_input_exit_2(tmp_path: Path) -> None:
     path.write_text(json.dumps({"age_years": 40, "disease_status": "refractory"}), encoding="utf-8")
     result = runner.invoke(app, ["recommend", str(path), "--packs", "base,updates-2099"])
     assert result.exit_code == 2
-    assert "packs: no knowledge pack named 'updates-2099' (packs: base, updates-2026)" in result.stderr
+    assert "packs: no knowledge pack named 'updates-2099' (packs: base, updates-2026, practice-2026)" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -228,7 +228,7 @@ def _facts_showing(engine: Engine, kind: str, target: str) -> PatientFacts:
 
 
 def _amendments() -> list[tuple[str, str]]:
-    return [(a.target_kind, a.target) for a in load_kb().amendments]
+    return [(a.target_kind, a.target) for a in load_kb(["base", "updates-2026"]).amendments]
 
 
 @pytest.mark.parametrize(("kind", "target"), _amendments(), ids=lambda v: str(v))
@@ -267,13 +267,18 @@ def test_cli_text_and_json_show_the_note(tmp_path: Path) -> None:
     path = tmp_path / "facts.json"
     facts = {"age_years": 40, "disease_status": "relapsed", "remission_count": 1, "relapse_count": 1}
     path.write_text(json.dumps({**facts, "prior_regimen_count": 2}), encoding="utf-8")
-    text = runner.invoke(app, ["recommend", str(path), "--format", "text"])
+    updates = ["--packs", "base,updates-2026"]
+    text = runner.invoke(app, ["recommend", str(path), "--format", "text", *updates])
     assert text.exit_code == 0, text.output
     assert "[CRITICAL] Liposomal vincristine (Marqibo)" in text.stdout
     assert "UPDATE: No longer available" in text.stdout
-    as_json = json.loads(runner.invoke(app, ["recommend", str(path)]).stdout)
+    as_json = json.loads(runner.invoke(app, ["recommend", str(path), *updates]).stdout)
     rec = next(r for r in as_json["recommendations"] if r["id"] == "liposomal-vincristine")
     assert rec["superseded_by"].startswith("No longer available")
     base_only = json.loads(runner.invoke(app, ["recommend", str(path), "--packs", "base"]).stdout)
     rec = next(r for r in base_only["recommendations"] if r["id"] == "liposomal-vincristine")
     assert rec["superseded_by"] is None
+    # With the practice pack (the default) the withdrawn medicine is no choice at all.
+    default = json.loads(runner.invoke(app, ["recommend", str(path)]).stdout)
+    assert "liposomal-vincristine" not in [r["id"] for r in default["recommendations"]]
+    assert "vincristine sulfate liposome" not in [a["name"] for r in default["recommendations"] for a in r["agents"]]

@@ -83,6 +83,7 @@ class Engine:
             drug_class=agent.drug_class,
             routes=list(routes),
             superseded_by=agent.superseded_by,
+            boxed_warning=agent.boxed_warning,
         )
 
     def _build_outputs(self, rule: RecommendationRule | NotRecommendedRule | AlertRule) -> tuple[Output, ...]:

@@ -47,6 +47,7 @@ class AgentInfo(_Out):
     superseded_by: str | None = Field(
         None, description="Set when a later knowledge pack flags this statement: what replaced it, and when."
     )
+    boxed_warning: str | None = Field(None, description="The FDA label's boxed warning, in plain words.")
 
 
 class Recommendation(_Out):

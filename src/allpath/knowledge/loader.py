@@ -32,6 +32,7 @@ from allpath.knowledge.schema import (
     NamedCondition,
     NotOf,
     NotRecommendedRule,
+    PRACTICE_CHANGES,
     PackFile,
     Parameter,
     ParamRef,
@@ -45,7 +46,7 @@ from allpath.knowledge.schema import (
     TopicsFile,
 )
 
-DEFAULT_PACKS: tuple[str, ...] = ("base", "updates-2026")
+DEFAULT_PACKS: tuple[str, ...] = ("base", "updates-2026", "practice-2026")
 PACK_FILES = ("pack.yaml", "agents.yaml", "phases.yaml", "topics.yaml", "rules.yaml", "amendments.yaml")
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -96,8 +97,17 @@ def packs_root() -> Any:
     return resources.files("allpath.knowledge") / "packs"
 
 
+_KIND_ORDER = {"base": 0, "update": 1, "practice": 2}
+
+
 def available_packs() -> list[str]:
-    return sorted(p.name for p in packs_root().iterdir() if p.is_dir() and (p / "pack.yaml").is_file())
+    """Every pack, in the order they can be stacked: base, then update packs, then practice packs."""
+    found = []
+    for folder in packs_root().iterdir():
+        if folder.is_dir() and (folder / "pack.yaml").is_file():
+            kind = (yaml.safe_load((folder / "pack.yaml").read_text(encoding="utf-8")) or {}).get("kind", "base")
+            found.append((_KIND_ORDER.get(kind, 0), folder.name))
+    return [name for _, name in sorted(found)]
 
 
 def load_kb(
@@ -215,6 +225,8 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
     topics: dict[str, Topic] = _unique("topic", ((t.id, f"packs/{p.id}/topics.yaml", t) for p in raw for t in p.topics))
     rule_paths = [(r, f"packs/{p.id}/rules.yaml", i) for p in raw for i, r in enumerate(p.rules)]
     _unique("rule", ((r.id, f"{path}: rules[{i}]", r) for r, path, i in rule_paths))
+    original_rules = list(rule_paths)
+    rule_paths, suppressed = _amend_rules(raw, rule_paths)
     named: dict[str, NamedCondition] = _unique(
         "condition", ((c.id, f"packs/{p.id}/rules.yaml", c) for p in raw for c in p.conditions)
     )
@@ -234,7 +246,10 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
             checker.citations(t.citations, f"packs/{p.id}/topics.yaml: topics.{t.id}")
 
     resolver = _Resolver(
-        rules={r.id: (r.when, f"{path}: rules.{r.id}.when") for r, path, _ in rule_paths},
+        rules={
+            **{r.id: (r.when, f"{path}: rules.{r.id}.when") for r, path, _ in rule_paths},
+            **{rule_id: (NEVER, where) for rule_id, where in suppressed.items()},
+        },
         named={c.id: (c.when, f"rules.yaml: conditions.{c.id}.when") for c in named.values()},
         params={k: v.value for k, v in params.items()},
     )
@@ -266,11 +281,17 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
         rules.append(rule)
     for c in named.values():
         resolver.resolve(c.when, f"rules.yaml: conditions.{c.id}.when", ())
+    # A condition a practice pack restated or suppressed is still checked: its own pack must load alone.
+    for rule, path, _ in original_rules:
+        resolver.resolve(rule.when, f"{path}: rules.{rule.id}.when", (rule.id,))
+        if isinstance(rule, RecommendationRule):
+            for i, v in enumerate(rule.variants):
+                resolver.resolve(v.when, f"{path}: rules.{rule.id}.variants[{i}].when", ())
 
-    for p in raw:
-        if p.pack.kind == "update":
-            _check_update_pack(p)
-    rules, agents, amendments = _apply_amendments(raw, rules, agents, checker)
+    for k, p in enumerate(raw):
+        if p.pack.kind in ("update", "practice"):
+            _check_update_pack(p, raw[:k])
+    rules, agents, topics, amendments = _apply_amendments(raw, rules, agents, topics, checker)
 
     disclaimer = next((p.pack.disclaimer for p in reversed(raw) if p.pack.disclaimer), None)
     if disclaimer is None:
@@ -308,9 +329,62 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
     )
 
 
-def _check_update_pack(p: _RawPack) -> None:
-    """Every entry of an update pack cites at least one of the pack's own (dated, primary) sources."""
+# A condition that never holds: what a suppressed rule's condition becomes for rules that ref it.
+NEVER = NotOf(**{"not": AllOf(all=[])})
+
+
+def _amend_rules(
+    raw: list[_RawPack], rule_paths: list[tuple[Any, str, int]]
+) -> tuple[list[tuple[Any, str, int]], dict[str, str]]:
+    """Apply practice amendments to rules before conditions are resolved.
+
+    Done before resolution so that a rule which `ref`s an amended rule follows the amended
+    condition (an autologous-transplant warning tied to the transplant rules stays tied to them).
+    Returns the rules still in plans and, for suppressed ones, where they were suppressed.
+    """
+    index = {r.id: k for k, (r, _, _) in enumerate(rule_paths)}
+    pack_of = {r.id: k for k, p in enumerate(raw) for r in p.rules}
+    amended = list(rule_paths)
+    suppressed: dict[str, str] = {}
+    for k, p in enumerate(raw):
+        for i, a in enumerate(p.amendments):
+            if a.target_kind != "rule" or a.change not in PRACTICE_CHANGES:
+                continue
+            where = f"packs/{p.id}/amendments.yaml: amendments[{i}] (rule {a.target})"
+            if p.pack.kind != "practice":
+                raise KnowledgeError(f"{where}.change: {a.change!r} is made only by a practice pack")
+            if a.target not in index or a.target in suppressed:
+                raise KnowledgeError(f"{where}.target: no rule {a.target!r} in the packs loaded")
+            if pack_of[a.target] >= k:
+                raise KnowledgeError(f"{where}.target: a pack amends only earlier packs, not {raw[pack_of[a.target]].id}")
+            rule, path, position = amended[index[a.target]]
+            if a.change == "suppressed":
+                suppressed[a.target] = f"{where}: suppressed"
+                continue
+            update: dict[str, Any] = {}
+            when = rule.when
+            if a.when is not None:
+                when = a.when
+            if a.also_when is not None:
+                when = AllOf(all=[when, a.also_when])
+            if when is not rule.when:
+                update["when"] = when
+            if a.variants:
+                if not isinstance(rule, RecommendationRule):
+                    raise KnowledgeError(f"{where}.variants: only recommendations have variants")
+                update["variants"] = [*a.variants, *rule.variants]
+            amended[index[a.target]] = (rule.model_copy(update=update), path, position)
+    return [entry for entry in amended if entry[0].id not in suppressed], suppressed
+
+
+def _check_update_pack(p: _RawPack, earlier: list[_RawPack]) -> None:
+    """Every entry of an update or practice pack cites at least one of the pack's own (dated) sources.
+
+    A practice pack's amendments may instead rest on an earlier pack's dated source (a withdrawal
+    notice, a label): the reason for the change is already sourced there.
+    """
     own = {s.id for s in p.pack.sources}
+    for_amendments = own | ({s.id for e in earlier for s in e.pack.sources} if p.pack.kind == "practice" else set())
     entries: list[tuple[str, Any]] = [
         *((f"pack.yaml: parameters.{x.id}", x) for x in p.pack.parameters),
         *((f"agents.yaml: agents.{a.id}", a) for a in p.agents),
@@ -320,7 +394,8 @@ def _check_update_pack(p: _RawPack) -> None:
         *((f"amendments.yaml: amendments.{a.target}", a) for a in p.amendments),
     ]
     for where, entry in entries:
-        if not any(c.source_id in own for c in entry.citations):
+        allowed = for_amendments if isinstance(entry, Amendment) else own
+        if not any(c.source_id in allowed for c in entry.citations):
             raise KnowledgeError(
                 f"packs/{p.id}/{where}.citations: an update pack's entry must cite one of the pack's own "
                 f"dated primary sources ({', '.join(sorted(own)) or 'none defined'})"
@@ -331,15 +406,23 @@ def _apply_amendments(
     raw: list[_RawPack],
     rules: list[RecommendationRule | NotRecommendedRule | AlertRule],
     agents: dict[str, Agent],
+    topics: dict[str, Topic],
     checker: _Checker,
-) -> tuple[list[RecommendationRule | NotRecommendedRule | AlertRule], dict[str, Agent], list[Amendment]]:
-    """Give each amended rule or agent its `superseded_by` note; once, at load, never per plan."""
+) -> tuple[
+    list[RecommendationRule | NotRecommendedRule | AlertRule], dict[str, Agent], dict[str, Topic], list[Amendment]
+]:
+    """Give each flagged rule or agent its `superseded_by` note, and apply practice changes to
+    agents and topics; once, at load, never per plan (rule conditions: `_amend_rules`)."""
     pack_of = {("rule", r.id): k for k, p in enumerate(raw) for r in p.rules}
     pack_of.update({("agent", a.id): k for k, p in enumerate(raw) for a in p.agents})
+    pack_of.update({("topic", t.id): k for k, p in enumerate(raw) for t in p.topics})
     notes: dict[tuple[str, str], str] = {}
+    agent_updates: dict[str, dict[str, Any]] = {}
+    topic_updates: dict[str, dict[str, Any]] = {}
     applied: list[Amendment] = []
     for k, p in enumerate(raw):
         own_rules = {r.id: r for r in p.rules}
+        seen: set[tuple[str, str]] = set()
         for i, a in enumerate(p.amendments):
             where = f"packs/{p.id}/amendments.yaml: amendments[{i}] ({a.target_kind} {a.target})"
             checker.citations(a.citations, where)
@@ -348,8 +431,20 @@ def _apply_amendments(
                 raise KnowledgeError(f"{where}.target: no {a.target_kind} {a.target!r} in the packs loaded")
             if pack_of[key] >= k:
                 raise KnowledgeError(f"{where}.target: a pack amends only earlier packs, not {raw[pack_of[key]].id}")
-            if key in notes:
+            if key in seen:
                 raise KnowledgeError(f"{where}.target: already amended")
+            seen.add(key)
+            if a.target_kind in ("agent", "topic") and a.change in PRACTICE_CHANGES:
+                if p.pack.kind != "practice":
+                    raise KnowledgeError(f"{where}.change: {a.change!r} is made only by a practice pack")
+                fields = ("routes", "boxed_warning") if a.target_kind == "agent" else ("summary", "points")
+                changes = {name: getattr(a, name) for name in fields if getattr(a, name) is not None}
+                if not changes:
+                    raise KnowledgeError(f"{where}: a {a.change!r} amendment changes {' or '.join(fields)}")
+                (agent_updates if a.target_kind == "agent" else topic_updates)[a.target] = changes
+            if a.superseded_by is None:
+                applied.append(a)
+                continue
             for rule_id in a.replaced_by:
                 if rule_id not in own_rules:
                     raise KnowledgeError(f"{where}.replaced_by: {rule_id!r} is not a rule of {p.id}")
@@ -363,10 +458,16 @@ def _apply_amendments(
 
     amended_rules = [r.model_copy(update=note("rule", r.id)) if ("rule", r.id) in notes else r for r in rules]
     amended_agents = {
-        agent_id: a.model_copy(update=note("agent", agent_id)) if ("agent", agent_id) in notes else a
+        agent_id: a.model_copy(
+            update={**(note("agent", agent_id) if ("agent", agent_id) in notes else {}), **agent_updates.get(agent_id, {})}
+        )
         for agent_id, a in agents.items()
     }
-    return amended_rules, amended_agents, applied
+    amended_topics = {
+        topic_id: t.model_copy(update=topic_updates[topic_id]) if topic_id in topic_updates else t
+        for topic_id, t in topics.items()
+    }
+    return amended_rules, amended_agents, amended_topics, applied
 
 
 def _fill_alert_message(rule: AlertRule, sources: Mapping[str, Source], where: str) -> AlertRule:

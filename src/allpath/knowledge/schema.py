@@ -21,6 +21,9 @@ DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 # Sources an update pack may rest on: the regulator's own notices and labels, or the maker's
 # dated announcement of a regulatory event (see PackFile._update_pack_sources).
 PRIMARY_SOURCE_KINDS = ("drug-label", "regulatory-notice", "press-release", "manufacturer-letter")
+# A practice pack rests on dated primary sources of practice: guidelines, labels and notices, and
+# peer-reviewed trial reports (kind literature).
+PRACTICE_SOURCE_KINDS = ("guideline", "drug-label", "regulatory-notice", "literature")
 
 
 class _Strict(BaseModel):
@@ -41,7 +44,7 @@ class Source(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: str
     publisher: str
-    approved: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$", description="Approval or publication date.")
+    approved: str = Field(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", description="Approval or publication date (year, month or day).")
     url: str | None = None
     kind: Literal[
         "patient-education",
@@ -77,6 +80,7 @@ class Agent(_Strict):
     summary: str
     note: str | None = None
     codes: list[Coding] = []
+    boxed_warning: str | None = Field(None, description="The label's boxed warning, in our words.")
     citations: list[Citation] = Field(min_length=1)
     superseded_by: str | None = Field(None, description="Set only by a later pack's amendment.")
 
@@ -176,6 +180,7 @@ class AgentUse(_Strict):
 class Variant(_Strict):
     when: Condition
     strength: Strength | None = None
+    title: str | None = None
     expected_outcome: str | None = None
     rationale: str | None = None
     summary: str | None = None
@@ -216,21 +221,65 @@ class AlertRule(_RuleBase):
 Rule = Annotated[RecommendationRule | NotRecommendedRule | AlertRule, Field(discriminator="kind")]
 
 
-class Amendment(_Strict):
-    """A later pack's flag on a statement (rule or agent) of an earlier pack, applied at load time.
+FLAG_CHANGES = ("superseded", "withdrawn", "discontinued", "off_label")
+PRACTICE_CHANGES = ("restricted", "redefined", "strength", "suppressed", "label_update", "reworded")
 
-    The target keeps every field it had; it gains `superseded_by` so every output shows the note.
+
+class Amendment(_Strict):
+    """A later pack's change to a statement (rule, agent or topic) of an earlier pack, applied at load.
+
+    Flags (`superseded`, `withdrawn`, `discontinued`, `off_label`): the target keeps every field
+    it had and gains `superseded_by`, so every output shows the note. Practice changes, made only
+    by a practice pack: `also_when` (the rule fires only when this holds too), `when` (the rule's
+    condition restated), `variants` (checked before the rule's own: strength and wording for a
+    case), `suppressed` (the rule is gone from plans; a `ref` to it never holds), and for agents
+    `routes` and `boxed_warning`, for topics `summary` and `points`. `allpath kb diff` shows the
+    resulting rules, agents and topics field by field.
     """
 
     target: str = Field(pattern=ID_PATTERN)
-    target_kind: Literal["rule", "agent"]
-    change: Literal["superseded", "withdrawn", "discontinued", "off_label"]
-    severity: Severity
-    effective: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$", description="When the change took effect.")
-    superseded_by: str = Field(min_length=1)
+    target_kind: Literal["rule", "agent", "topic"]
+    change: Literal[
+        "superseded",
+        "withdrawn",
+        "discontinued",
+        "off_label",
+        "restricted",
+        "redefined",
+        "strength",
+        "suppressed",
+        "label_update",
+        "reworded",
+    ]
+    severity: Severity = "info"
+    effective: str = Field(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", description="When the change took effect.")
+    superseded_by: str | None = Field(None, min_length=1)
     replaced_by: list[str] = Field([], description="Rules of the amending pack that now carry the statement.")
     alert: str | None = Field(None, description="The amending pack's alert rule about this change.")
+    reason: str | None = Field(None, description="Why a practice change was made, for the review record.")
+    when: Condition | None = None
+    also_when: Condition | None = None
+    variants: list[Variant] = []
+    routes: list[Route] | None = None
+    boxed_warning: str | None = None
+    summary: str | None = None
+    points: list[str] | None = None
     citations: list[Citation] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _fields_suit_the_change(self) -> Amendment:
+        if self.change in FLAG_CHANGES and not self.superseded_by:
+            raise ValueError(f"a {self.change!r} amendment says what replaced the statement (superseded_by)")
+        rule_only = {"when": self.when, "also_when": self.also_when, "variants": self.variants}
+        agent_only = {"routes": self.routes, "boxed_warning": self.boxed_warning}
+        topic_only = {"summary": self.summary, "points": self.points}
+        allowed = {"rule": rule_only, "agent": agent_only, "topic": topic_only}[self.target_kind]
+        for name, value in {**rule_only, **agent_only, **topic_only}.items():
+            if value and name not in allowed:
+                raise ValueError(f"{name}: does not apply to a {self.target_kind} amendment")
+        if self.change in PRACTICE_CHANGES and not (self.reason or self.superseded_by):
+            raise ValueError(f"a {self.change!r} amendment gives its reason")
+        return self
 
 
 class NamedCondition(_Strict):
@@ -251,8 +300,10 @@ class Omission(_Strict):
 
 class PackFile(_Strict):
     id: str = Field(pattern=ID_PATTERN)
-    kind: Literal["base", "update"] = Field(
-        "base", description="An update pack only adds entries and amends earlier ones, citing dated primary sources."
+    kind: Literal["base", "update", "practice"] = Field(
+        "base",
+        description="An update or practice pack only adds entries and amends earlier ones, citing dated primary "
+        "sources (a practice pack also cites guidelines and peer-reviewed trial reports).",
     )
     version: str
     title: str
@@ -266,12 +317,17 @@ class PackFile(_Strict):
 
     @model_validator(mode="after")
     def _update_pack_sources(self) -> PackFile:
-        if self.kind != "update":
+        if self.kind == "base":
             return self
+        kinds = PRIMARY_SOURCE_KINDS if self.kind == "update" else PRACTICE_SOURCE_KINDS
         for i, source in enumerate(self.sources):
             where = f"sources[{i}] ({source.id})"
-            if source.kind not in PRIMARY_SOURCE_KINDS:
-                raise ValueError(f"{where}: an update pack cites primary sources only {PRIMARY_SOURCE_KINDS}")
+            if source.kind not in kinds:
+                raise ValueError(f"{where}: an {self.kind} pack cites primary sources only {kinds}")
+            if not source.confirmed_via:
+                raise ValueError(f"{where}: a {self.kind} pack's source says where it was confirmed (confirmed_via)")
+            if self.kind == "practice":
+                continue
             if not re.match(DAY_PATTERN, source.approved):
                 raise ValueError(f"{where}: an update pack's source needs a full date (YYYY-MM-DD)")
             if not source.confirmed_via:

@@ -122,7 +122,7 @@ def compile_missing(
         lines.append(f"        if hit: out.append(({field!r}, hit))")
     lines.append("    return out")
     source = "\n".join(lines) + "\n"
-    exec(compile(source, "<allpath-missing>", "exec"), {"__builtins__": {}, **namespace}, namespace)
+    exec(compile(source, "<allpath-missing>", "exec"), {"__builtins__": {"tuple": tuple}, **namespace}, namespace)
     function: Missing = namespace["missing"]
     return function, source
 
