@@ -175,3 +175,40 @@ def test_nul_and_control_characters_never_cause_a_server_error(client: TestClien
     assert client.post("/auth/token", data={"username": "a\x00b", "password": "x"}).status_code == 401
     response = client.post("/patients", json={"birth_date": "2015-01-01", "display_name": "a\x00b"}, headers=clinician)
     assert_error_body(response, 422)
+
+
+def test_v2_events_are_accepted_and_reach_the_facts(client: TestClient, clinician: dict[str, str]) -> None:
+    pid = new_patient(client, clinician)
+    post_event(client, clinician, pid, type="diagnosed", date="2025-01-10", lineage="B", down_syndrome=True)
+    for event in (
+        {"type": "phase_started", "date": "2025-01-11", "phase": "induction"},
+        {"type": "genetics_result", "date": "2025-01-15", "findings": ["bcr-abl1"]},
+        {"type": "immunophenotype", "date": "2025-01-15", "cd19": "positive"},
+        {"type": "therapy_given", "date": "2025-01-16", "therapy": "tki"},
+        {"type": "fitness_assessed", "date": "2025-01-16", "fit": True},
+        {"type": "pregnancy_status", "date": "2025-01-16", "pregnant": False},
+        {"type": "mrd_result", "date": "2025-02-05", "result": "positive"},
+    ):
+        response = post_event(client, clinician, pid, **event)
+        assert response.status_code == 201, response.text
+    facts = client.get(f"/patients/{pid}/plan", params={"as_of": "2025-02-06"}, headers=clinician).json()["facts"]
+    assert facts["ph_status"] == "positive" and facts["genetic_subtypes"] == ["bcr-abl1"]
+    assert (facts["phase_in_progress"], facts["mrd_timepoint"]) == ("induction", "end_of_induction")
+    assert (facts["cd19_status"], facts["prior_therapies"]) == ("positive", ["tki"])
+    assert (facts["fit_for_intensive_therapy"], facts["pregnant"], facts["down_syndrome"]) == (True, False, True)
+
+
+def test_bad_v2_event_values_are_422_naming_the_field(client: TestClient, clinician: dict[str, str]) -> None:
+    pid = new_patient(client, clinician)
+    post_event(client, clinician, pid, type="diagnosed", date="2025-01-10", ph_status="negative")
+    bad = {
+        "event.therapy": {"type": "therapy_given", "therapy": "aspirin"},
+        "event.fit": {"type": "fitness_assessed", "fit": "yes"},
+        "event.findings": {"type": "genetics_result", "findings": ["bcr-abl1"]},  # against Ph negative
+        "event.site": {"type": "relapsed", "site": "other"},  # a v1 value, no longer recorded
+        "event.cd22": {"type": "immunophenotype", "cd22": "weak"},
+    }
+    for field, event in bad.items():
+        body = assert_error_body(post_event(client, clinician, pid, date="2025-01-12", **event), 422)
+        assert field in {d["field"] for d in body["details"]}, (field, body)
+    assert len(client.get(f"/patients/{pid}/events", headers=clinician).json()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from allpath.store.db import normalise_url
 from allpath.store.demo import DEMO_PATIENTS, seed_demo
 from allpath.store.migrate import downgrade, head_revision, is_up_to_date
 from allpath.store.models import Base
+from allpath.store.service import EventRecord
 
 
 def test_migrations_build_exactly_the_models(database_url: str) -> None:
@@ -85,3 +87,10 @@ def test_cli_db_commands_migrate_and_print_fake_logins(tmp_path: Path) -> None:
     seeded = runner.invoke(cli_app, ["db", "seed-demo", "--database-url", url])
     assert seeded.exit_code == 0, seeded.output
     assert "FAKE" in seeded.output and "demo-clinician-password" in seeded.output
+
+
+def test_a_v1_relapse_stored_with_site_other_still_reads_as_site_unknown() -> None:
+    stored = EventRecord(
+        "E1", "P0000000000", 5, "relapsed", dt.date(2024, 6, 1), {"site": "other"}, None, "c", dt.datetime(2024, 6, 1)
+    )
+    assert stored.to_event().site == "unknown"  # type: ignore[union-attr]

@@ -160,3 +160,61 @@ def test_every_demo_patient_renders_on_every_page(tmp_path: Path) -> None:
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
     finally:
         context.close()
+
+
+def _diagnosed_patient(service: dict[str, Any], ph_status: str) -> str:
+    with service["app"].state.allpath.sessions() as session:
+        records = Records(session, SYSTEM)
+        pid = records.create_patient(dt.date(2012, 1, 1), "V2 Pagetest (fake)").id
+        records.append_event(pid, {"type": "diagnosed", "date": "2026-01-05", "lineage": "B", "ph_status": ph_status})
+    return pid
+
+
+def test_v2_event_forms_record_findings_fitness_and_markers(service) -> None:
+    pid = _diagnosed_patient(service, "unknown")
+    client = logged_in(service, *CLINICIAN)
+    url = f"/clinic/patients/{pid}"
+    posts = [
+        {"type": "genetics_result", "findings": "bcr-abl1"},
+        {"type": "fitness_assessed", "fit": "false"},
+        {"type": "immunophenotype", "cd19": "positive", "cd20": "", "cd22": "negative"},
+        {"type": "therapy_given", "therapy": "tki"},
+        {"type": "pregnancy_status", "pregnant": "false"},
+    ]
+    for post in posts:
+        token = csrf(client.get(url).text)
+        r = client.post(
+            f"{url}/events", data={**post, "date": "2026-01-08", "csrf_token": token}, follow_redirects=False
+        )
+        assert r.status_code == 303, (post, r.text)
+    page = client.get(url).text
+    for label in (
+        "Genetic finding (BCR::ABL1 (Philadelphia))",
+        "Not fit for intensive chemotherapy",
+        "Immunophenotype (CD19 positive, CD22 negative)",
+        "Tyrosine kinase inhibitor given",
+        "Not pregnant",
+    ):
+        assert label in page, label
+
+
+def test_genetic_finding_contradicting_the_diagnosis_is_refused_at_its_field(service) -> None:
+    pid = _diagnosed_patient(service, "negative")
+    client = logged_in(service, *CLINICIAN)
+    url = f"/clinic/patients/{pid}"
+    token = csrf(client.get(url).text)
+    data = {"type": "genetics_result", "findings": "bcr-abl1", "date": "2026-01-08", "csrf_token": token}
+    r = client.post(f"{url}/events", data=data)
+    assert r.status_code == 422
+    assert 'id="ev-genetics_result-findings-error">' in r.text and "contradicts ph_status negative" in r.text
+
+
+def test_immunophenotype_form_with_no_marker_is_refused(service) -> None:
+    pid = _diagnosed_patient(service, "unknown")
+    client = logged_in(service, *CLINICIAN)
+    url = f"/clinic/patients/{pid}"
+    token = csrf(client.get(url).text)
+    data = {"type": "immunophenotype", "cd19": "", "cd20": "", "cd22": "", "date": "2026-01-08", "csrf_token": token}
+    r = client.post(f"{url}/events", data=data)
+    assert r.status_code == 422
+    assert "at least one of cd19, cd20, cd22" in r.text

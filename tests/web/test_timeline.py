@@ -119,3 +119,22 @@ def test_store_events_leave_out_superseded_and_retractions() -> None:
         ("diagnosed", "Diagnosed (T-cell, Ph-positive, CNS involved)", None),
         ("phase_started", "Induction started", "induction"),
     ]
+
+
+def test_relapse_stops_the_open_phase_so_maintenance_is_not_ongoing_beside_reinduction() -> None:
+    events = [
+        *EVENTS[:4],
+        TimelineEvent(date(2026, 2, 10), "phase_started", "Maintenance started", phase="maintenance"),
+        TimelineEvent(date(2026, 3, 1), "relapsed", "Relapse (bone marrow)"),
+        TimelineEvent(date(2026, 3, 5), "phase_started", "Re-induction started", phase="reinduction"),
+    ]
+    bars = phase_bars(events, AS_OF)
+    assert [(b.phase, b.end, b.ongoing, b.stopped_by) for b in bars] == [
+        ("induction", date(2026, 2, 3), False, None),
+        ("maintenance", date(2026, 3, 1), False, "Relapse (bone marrow)"),
+        ("reinduction", AS_OF, True, None),
+    ]
+    desc = describe(events, AS_OF)
+    assert "Maintenance from 2026-02-10 to 2026-03-01, stopped by: Relapse (bone marrow)." in desc
+    svg = render_timeline(events, AS_OF)
+    assert "Maintenance (ongoing)" not in svg and "tl-stopped" in svg

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from allpath.facts import GeneticSubtype, PriorTherapy, RelapseSite
 
 Phase = Literal["induction", "consolidation", "maintenance", "reinduction"]
-RelapseSite = Literal["marrow", "cns", "other"]
 TransplantKind = Literal["allogeneic", "autologous"]
 MrdResult = Literal["positive", "negative"]
+Marker = Literal["positive", "negative"]
 
 PHASES: tuple[Phase, ...] = ("induction", "consolidation", "maintenance", "reinduction")
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -40,6 +42,7 @@ class Diagnosed(_Event):
     lineage: Literal["B", "T", "unknown"] = "unknown"
     ph_status: Literal["positive", "negative", "unknown"] = "unknown"
     cns_involvement: bool | None = None
+    down_syndrome: bool | None = Field(None, strict=True)
 
 
 class PhaseStarted(_Event):
@@ -62,7 +65,7 @@ class InductionFailed(_Event):
 
 class Relapsed(_Event):
     type: Literal["relapsed"] = "relapsed"
-    site: RelapseSite = "marrow"
+    site: RelapseSite = Field("unknown", description="combined: marrow plus elsewhere.")
 
 
 class MrdResultEvent(_Event):
@@ -73,6 +76,45 @@ class MrdResultEvent(_Event):
 class Transplant(_Event):
     type: Literal["transplant"] = "transplant"
     kind: TransplantKind
+
+
+class TherapyGiven(_Event):
+    """A therapy received that the phases do not say (an antibody, CAR-T, a TKI, radiation...)."""
+
+    type: Literal["therapy_given"] = "therapy_given"
+    therapy: PriorTherapy
+
+
+class Immunophenotype(_Event):
+    """Surface markers found on the leukemia cells; a marker left out (null) was not reported."""
+
+    type: Literal["immunophenotype"] = "immunophenotype"
+    cd19: Marker | None = None
+    cd20: Marker | None = None
+    cd22: Marker | None = None
+
+    @model_validator(mode="after")
+    def _reports_a_marker(self) -> Immunophenotype:
+        if self.cd19 is None and self.cd20 is None and self.cd22 is None:
+            raise ValueError("an immunophenotype result reports at least one of cd19, cd20, cd22")
+        return self
+
+
+class GeneticsResult(_Event):
+    """Genetic findings of the leukemia; they add to earlier ones (correct an entry with `supersedes`)."""
+
+    type: Literal["genetics_result"] = "genetics_result"
+    findings: tuple[GeneticSubtype, ...] = Field(min_length=1)
+
+
+class FitnessAssessed(_Event):
+    type: Literal["fitness_assessed"] = "fitness_assessed"
+    fit: bool = Field(strict=True, description="Fit for intensive chemotherapy, in the care team's judgement.")
+
+
+class PregnancyStatus(_Event):
+    type: Literal["pregnancy_status"] = "pregnancy_status"
+    pregnant: bool = Field(strict=True)
 
 
 class TrialEnrolled(_Event):
@@ -117,6 +159,11 @@ CourseEvent = Annotated[
     | Relapsed
     | MrdResultEvent
     | Transplant
+    | TherapyGiven
+    | Immunophenotype
+    | GeneticsResult
+    | FitnessAssessed
+    | PregnancyStatus
     | TrialEnrolled
     | SurvivalEstimate
     | HospiceStarted
@@ -135,6 +182,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "relapsed",
     "mrd_result",
     "transplant",
+    "therapy_given",
+    "immunophenotype",
+    "genetics_result",
+    "fitness_assessed",
+    "pregnancy_status",
     "trial_enrolled",
     "survival_estimate",
     "hospice_started",
@@ -149,6 +201,19 @@ _adapter: TypeAdapter[Any] = TypeAdapter(CourseEvent)
 def parse_event(data: Any) -> CourseEvent:
     """Validate one event from plain data (raises pydantic's `ValidationError`)."""
     return _adapter.validate_python(data)  # type: ignore[no-any-return]
+
+
+# Relapse sites recorded before the v2 sites, as the store may hold them (its rows are never
+# rewritten). "other" said only "neither marrow nor CNS": it cannot tell testicular from other
+# extramedullary sites, so it is read as not known rather than guessed.
+_LEGACY_RELAPSE_SITES = {"other": "unknown"}
+
+
+def parse_stored_event(data: dict[str, Any]) -> CourseEvent:
+    """`parse_event` for an event as stored, reading values of earlier versions as they now are."""
+    if data.get("type") == "relapsed" and data.get("site") in _LEGACY_RELAPSE_SITES:
+        data = {**data, "site": _LEGACY_RELAPSE_SITES[data["site"]]}
+    return parse_event(data)
 
 
 def event_payload(event: BaseModel) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,25 +20,35 @@ from allpath.course.events import (
     CourseEvent,
     Diagnosed,
     Died,
+    FitnessAssessed,
+    GeneticsResult,
     HospiceStarted,
+    Immunophenotype,
     InductionFailed,
     MrdResultEvent,
     Phase,
     PhaseCompleted,
     PhaseStarted,
+    PregnancyStatus,
     Relapsed,
     RemissionAchieved,
     Retracted,
     SurvivalEstimate,
+    TherapyGiven,
     Transplant,
     TreatmentCompleted,
     TrialEnrolled,
 )
+from allpath.facts import GeneticSubtype, MarkerStatus, MrdTimepoint, PriorTherapy, RelapseSite
 
+_T = TypeVar("_T")
 Status = Literal["not_diagnosed", "newly_diagnosed", "in_remission", "refractory", "relapsed"]
 # Induction-type phases open a line of treatment: their outcome is a remission or a failure.
 INDUCTION_PHASES: frozenset[str] = frozenset({"induction", "reinduction"})
 DAYS_PER_MONTH = 365.25 / 12
+# Events that end whatever phase is under way (without completing it). The timeline closes its
+# bars on the same events, so it never shows a phase running on past a relapse.
+PHASE_ENDING_EVENTS: frozenset[str] = frozenset({"induction_failed", "relapsed", "hospice_started", "died"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,7 @@ class CourseState(BaseModel):
     lineage: Literal["B", "T", "unknown"] = "unknown"
     ph_status: Literal["positive", "negative", "unknown"] = "unknown"
     cns_involvement: bool | None = None
+    down_syndrome: bool | None = None
     current_phase: Phase | None = None
     current_phase_started: dt.date | None = None
     # Phases finished in the current line of treatment; a relapse starts a new line.
@@ -71,17 +82,34 @@ class CourseState(BaseModel):
     # Whether the induction-type phase of the current line has reached an outcome yet.
     line_started: bool = False
     line_outcome_known: bool = False
+    # The phase of the current line started last (in progress or ended): dates an MRD result.
+    line_last_phase: Phase | None = None
     remission_count: int = 0
     relapse_count: int = 0
     remission_started: dt.date | None = None
     remission_duration_months: float | None = None
     regimens_started: int = 0
     mrd_status: Literal["positive", "negative", "unknown"] = "unknown"
+    mrd_timepoint: MrdTimepoint = "unknown"
     expected_survival_months: float | None = None
     transplants: tuple[str, ...] = ()
     trials: int = 0
     in_hospice: bool = False
     treatment_completed: bool = False
+    treatment_completed_on: dt.date | None = None
+    # The latest relapse, as it stood when it came.
+    relapse_site: RelapseSite = "unknown"
+    months_from_diagnosis_to_relapse: float | None = None
+    relapse_during_therapy: bool | None = None
+    months_from_therapy_end_to_relapse: float | None = None
+    cd19_status: MarkerStatus = "unknown"
+    cd20_status: MarkerStatus = "unknown"
+    cd22_status: MarkerStatus = "unknown"
+    genetic_subtypes: tuple[GeneticSubtype, ...] = ()
+    prior_therapies: tuple[PriorTherapy, ...] = ()
+    fit_for_intensive_therapy: bool | None = None
+    pregnant: bool | None = None
+    pregnancy_recorded_on: dt.date | None = None
     died_on: dt.date | None = None
     last_date: dt.date | None = None
 
@@ -124,6 +152,7 @@ def apply(state: CourseState, event: CourseEvent) -> CourseState:
                 lineage=event.lineage,
                 ph_status=event.ph_status,
                 cns_involvement=event.cns_involvement,
+                down_syndrome=event.down_syndrome,
             )
         case PhaseStarted():
             change.update(_start_phase(state, event))
@@ -159,7 +188,26 @@ def apply(state: CourseState, event: CourseEvent) -> CourseState:
         case Relapsed():
             if state.status != "in_remission":
                 raise fail("a relapse needs a remission first")
-            assert state.remission_started is not None
+            assert state.remission_started is not None and state.diagnosed_on is not None
+            # Therapy counts as ongoing until it is recorded complete: a line whose end was
+            # never recorded is not read as finished.
+            during = not state.treatment_completed
+            ended = state.treatment_completed_on
+            since_end = None if during or ended is None else months_between(ended, event.date)
+            change.update(
+                relapse_site=event.site,
+                months_from_diagnosis_to_relapse=months_between(state.diagnosed_on, event.date),
+                relapse_during_therapy=during,
+                months_from_therapy_end_to_relapse=since_end,
+                # A relapse may have lost a marker the earlier disease carried (CD19 or CD22
+                # escape after targeted therapy): the markers must be measured again.
+                cd19_status="unknown",
+                cd20_status="unknown",
+                cd22_status="unknown",
+                mrd_timepoint="unknown",
+                line_last_phase=None,
+                treatment_completed_on=None,
+            )
             change.update(
                 status="relapsed",
                 relapse_count=state.relapse_count + 1,
@@ -175,9 +223,32 @@ def apply(state: CourseState, event: CourseEvent) -> CourseState:
                 treatment_completed=False,
             )
         case MrdResultEvent():
-            change["mrd_status"] = event.result
+            change.update(mrd_status=event.result, mrd_timepoint=_mrd_timepoint(state))
         case Transplant():
             change["transplants"] = (*state.transplants, event.kind)
+            if event.kind == "allogeneic":
+                change["prior_therapies"] = _with(state.prior_therapies, "allogeneic-sct")
+        case TherapyGiven():
+            if event.therapy == "allogeneic-sct":
+                raise fail("record an allogeneic stem cell transplant as a transplant event", "therapy")
+            change["prior_therapies"] = _with(state.prior_therapies, event.therapy)
+        case Immunophenotype():
+            for marker in ("cd19", "cd20", "cd22"):
+                value = getattr(event, marker)
+                if value is not None:
+                    change[f"{marker}_status"] = value
+        case GeneticsResult():
+            subtypes = state.genetic_subtypes
+            for finding in event.findings:
+                subtypes = _with(subtypes, finding)
+            problem = _genetics_problem(subtypes, state.ph_status)
+            if problem:
+                raise fail(problem, "findings")
+            change["genetic_subtypes"] = subtypes
+        case FitnessAssessed():
+            change["fit_for_intensive_therapy"] = event.fit
+        case PregnancyStatus():
+            change.update(pregnant=event.pregnant, pregnancy_recorded_on=event.date)
         case TrialEnrolled():
             change["trials"] = state.trials + 1
         case SurvivalEstimate():
@@ -193,7 +264,7 @@ def apply(state: CourseState, event: CourseEvent) -> CourseState:
                 raise fail(f"{state.current_phase} is still in progress: complete it first")
             if state.treatment_completed:
                 raise fail("treatment is already completed")
-            change["treatment_completed"] = True
+            change.update(treatment_completed=True, treatment_completed_on=event.date)
         case Died():
             change.update(died_on=event.date, current_phase=None, current_phase_started=None)
     return state.model_copy(update=change)
@@ -211,7 +282,12 @@ def _start_phase(state: CourseState, event: PhaseStarted) -> dict[str, object]:
         raise no(f"{state.current_phase} is still in progress: complete it first")
     if phase in state.completed_phases:
         raise no(f"{phase} is already completed in this line of treatment")
-    change: dict[str, object] = {"current_phase": phase, "treatment_completed": False}
+    change: dict[str, object] = {
+        "current_phase": phase,
+        "line_last_phase": phase,
+        "treatment_completed": False,
+        "treatment_completed_on": None,
+    }
     if phase == "induction":
         if state.status != "newly_diagnosed" or state.line_started:
             raise no("induction is the first phase after diagnosis; after a relapse or failure use reinduction")
@@ -231,6 +307,46 @@ def _start_phase(state: CourseState, event: PhaseStarted) -> dict[str, object]:
     if phase in INDUCTION_PHASES:
         change.update(line_started=True, line_outcome_known=False, regimens_started=state.regimens_started + 1)
     return change
+
+
+def _mrd_timepoint(state: CourseState) -> MrdTimepoint:
+    """When an MRD result taken now was taken, by the phase of the line started last.
+
+    Induction (or re-induction) in progress or ended, and consolidation not yet started: end of
+    induction. Consolidation in progress or ended, maintenance not yet started: end of
+    consolidation. Maintenance, or treatment recorded complete: later. No phase started yet in
+    this line (at diagnosis, or after a relapse before re-induction): unknown, for the result
+    measures no response to treatment.
+    """
+    if state.treatment_completed:
+        return "later"
+    match state.line_last_phase:
+        case "induction" | "reinduction":
+            return "end_of_induction"
+        case "consolidation":
+            return "end_of_consolidation"
+        case "maintenance":
+            return "later"
+        case _:
+            return "unknown"
+
+
+def _with(values: tuple[_T, ...], value: _T) -> tuple[_T, ...]:
+    return values if value in values else (*values, value)
+
+
+def _genetics_problem(subtypes: tuple[GeneticSubtype, ...], ph_status: str) -> str | None:
+    """Findings that cannot stand together (the course refuses what `PatientFacts` would)."""
+    found = set(subtypes)
+    if "bcr-abl1" in found:
+        if ph_status == "negative":
+            return "bcr-abl1 contradicts ph_status negative recorded at diagnosis (correct the diagnosis first)"
+        for other in ("ph-like", "abl-class"):
+            if other in found:
+                return f"{other} excludes bcr-abl1: it names a BCR::ABL1-negative subtype"
+    elif "abl1-t315i" in found:
+        return "abl1-t315i is a mutation of BCR::ABL1: it needs bcr-abl1 (in this result or an earlier one)"
+    return None
 
 
 def effective_events(events: Iterable[CourseEvent]) -> list[CourseEvent]:

@@ -20,7 +20,16 @@ from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from allpath.course import CourseError, CourseEvent, CourseState, derive_facts, event_payload, parse_event, replay
+from allpath.course import (
+    CourseError,
+    CourseEvent,
+    CourseState,
+    derive_facts,
+    event_payload,
+    parse_event,
+    parse_stored_event,
+    replay,
+)
 from allpath.facts import FactsError, PatientFacts, Problem, describe_validation_error
 from allpath.store.db import durable_session
 from allpath.store.models import AuditRow, EventRow, PatientRow, UserRow
@@ -145,7 +154,7 @@ class EventRecord:
         )
 
     def to_event(self) -> CourseEvent:
-        return parse_event(
+        return parse_stored_event(
             {**self.payload, "id": self.id, "type": self.type, "date": self.date, "supersedes": self.supersedes}
         )
 

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from allpath.facts import Problem
+from allpath.facts import GENETIC_SUBTYPES, PRIOR_THERAPIES, Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,8 @@ class Field:
     options: tuple[tuple[str, str], ...] = ()
     hint: str | None = None
     required: bool = True
+    # What the event holds: the text as is, a yes/no answer ("true"/"false"), or a one-item list.
+    value: str = "text"  # text | bool | list
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,40 @@ class EventForm:
     fields: tuple[Field, ...] = ()
 
 
+YES_NO = (("false", "No"), ("true", "Yes"))
+NOT_KNOWN_YES_NO = (("", "Not known"), *YES_NO)
+MARKER_OPTIONS = (("", "Not reported"), ("positive", "Positive"), ("negative", "Negative"))
+SUBTYPE_LABELS = {
+    "bcr-abl1": "BCR::ABL1 (Philadelphia)",
+    "ph-like": "Ph-like",
+    "abl-class": "ABL-class fusion",
+    "kmt2a": "KMT2A rearranged",
+    "etv6-runx1": "ETV6::RUNX1",
+    "high-hyperdiploid": "High hyperdiploid",
+    "hypodiploid": "Hypodiploid",
+    "iamp21": "iAMP21",
+    "tcf3-pbx1": "TCF3::PBX1",
+    "tcf3-hlf": "TCF3::HLF",
+    "abl1-t315i": "ABL1 T315I mutation",
+}
+THERAPY_LABELS = {
+    "blinatumomab": "Blinatumomab",
+    "inotuzumab-ozogamicin": "Inotuzumab ozogamicin",
+    "car-t": "CAR T-cell therapy",
+    "tki": "Tyrosine kinase inhibitor",
+    "nelarabine": "Nelarabine",
+    "clofarabine": "Clofarabine",
+    "rituximab": "Rituximab",
+    "cranial-radiation": "Cranial radiation",
+}
+RELAPSE_SITE_LABELS = {
+    "marrow": "Bone marrow",
+    "cns": "Central nervous system",
+    "testicular": "Testicular",
+    "combined": "Combined (marrow and elsewhere)",
+    "other_extramedullary": "Other, outside the marrow",
+    "unknown": "Not known",
+}
 PHASE_OPTIONS = (
     ("induction", "Induction"),
     ("consolidation", "Consolidation"),
@@ -55,9 +91,11 @@ EVENT_FORMS: tuple[EventForm, ...] = (
                 "cns_involvement",
                 "Leukemia in the brain or spinal fluid",
                 "select",
-                (("", "Not known"), ("false", "No"), ("true", "Yes")),
+                NOT_KNOWN_YES_NO,
                 required=False,
+                value="bool",
             ),
+            Field("down_syndrome", "Down syndrome", "select", NOT_KNOWN_YES_NO, required=False, value="bool"),
         ),
     ),
     EventForm(
@@ -81,14 +119,7 @@ EVENT_FORMS: tuple[EventForm, ...] = (
         "relapsed",
         "Relapse",
         "Record relapse",
-        (
-            Field(
-                "site",
-                "Site",
-                "select",
-                (("marrow", "Bone marrow"), ("cns", "Central nervous system"), ("other", "Other")),
-            ),
-        ),
+        (Field("site", "Site", "select", tuple(RELAPSE_SITE_LABELS.items())),),
     ),
     EventForm(
         "transplant",
@@ -102,6 +133,53 @@ EVENT_FORMS: tuple[EventForm, ...] = (
                 (("allogeneic", "Allogeneic (donor)"), ("autologous", "Autologous (own cells)")),
             ),
         ),
+    ),
+    EventForm(
+        "therapy_given",
+        "Other therapy given",
+        "Record therapy",
+        (
+            Field(
+                "therapy",
+                "Therapy",
+                "select",
+                # An allogeneic transplant is recorded with the transplant form.
+                tuple((t, THERAPY_LABELS[t]) for t in PRIOR_THERAPIES if t != "allogeneic-sct"),
+            ),
+        ),
+    ),
+    EventForm(
+        "immunophenotype",
+        "Immunophenotype (surface markers)",
+        "Record markers",
+        tuple(Field(m, m.upper(), "select", MARKER_OPTIONS, required=False) for m in ("cd19", "cd20", "cd22")),
+    ),
+    EventForm(
+        "genetics_result",
+        "Genetic finding",
+        "Record finding",
+        (
+            Field(
+                "findings",
+                "Finding",
+                "select",
+                tuple((g, SUBTYPE_LABELS[g]) for g in GENETIC_SUBTYPES),
+                hint="One finding per entry; each adds to the earlier ones.",
+                value="list",
+            ),
+        ),
+    ),
+    EventForm(
+        "fitness_assessed",
+        "Fitness for intensive chemotherapy",
+        "Record assessment",
+        (Field("fit", "Fit for intensive chemotherapy", "select", YES_NO, value="bool"),),
+    ),
+    EventForm(
+        "pregnancy_status",
+        "Pregnancy status",
+        "Record pregnancy status",
+        (Field("pregnant", "Pregnant", "select", YES_NO, value="bool"),),
     ),
     EventForm(
         "trial_enrolled",
@@ -145,8 +223,10 @@ def event_from_form(data: Mapping[str, str]) -> tuple[str | None, dict[str, obje
             continue
         if f.kind == "select" and value not in {v for v, _ in f.options}:
             problems.append(Problem(f.name, "is not one of the choices"))
-        elif f.name == "cns_involvement":
+        elif f.value == "bool":
             event[f.name] = value == "true"
+        elif f.value == "list":
+            event[f.name] = [value]
         elif f.kind == "number":
             try:
                 event[f.name] = float(value)

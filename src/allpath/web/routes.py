@@ -33,7 +33,15 @@ from allpath.store.httpauth import (
 from allpath.store.kbsearch import knowledge_index
 from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
 from allpath.web.family import build_family_plan, current_and_next
-from allpath.web.forms import EVENT_FORMS, FORMS_BY_TYPE, event_from_form, form_field
+from allpath.web.forms import (
+    EVENT_FORMS,
+    FORMS_BY_TYPE,
+    RELAPSE_SITE_LABELS,
+    SUBTYPE_LABELS,
+    THERAPY_LABELS,
+    event_from_form,
+    form_field,
+)
 from allpath.web.render import html_to_pdf, render, static_text
 from allpath.web.timeline import PHASE_LABELS, TimelineEvent, render_timeline
 
@@ -107,7 +115,8 @@ def event_label(e: EventRecord) -> str:
         lineage = {"B": "B-cell", "T": "T-cell"}.get(p.get("lineage", ""), "lineage unknown")
         ph = {"positive": "Ph-positive", "negative": "Ph-negative"}.get(p.get("ph_status", ""), "Ph unknown")
         cns = {True: ", CNS involved", False: ""}.get(p.get("cns_involvement"), ", CNS unknown")
-        return f"Diagnosed ({lineage}, {ph}{cns})"
+        down = ", Down syndrome" if p.get("down_syndrome") else ""
+        return f"Diagnosed ({lineage}, {ph}{cns}{down})"
     if e.type in ("phase_started", "phase_completed"):
         phase = PHASE_LABELS.get(p.get("phase", ""), p.get("phase", ""))
         return f"{phase} {'started' if e.type == 'phase_started' else 'completed'}"
@@ -116,7 +125,22 @@ def event_label(e: EventRecord) -> str:
     if e.type == "induction_failed":
         return "No remission (refractory)"
     if e.type == "relapsed":
-        return f"Relapse ({p.get('site', 'marrow')})"
+        site = p.get("site", "unknown")
+        # v1 records said "other" for any site but marrow and CNS.
+        where = {"other": "outside marrow and CNS", "unknown": "site not known"}.get(site)
+        return f"Relapse ({where or RELAPSE_SITE_LABELS.get(site, site).lower()})"
+    if e.type == "therapy_given":
+        return f"{THERAPY_LABELS.get(p.get('therapy', ''), p.get('therapy', ''))} given"
+    if e.type == "immunophenotype":
+        found = [f"{m.upper()} {p[m]}" for m in ("cd19", "cd20", "cd22") if p.get(m)]
+        return f"Immunophenotype ({', '.join(found)})"
+    if e.type == "genetics_result":
+        findings = [SUBTYPE_LABELS.get(g, g) for g in p.get("findings", [])]
+        return f"Genetic finding ({', '.join(findings)})"
+    if e.type == "fitness_assessed":
+        return "Fit for intensive chemotherapy" if p.get("fit") else "Not fit for intensive chemotherapy"
+    if e.type == "pregnancy_status":
+        return "Pregnant" if p.get("pregnant") else "Not pregnant"
     if e.type == "mrd_result":
         return f"MRD {p.get('result', '')}"
     if e.type == "transplant":

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from html import escape
 
+from allpath.course import PHASE_ENDING_EVENTS
+
 PHASE_LABELS = {
     "induction": "Induction",
     "consolidation": "Consolidation",
@@ -62,6 +64,8 @@ class PhaseBar:
     start: date
     end: date
     ongoing: bool
+    # Label of the event that stopped the phase before it was completed (a relapse, say).
+    stopped_by: str | None = None
 
     @property
     def label(self) -> str:
@@ -69,10 +73,19 @@ class PhaseBar:
 
 
 def phase_bars(events: Iterable[TimelineEvent], as_of: date) -> list[PhaseBar]:
-    """Pair each phase_started with the next phase_completed of the same phase; open ones run to as_of."""
+    """Pair each phase_started with the next phase_completed of the same phase; open ones run to as_of.
+
+    An event that ends the phase under way in the course (a relapse, a failed induction,
+    hospice care, death) stops the open bars on its date.
+    """
     bars: list[PhaseBar] = []
     open_: dict[str, date] = {}
     for e in sorted(events, key=lambda e: e.on):
+        if e.kind in PHASE_ENDING_EVENTS:
+            bars.extend(
+                PhaseBar(phase, start, e.on, ongoing=False, stopped_by=e.label) for phase, start in open_.items()
+            )
+            open_.clear()
         if e.phase is None:
             continue
         if e.kind == "phase_started":
@@ -116,6 +129,8 @@ def describe(events: Sequence[TimelineEvent], as_of: date) -> str:
     parts = []
     for bar in phase_bars(events, as_of):
         end = f"ongoing on {as_of.isoformat()}" if bar.ongoing else f"to {bar.end.isoformat()}"
+        if bar.stopped_by:
+            end += f", stopped by: {bar.stopped_by}"
         parts.append(f"{bar.label} from {bar.start.isoformat()} {end}.")
     for e in sorted(events, key=lambda e: e.on):
         if e.phase is None:
@@ -168,17 +183,18 @@ def render_timeline(events: Sequence[TimelineEvent], as_of: date, *, title: str 
             x1, x2 = x_of(bar.start), x_of(bar.end)
             w = max(x2 - x1, 4.0)
             fill = PHASE_FILLS.get(phase, "#333333")
-            state = "ongoing" if bar.ongoing else "completed"
+            state = "ongoing" if bar.ongoing else "stopped" if bar.stopped_by else "completed"
             dash = ' stroke-dasharray="6 3"' if bar.ongoing else ""
             out.append(
                 f'<g class="tl-bar tl-{state}" data-phase="{escape(phase)}">'
                 f"<title>{escape(bar.label)}: {bar.start.isoformat()} to "
-                f"{'now (ongoing)' if bar.ongoing else bar.end.isoformat()}</title>"
+                f"{'now (ongoing)' if bar.ongoing else bar.end.isoformat()}"
+                f"{f' (stopped by: {escape(bar.stopped_by)})' if bar.stopped_by else ''}</title>"
                 f'<rect x="{x1:.1f}" y="{y + 2}" width="{w:.1f}" height="{LANE_HEIGHT - 6}" rx="3" '
                 f'fill="{fill}" stroke="#000000"{dash} />'
             )
             if w > 70:
-                text = bar.label + (" (ongoing)" if bar.ongoing else "")
+                text = bar.label + (" (ongoing)" if bar.ongoing else " (stopped)" if bar.stopped_by else "")
                 out.append(f'<text x="{x1 + 6:.1f}" y="{y + 18}" class="tl-bar-label">{escape(text)}</text>')
             out.append("</g>")
 
