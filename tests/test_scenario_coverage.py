@@ -17,7 +17,7 @@ SCENARIOS = [
 FIRES = {rule_id for case in SCENARIOS for rule_id in case.get("fires", [])}
 NOT_FIRES = {rule_id for case in SCENARIOS for rule_id in case.get("not_fires", [])}
 # Rules that fire for every patient have no "must not fire" case by design.
-ALWAYS = {"clinical-trial", "palliative-care", "knowledge-date"}
+ALWAYS = {"clinical-trial", "palliative-care", "knowledge-date", "scope-of-advice"}
 RULE_IDS = load_kb(available_packs()).rule_ids
 
 
