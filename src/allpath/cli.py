@@ -103,11 +103,11 @@ def read_json_input(path: str) -> Any:
         fail_input([Problem("$", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")])
 
 
-def print_plan(plan: Plan, output_format: OutputFormat) -> None:
+def print_plan(plan: Plan, output_format: OutputFormat, kb: KnowledgeBase | None = None) -> None:
     if output_format is OutputFormat.json:
         out.print(plan.model_dump_json(indent=2), markup=False, highlight=False)
     else:
-        out.print(render_text(plan), markup=False, highlight=False, end="")
+        out.print(render_text(plan, kb), markup=False, highlight=False, end="")
 
 
 FhirOption = Annotated[
@@ -135,7 +135,7 @@ def recommend(
         engine = Engine(load_knowledge(packs, long_remission_months))
         from allpath.fhir.export import merge_alerts
 
-        print_plan(merge_alerts(engine.recommend(imported.facts), imported.alerts), output_format)
+        print_plan(merge_alerts(engine.recommend(imported.facts), imported.alerts), output_format, engine.kb)
         return
     if path is None:
         fail_input([Problem("PATH", "a facts file (or - for stdin) is required, or --fhir BUNDLE")])
@@ -145,7 +145,7 @@ def recommend(
     except FactsError as exc:
         fail_input(exc.problems)
     engine = Engine(load_knowledge(packs, long_remission_months))
-    print_plan(engine.recommend(facts), output_format)
+    print_plan(engine.recommend(facts), output_format, engine.kb)
 
 
 def _parse_as_of(as_of: str | None) -> Any:
@@ -287,7 +287,7 @@ def demo(
         facts = PatientFacts.parse(json.loads(chosen.read_text(encoding="utf-8")))
     except (FactsError, json.JSONDecodeError) as exc:
         fail_input([Problem(str(chosen), str(exc))])
-    print_plan(engine.recommend(facts), OutputFormat.text)
+    print_plan(engine.recommend(facts), OutputFormat.text, engine.kb)
     out.print()
     table = Table(title=f"Examples in {examples_dir} (allpath recommend FILE --format text)")
     for column in ("file", "disease_status", "age", "recommendations"):

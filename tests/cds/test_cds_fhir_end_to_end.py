@@ -151,7 +151,7 @@ def as_prefetch(bundle: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name.split(".")[0] for p in EXAMPLES])
 def test_example_bundle_as_prefetch_gives_the_cards_of_its_plan(real, engine, path):
-    from allpath.api.cds.cards import card_uuid
+    from allpath.api.cds.cards import MISSING_FACTS_KEY, card_uuid
     from allpath.fhir.importer import facts_from_bundle
 
     bundle = json.loads(path.read_text(encoding="utf-8"))
@@ -160,5 +160,6 @@ def test_example_bundle_as_prefetch_gives_the_cards_of_its_plan(real, engine, pa
     pid, prefetch = as_prefetch(bundle)
     body = hook_request(pid=pid, prefetch=prefetch)
     cards = real("allpath-patient-view", body)
-    expected = [*imported.alerts, *plan.alerts, *plan.recommendations, *plan.not_recommended]
-    assert [c["uuid"] for c in cards] == [card_uuid(body["hookInstance"], item.id) for item in expected]
+    expected = [item.id for item in [*imported.alerts, *plan.alerts, *plan.recommendations, *plan.not_recommended]]
+    expected += [MISSING_FACTS_KEY] if plan.missing_facts else []
+    assert [c["uuid"] for c in cards] == [card_uuid(body["hookInstance"], key) for key in expected]

@@ -9,9 +9,10 @@ import httpx
 import pytest
 from cdskit import FHIR_SERVER, bearer, full_prefetch, hook_request, patient, searchset, token
 
-from allpath.api.cds.cards import card_uuid
+from allpath.api.cds.cards import MISSING_FACTS_KEY, card_uuid
 from allpath.api.cds.prefetch import PREFETCH
 from allpath.api.cds.validate import validate_discovery
+from allpath.facts import PatientFacts
 from allpath.plan import Alert, Citation
 
 SERVICE = "allpath-patient-view"
@@ -63,9 +64,11 @@ def test_patient_view_cards_are_the_plans_options_and_alerts(call, engine, impor
     assert response.status_code == 200
     cards = response.json()["cards"]
     plan = engine.recommend(importer.facts["p1"])
-    expected = [*plan.alerts, *plan.recommendations, *plan.not_recommended]
+    expected = [item.id for item in [*plan.alerts, *plan.recommendations, *plan.not_recommended]]
+    assert plan.missing_facts
+    expected.append(MISSING_FACTS_KEY)
     assert len(cards) == len(expected) > 0
-    assert [c["uuid"] for c in cards] == [card_uuid(body["hookInstance"], item.id) for item in expected]
+    assert [c["uuid"] for c in cards] == [card_uuid(body["hookInstance"], key) for key in expected]
     titles = [r.title for r in plan.recommendations]
     for title, card in zip(titles, cards[len(plan.alerts) :], strict=False):
         assert title[:60] in card["summary"] or title[:60] in card["detail"]
@@ -376,3 +379,47 @@ def test_logs_carry_no_patient_data(call, caplog):
     assert "allpath-patient-view: 200" in text
     for secret in ("Quixote", "Dulcinea", "1980-05-01", "p1"):
         assert secret not in text
+
+
+def sharpen_cards(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in cards if c["source"]["topic"]["code"] == "missing-facts"]
+
+
+def test_patient_view_gives_one_info_card_listing_every_missing_fact(call, engine, importer):
+    importer.facts["lineage-unknown"] = PatientFacts.parse(
+        {"age_years": 8, "disease_status": "newly_diagnosed", "ph_status": "negative"}
+    )
+    body = hook_request(pid="lineage-unknown", prefetch=full_prefetch("lineage-unknown"))
+    cards = call(SERVICE, body).json()["cards"]  # `call` checks every card against the spec's rules
+    [card] = sharpen_cards(cards)
+    plan = engine.recommend(importer.facts["lineage-unknown"])
+    assert len(plan.missing_facts) > 1  # several facts, still one card
+    assert card is cards[-1]
+    assert card["indicator"] == "info"
+    assert card["uuid"] == card_uuid(body["hookInstance"], "missing-facts")
+    assert len(card["summary"]) < 140
+    assert card["summary"].startswith(f"{len(plan.missing_facts)} unknown facts could change these options")
+    for m in plan.missing_facts:
+        assert f"(`{m.field}`) would change:" in card["detail"]
+    lineage = next(line for line in card["detail"].splitlines() if "(`lineage`)" in line)
+    assert "**Whether the leukemia is B-cell or T-cell**" in lineage
+    assert "Nelarabine for T-cell ALL" in lineage and "Rituximab with chemotherapy for B-cell ALL" in lineage
+    assert card["source"]["label"].startswith(f"allpath {engine.kb.version}: ")
+    assert card["source"]["url"].startswith("https://")
+
+
+def test_patient_view_gives_no_missing_facts_card_when_no_unknown_fact_matters(call, engine, importer):
+    importer.facts["all-known"] = PatientFacts.parse(
+        {
+            "age_years": 8,
+            "disease_status": "newly_diagnosed",
+            "lineage": "B",
+            "ph_status": "negative",
+            "cns_involvement": False,
+            "mrd_status": "negative",
+            "expected_survival_months": 100,
+        }
+    )
+    assert engine.recommend(importer.facts["all-known"]).missing_facts == []
+    cards = call(SERVICE, hook_request(pid="all-known", prefetch=full_prefetch("all-known"))).json()["cards"]
+    assert cards and sharpen_cards(cards) == []

@@ -19,6 +19,7 @@ from allpath.rules.fhirpath import facts_to_parameters, literal, to_fhirpath
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json"))
 AS_OF = dt.date(2026, 11, 26)
+SHARPEN = "What would sharpen this plan:"
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,46 @@ def test_bundle_to_facts_to_plan_to_care_plan_round_trip(engine: Engine, path: P
     notes = " ".join(n["text"] for n in group.get("note", []))
     for alert in imported.alerts:
         assert alert.id in notes
+    assert len(sharpen_notes(care)) == (1 if plan.missing_facts else 0)
+
+
+def sharpen_notes(care: dict[str, Any]) -> list[str]:
+    return [n["text"] for n in care["note"] if n["text"].startswith(SHARPEN)]
+
+
+def test_care_plan_has_one_note_naming_lineage_and_what_it_would_change_when_unknown(engine: Engine) -> None:
+    from fhir.resources.R4B.careplan import CarePlan
+
+    facts = PatientFacts.parse({"age_years": 8, "disease_status": "newly_diagnosed", "ph_status": "negative"})
+    care = care_plan(engine, facts)
+    CarePlan.model_validate(care)
+    [note] = sharpen_notes(care)
+    lines = note.splitlines()
+    plan = engine.recommend(facts)
+    # One list line per missing fact, in the plan's order (by field).
+    assert [line.split("(`")[1].split("`")[0] for line in lines[1:]] == [m.field for m in plan.missing_facts]
+    lineage = next(line for line in lines if "(`lineage`)" in line)
+    assert lineage.startswith("- Whether the leukemia is B-cell or T-cell (`lineage`) would change: ")
+    assert "Nelarabine for T-cell ALL (nelarabine-t-cell)" in lineage
+    assert "Rituximab with chemotherapy for B-cell ALL (rituximab-b-cell)" in lineage
+
+
+def test_care_plan_has_no_missing_facts_note_when_no_unknown_fact_matters(engine: Engine) -> None:
+    facts = PatientFacts.parse(
+        {
+            "age_years": 8,
+            "disease_status": "newly_diagnosed",
+            "lineage": "B",
+            "ph_status": "negative",
+            "cns_involvement": False,
+            "mrd_status": "negative",
+            "expected_survival_months": 100,
+        }
+    )
+    assert engine.recommend(facts).missing_facts == []
+    care = care_plan(engine, facts)
+    assert sharpen_notes(care) == []
+    assert len(care["note"]) == 1
 
 
 def test_care_plan_agents_carry_rxnorm_codes(engine: Engine) -> None:

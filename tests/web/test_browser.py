@@ -308,3 +308,14 @@ def test_pages_need_a_login(page: Page, server: dict) -> None:
     page.get_by_label("Password").fill(FAMILY[1])
     page.get_by_role("button", name="Log in").click()
     assert page.url.endswith(f"/plan/{server['ids']['own']}"), login_next
+
+
+def test_clinician_sees_what_would_sharpen_the_plan_as_an_accessible_box(page: Page, server: dict) -> None:
+    # The seeded patients were diagnosed without a Philadelphia chromosome result.
+    login(page, *CLINICIAN)
+    page.goto(f"/clinic/patients/{server['ids']['other']}")
+    box = page.get_by_role("region", name="What would sharpen this plan")
+    expect(box).to_be_visible()
+    expect(box.locator('li[data-fact="ph_status"] > strong')).to_have_text("Philadelphia chromosome (BCR-ABL1) status")
+    expect(box.locator('li[data-affects="tki-ph-positive"]')).to_be_visible()
+    check(page, "17-patient-sharpen-box")

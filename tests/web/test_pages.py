@@ -218,3 +218,34 @@ def test_immunophenotype_form_with_no_marker_is_refused(service) -> None:
     r = client.post(f"{url}/events", data=data)
     assert r.status_code == 422
     assert "at least one of cd19, cd20, cd22" in r.text
+
+
+def test_clinician_page_lists_what_would_sharpen_the_plan_with_labels_and_options(service) -> None:
+    # The "other" patient was diagnosed without a Philadelphia chromosome result.
+    html = logged_in(service, *CLINICIAN).get(f"/clinic/patients/{service['other']}").text
+    start = html.index('<section class="sharpen"')
+    box = html[start : html.index("</section>", start)]
+    assert '<h3 id="sharpen-h">What would sharpen this plan</h3>' in box
+    assert '<li data-fact="ph_status"><strong>Philadelphia chromosome (BCR-ABL1) status</strong>' in box
+    assert 'data-affects="tki-ph-positive"' in box
+    assert ">A tyrosine kinase inhibitor with chemotherapy for Ph-positive ALL</li>" in box
+    assert 'data-fact="lineage"' not in box
+
+
+def test_family_page_has_no_sharpen_box(service) -> None:
+    # Family texts must exist in English and Spanish first; until then the box is the clinician's.
+    html = logged_in(service, *CLINICIAN).get(f"/plan/{service['other']}").text
+    assert 'id="plan"' in html
+    assert "sharpen" not in html.lower()
+
+
+def test_clinician_page_has_no_sharpen_box_when_nothing_is_missing(service, monkeypatch) -> None:
+    from allpath.web import routes
+
+    real = routes._plan_for
+    monkeypatch.setattr(
+        routes, "_plan_for", lambda ctx, course: real(ctx, course).model_copy(update={"missing_facts": []})
+    )
+    html = logged_in(service, *CLINICIAN).get(f"/clinic/patients/{service['other']}").text
+    assert 'id="plan-section"' in html and "data-rule=" in html
+    assert "What would sharpen" not in html

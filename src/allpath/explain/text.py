@@ -7,6 +7,8 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from allpath.explain.labels import missing_fact_views
+from allpath.knowledge import KnowledgeBase
 from allpath.plan import Alert, NotRecommended, Plan, Recommendation
 
 CATEGORY_LABELS = {
@@ -46,8 +48,12 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["wrap"] = lambda text, indent="": textwrap.fill(
-        " ".join(str(text).split()), width=88, initial_indent=indent, subsequent_indent=indent
+    env.filters["wrap"] = lambda text, indent="", break_on_hyphens=True: textwrap.fill(
+        " ".join(str(text).split()),
+        width=88,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_on_hyphens=break_on_hyphens,
     )
     return env
 
@@ -66,7 +72,8 @@ def citation_index(plan: Plan) -> dict[tuple[str, str], int]:
     return numbers
 
 
-def render_text(plan: Plan) -> str:
+def render_text(plan: Plan, kb: KnowledgeBase | None = None) -> str:
+    """The plan as text; with `kb`, options a missing fact would bring in are named by title, not id."""
     numbers = citation_index(plan)
     sources = {s.id: s for s in plan.knowledge.sources}
     return (
@@ -80,5 +87,6 @@ def render_text(plan: Plan) -> str:
             category_labels=CATEGORY_LABELS,
             strength_labels=STRENGTH_LABELS,
             status_label=DISEASE_STATUS_LABELS[plan.facts.disease_status],
+            missing=missing_fact_views(plan, kb),
         )
     )

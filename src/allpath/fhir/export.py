@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from allpath.engine import Engine
+from allpath.explain.labels import missing_fact_views
 from allpath.facts import PatientFacts
 from allpath.fhir.codes import NCIT, RXNORM
 from allpath.fhir.importer import ImportResult
@@ -209,7 +210,8 @@ def care_plan(
 
     The RequestGroup's actions are the recommendations, with their citations and agents
     (RxNorm-coded where the KB has a confirmed code); alerts and options not recommended are
-    notes. The facts travel along as a contained Parameters resource.
+    notes. The facts travel along as a contained Parameters resource. Unknown facts that could
+    change the plan are one more CarePlan note.
     """
     kb = engine.kb
     plan = engine.recommend(facts)
@@ -292,7 +294,25 @@ def care_plan(
     }
     if imported is not None and imported.notes:
         care["note"].append({"text": "Import notes: " + " | ".join(imported.notes)})
+    sharpen = missing_facts_note(plan, kb)
+    if sharpen is not None:
+        care["note"].append(sharpen)
     return care
+
+
+def missing_facts_note(plan: Plan, kb: KnowledgeBase) -> dict[str, Any] | None:
+    """One Annotation (markdown) naming each unknown fact that could change the plan, and what it would change."""
+    views = missing_fact_views(plan, kb)
+    if not views:
+        return None
+    lines = [
+        "What would sharpen this plan: these facts are not known, "
+        "and finding them out could change which options apply."
+    ]
+    for view in views:
+        affected = "; ".join(f"{a.label} ({a.rule_id})" for a in view.affects)
+        lines.append(f"- {view.label} (`{view.field}`) would change: {affected}")
+    return {"text": "\n".join(lines)}
 
 
 def patient_reference(bundle: Any) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from allpath.course import EVENT_TYPES
+from allpath.explain.labels import missing_fact_views
 from allpath.facts import Problem
 from allpath.plan import Plan
 from allpath.store.auth import UserRecord, authenticate
@@ -322,6 +323,7 @@ def create_web_router() -> APIRouter:
             course=course,
             state=course.state,
             plan=plan,
+            missing=missing_fact_views(plan, context.kb) if plan else [],
             now_phase=now_phase,
             next_phase=next_phase,
             phase_labels=PHASE_LABELS,

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from allpath.explain.labels import missing_fact_views
 from allpath.knowledge import KnowledgeBase
 from allpath.plan import Alert, Citation, NotRecommended, Plan, Recommendation
 
@@ -19,6 +20,7 @@ TOPIC_SYSTEM = "urn:allpath:cds:card-topic"
 OVERRIDE_SYSTEM = "urn:allpath:cds:override-reason"
 CARD_NAMESPACE = uuid.UUID("6f1d3c1e-7a53-4c44-9a0e-3d0c2b1f5a77")
 SUMMARY_MAX = 139
+MISSING_FACTS_KEY = "missing-facts"
 
 OVERRIDE_REASONS: tuple[dict[str, str], ...] = (
     {"system": OVERRIDE_SYSTEM, "code": "clinical-judgement", "display": "Clinical judgement: benefit outweighs risk"},
@@ -53,6 +55,7 @@ class CardFactory:
         self.kb = kb
         self.disclaimer = " ".join(disclaimer.split())
         self._templates: dict[int, tuple[object, dict[str, Any]]] = {}
+        self._missing_templates: dict[tuple[tuple[str, tuple[str, ...]], ...], dict[str, Any]] = {}
 
     # --- sources and links -------------------------------------------------------------
     def source(self, citations: Sequence[Citation], topic_code: str, topic_display: str) -> dict[str, Any]:
@@ -141,11 +144,50 @@ class CardFactory:
         }
         return self._finish(card, alert.citations)
 
+    def _missing_facts(self, plan: Plan) -> dict[str, Any] | None:
+        """One card for every unknown fact that could change the plan: a list, not a card per fact."""
+        if not plan.missing_facts:
+            return None
+        key = tuple((m.field, tuple(m.affects)) for m in plan.missing_facts)
+        cached = self._missing_templates.get(key)
+        if cached is not None:
+            return cached
+        # Every name comes from the KB: a fired rule's title in the plan is the KB's, so the card
+        # depends on the missing facts alone and can be cached by them.
+        views = missing_fact_views(plan, self.kb)
+        rules = {r.id: r for r in self.kb.rules}
+        citations = [
+            c for view in views for a in view.affects if a.rule_id in rules for c in rules[a.rule_id].citations
+        ]
+        lines = [
+            "**What would sharpen this plan.** These facts are not known; finding them out could change "
+            "which options apply.",
+            "",
+        ]
+        for view in views:
+            affected = "; ".join(a.label for a in view.affects)
+            lines.append(f"- **{view.label}** (`{view.field}`) would change: {affected}")
+        lines += ["", "**Sources:**", self.citation_lines(_unique(citations)), "", f"*{self.disclaimer}*"]
+        noun = "fact" if len(views) == 1 else "facts"
+        card = {
+            "summary": shorten(
+                f"{len(views)} unknown {noun} could change these options: " + ", ".join(v.label for v in views)
+            ),
+            "indicator": "info",
+            "detail": "\n".join(lines),
+            "source": self.source(citations, MISSING_FACTS_KEY, "missing facts"),
+        }
+        card = self._finish(card, citations)
+        if len(self._missing_templates) >= 4096:  # distinct combinations are few; stay bounded anyway
+            self._missing_templates.clear()
+        self._missing_templates[key] = card
+        return card
+
     def plan_cards(
         self, plan: Plan, hook_instance: str, extra_alerts: Sequence[Alert] = ()
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """Cards and their rule ids: alerts first (the record's data problems, then the plan's), then
-        options, then what is not advised."""
+        options, then what is not advised, then (one card at most) what would sharpen the plan."""
         cards: list[dict[str, Any]] = []
         items: list[Recommendation | NotRecommended | Alert] = [
             *extra_alerts,
@@ -158,7 +200,12 @@ class CardFactory:
             card = dict(template)  # shallow: the nested parts are shared and never mutated
             card["uuid"] = card_uuid(hook_instance, item.id)
             cards.append(card)
-        return cards, [item.id for item in items]
+        ids = [item.id for item in items]
+        missing = self._missing_facts(plan)
+        if missing is not None:
+            cards.append({**missing, "uuid": card_uuid(hook_instance, MISSING_FACTS_KEY)})
+            ids.append(MISSING_FACTS_KEY)
+        return cards, ids
 
     def problem_card(self, hook_instance: str, problems: Sequence[Any]) -> dict[str, Any]:
         """One card saying the record could not be read well enough to advise, and why."""
@@ -175,3 +222,8 @@ class CardFactory:
             + "\n\nCorrect or complete the record and reopen the chart.",
             "source": self.source([citation], "data-quality", "data quality"),
         }
+
+
+def _unique(citations: Iterable[Citation]) -> list[Citation]:
+    # Several affected rules often cite the same section; list it once.
+    return list(dict.fromkeys(citations))
