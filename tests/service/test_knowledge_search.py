@@ -113,7 +113,7 @@ def test_stemmed_words_match(index) -> None:
 
 def test_words_in_any_script_are_words(index) -> None:
     # Split on letters A-Z only, "Gökbuget" would be searched as "g" and "kbuget".
-    assert top(index, "Gökbuget") == "source-gokbuget-2012"
+    assert top(index, "Gökbuget").startswith("source-gokbuget")
 
 
 def test_titles_aliases_and_keywords_weigh_more_than_body_text(index) -> None:

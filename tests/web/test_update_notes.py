@@ -15,7 +15,11 @@ ADULT_SECOND_RELAPSE = {
 }  # fmt: skip
 
 
-def test_family_page_shows_the_withdrawal_of_liposomal_vincristine(engine: Engine) -> None:
+def test_family_page_shows_the_withdrawal_of_liposomal_vincristine() -> None:
+    from allpath.knowledge import load_kb
+
+    # base + updates: the practice pack (default) does not offer the withdrawn medicine at all.
+    engine = Engine(load_kb(["base", "updates-2026"]))
     plan = engine.recommend(PatientFacts.parse(ADULT_SECOND_RELAPSE))
     rule = next(r for r in plan.recommendations if r.id == "liposomal-vincristine")
     assert rule.superseded_by
@@ -38,7 +42,10 @@ def test_knowledge_page_flags_superseded_rules_and_agents(tmp_path: Path) -> Non
 
     from allpath.api import create_app
 
-    with TestClient(create_app(database_url=f"sqlite:///{tmp_path / 'kb.db'}")) as client:
+    from allpath.knowledge import load_kb
+
+    kb = load_kb(["base", "updates-2026"])
+    with TestClient(create_app(kb, database_url=f"sqlite:///{tmp_path / 'kb.db'}")) as client:
         response = client.get("/learn")
     assert response.status_code == 200, response.text[:200]
     html = response.text
