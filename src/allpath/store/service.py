@@ -33,6 +33,10 @@ ROLES: tuple[Role, ...] = ("clinician", "patient", "admin")
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PATIENT_ID_PATTERN = r"^P[0-9A-Z]{10}$"
 PATIENT_ID_RE = re.compile(PATIENT_ID_PATTERN)
+# Every date the service accepts lies in this range (birth dates, as_of); beyond it date
+# arithmetic (a birthday in year 10000) would fail, and no record of a living person needs it.
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_DATE = dt.date(2199, 12, 31)
 
 
 def utcnow() -> dt.datetime:
@@ -308,7 +312,7 @@ class Records:
         today = utcnow().date()
         if birth_date > today:
             raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
-        if birth_date.year < 1900:
+        if birth_date < MIN_DATE:
             raise InvalidInputError("invalid patient", [Problem("birth_date", "must be in 1900 or later")])
         for _ in range(5):
             row = PatientRow(
@@ -352,6 +356,8 @@ class Records:
         if birth_date is not None:
             if birth_date > utcnow().date():
                 raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
+            if birth_date < MIN_DATE:
+                raise InvalidInputError("invalid patient", [Problem("birth_date", "must be in 1900 or later")])
             first = self.session.scalar(select(func.min(EventRow.date)).where(EventRow.patient_id == patient_id))
             if first is not None and birth_date > first:
                 raise InvalidInputError(
@@ -451,6 +457,11 @@ class Records:
         """The record as of a date (default today): events, state, and the facts if a diagnosis exists."""
         row = self._readable(patient_id, action)
         as_of = as_of or utcnow().date()
+        if not MIN_DATE <= as_of <= MAX_DATE:
+            self.session.rollback()
+            raise InvalidInputError(
+                "invalid date", [Problem("as_of", f"must be between {MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}")]
+            )
         records = self._records(self._event_rows(patient_id))
         audit(self.session, self.actor.username, action, patient_id, detail=f"as_of {as_of.isoformat()}")
         self.session.commit()

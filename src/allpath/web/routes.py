@@ -285,6 +285,9 @@ def create_web_router() -> APIRouter:
             course = records.course(patient_id, _as_of(request.query_params.get("as_of")), action="plan.read")
         except NotFoundError:
             return _error(request, user, 404, "Patient not found", "There is no patient record with that id.")
+        except StoreError as exc:  # an as_of out of range
+            message = "; ".join(f"{p.field} {p.problem}" for p in exc.problems) or exc.message
+            return _error(request, user, 422, "Cannot show the record as of that date", _sentence(message) + ".")
         plan = _plan_for(context, course)
         now_phase, next_phase = current_and_next(plan, course.state.current_phase) if plan else (None, None)
         svg = render_timeline(timeline_events(course.events), course.as_of, title=f"Treatment timeline of {patient_id}")

@@ -1,0 +1,51 @@
+"""Issue #15: the weaknesses an attacker's probe found, each pinned by a test that failed before the fix.
+
+Throttling has its own file (`test_service_throttle.py`); the CDS token checks are in
+`tests/cds/test_cds_auth.py`; the loopback attack replay is `test_attack_replay.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.service.conftest import new_patient, post_event
+from tests.service.test_service_security import browser_login
+
+
+def diagnosed_patient(client: TestClient, headers: dict[str, str]) -> str:
+    pid = new_patient(client, headers)
+    assert post_event(client, headers, pid, type="diagnosed", date="2025-01-10", lineage="B").status_code == 201
+    return pid
+
+
+# --- item 4: dates out of range -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_of", ["9999-12-30", "9999-12-31", "0001-01-01", "2200-01-01"])
+def test_plan_as_of_out_of_range_is_a_422_naming_as_of(client: TestClient, clinician: dict[str, str], as_of: str) -> None:
+    pid = diagnosed_patient(client, clinician)
+    response = client.get(f"/patients/{pid}/plan", params={"as_of": as_of}, headers=clinician)
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["field"] == "as_of"
+
+
+def test_clinician_page_as_of_year_9999_is_a_422_page(
+    app: FastAPI, client: TestClient, clinician: dict[str, str], make_user: Callable[..., str]
+) -> None:
+    pid = diagnosed_patient(client, clinician)
+    with TestClient(app) as browser:
+        browser_login(browser, make_user("clinician"))
+        response = browser.get(f"/clinic/patients/{pid}", params={"as_of": "9999-12-31"})
+    assert response.status_code == 422
+    assert "As_of must be between 1900-01-01 and 2199-12-31" in response.text
+
+
+def test_birth_date_before_1900_is_refused_on_update(client: TestClient, clinician: dict[str, str]) -> None:
+    pid = new_patient(client, clinician)
+    response = client.patch(f"/patients/{pid}", json={"expected_version": 0, "birth_date": "0001-01-01"}, headers=clinician)
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "birth_date"
