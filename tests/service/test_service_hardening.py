@@ -49,3 +49,40 @@ def test_birth_date_before_1900_is_refused_on_update(client: TestClient, clinici
     response = client.patch(f"/patients/{pid}", json={"expected_version": 0, "birth_date": "0001-01-01"}, headers=clinician)
     assert response.status_code == 422
     assert response.json()["details"][0]["field"] == "birth_date"
+
+
+# --- item 10: display names ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ann\u202eeoJ", "Ann\u200bSmith", "\ufeffAnn Smith", "Ann\u2028Smith", "Ann\u2066Smith", "Ann\u00a0Smith"],
+    ids=["rlo-override", "zero-width-space", "bom", "line-separator", "isolate", "nbsp"],
+)
+def test_display_name_with_direction_or_invisible_characters_is_refused(
+    client: TestClient, clinician: dict[str, str], name: str
+) -> None:
+    response = client.post("/patients", json={"birth_date": "2015-06-01", "display_name": name}, headers=clinician)
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["field"] == "display_name"
+    pid = new_patient(client, clinician)
+    patched = client.patch(f"/patients/{pid}", json={"expected_version": 0, "display_name": name}, headers=clinician)
+    assert patched.status_code == 422
+    assert patched.json()["details"][0]["field"] == "display_name"
+
+
+def test_display_name_is_stored_in_nfc(client: TestClient, clinician: dict[str, str]) -> None:
+    pid = new_patient(client, clinician, display_name="Rene\u0301e Test (fake)")
+    assert client.get(f"/patients/{pid}", headers=clinician).json()["display_name"] == "Ren\u00e9e Test (fake)"
+
+
+def test_new_patient_page_refuses_a_direction_override_in_the_name(app: FastAPI, make_user: Callable[..., str]) -> None:
+    with TestClient(app) as browser:
+        token = browser_login(browser, make_user("clinician"))
+        response = browser.post(
+            "/clinic/patients/new",
+            data={"birth_date": "2015-06-01", "display_name": "Ann\u202eeoJ", "csrf_token": token},
+            follow_redirects=False,
+        )
+    assert response.status_code == 422
+    assert "U+202E" in response.text

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -213,11 +214,30 @@ def _printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _check_display_name(name: str | None) -> None:
-    if name is not None and (not name.strip() or len(name) > 200 or _printable(name) != name):
+# Unicode categories a display name may not hold: controls (Cc), format characters (Cf: the
+# direction overrides U+202A-202E and U+2066-2069, zero-width U+200B-200D, the BOM U+FEFF),
+# surrogates, private use and unassigned code points, line and paragraph separators. With them
+# one patient's name can be made to look like another's.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def clean_display_name(name: str | None) -> str | None:
+    """The name in NFC, or `InvalidInputError` naming `display_name` when it is empty, too long or
+    holds control, direction, invisible or space characters other than the plain space."""
+    if name is None:
+        return None
+    name = unicodedata.normalize("NFC", name)
+    refused = sorted(
+        {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in _REFUSED_CATEGORIES or (c.isspace() and c != " ")}
+    )
+    if refused:
+        problem = f"must not contain control, direction or invisible characters ({', '.join(refused[:5])})"
+        raise InvalidInputError("invalid patient", [Problem("display_name", problem)])
+    if not name.strip() or len(name) > 200:
         raise InvalidInputError(
             "invalid patient", [Problem("display_name", "must be 1-200 printable characters, or left out")]
         )
+    return name
 
 
 def audit_now(
@@ -308,7 +328,7 @@ class Records:
     def create_patient(self, birth_date: dt.date, display_name: str | None = None) -> PatientRecord:
         self._require_staff("patient.create")
         durable_session(self.session)
-        _check_display_name(display_name)
+        display_name = clean_display_name(display_name)
         today = utcnow().date()
         if birth_date > today:
             raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
@@ -349,7 +369,7 @@ class Records:
         row = self._writable(patient_id, "patient.update")
         if row.version != expected_version:
             raise ConflictError(f"patient {patient_id} changed since version {expected_version}", row.version)
-        _check_display_name(display_name)
+        display_name = clean_display_name(display_name)
         values: dict[str, Any] = {"version": row.version + 1}
         if display_name is not None or clear_display_name:
             values["display_name"] = display_name
