@@ -11,6 +11,9 @@ from collections.abc import Callable
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from allpath.store.models import PatientRow
 
 from tests.service.conftest import new_patient, post_event
 from tests.service.test_service_security import browser_login
@@ -86,3 +89,26 @@ def test_new_patient_page_refuses_a_direction_override_in_the_name(app: FastAPI,
         )
     assert response.status_code == 422
     assert "U+202E" in response.text
+
+
+# --- item 9: CSRF whatever headers come with the cookie ---------------------------------------------
+
+
+def test_cookie_form_post_with_a_junk_bearer_header_still_needs_the_csrf_token(
+    app: FastAPI, make_user: Callable[..., str]
+) -> None:
+    username = make_user("clinician")
+    with TestClient(app) as browser:
+        browser_login(browser, username)
+        forged = browser.post(
+            "/clinic/patients/new",
+            data={"birth_date": "2015-06-01"},
+            headers={"Authorization": "Bearer junk"},
+            follow_redirects=False,
+        )
+        assert forged.status_code == 403
+        assert forged.json()["details"] == [{"field": "csrf_token", "problem": "is missing or does not match"}]
+        json_forged = browser.post("/patients", json={"birth_date": "2015-06-01"}, headers={"Authorization": "Bearer junk"})
+        assert json_forged.status_code == 403
+    with app.state.allpath.sessions() as session:
+        assert session.scalars(select(PatientRow).where(PatientRow.created_by == username)).all() == []
