@@ -316,8 +316,16 @@ def test_token_longer_than_8_kb_is_refused_before_it_is_decoded(client, rsa):
     assert_unauthorized(_send(client, DISCOVERY, padded), "longer than 8192 bytes")
 
 
-def test_a_10_mb_authorization_header_is_refused(client):
-    assert_unauthorized(_send(client, DISCOVERY, "x" * (10 * 1024 * 1024)), "longer than 8192 bytes")
+def test_a_10_mb_authorization_header_is_refused_at_the_edge_with_431(client):
+    response = _send(client, DISCOVERY, "x" * (10 * 1024 * 1024))
+    assert response.status_code == 431
+    assert response.json()["details"][0]["field"] == "headers"
+
+
+def test_verifier_refuses_a_huge_authorization_value_before_splitting_it(rsa):
+    verifier = JwtVerifier({"keys": [rsa.public_jwk()]}, [ISSUER])
+    with pytest.raises(AuthError, match="longer than 8192 bytes"):
+        verifier.verify("Bearer " + "x" * (10 * 1024 * 1024), [SERVICE_URL + DISCOVERY])
 
 
 def test_token_valid_for_ten_years_is_refused(client, rsa):
@@ -341,3 +349,18 @@ def test_long_lived_token_does_not_enter_the_replay_cache():
     with pytest.raises(AuthError):
         verifier.verify(f"Bearer {token(signer, claims={'iat': now, 'exp': now + 3600})}", [SERVICE_URL + DISCOVERY])
     assert len(cache) == 0
+
+
+def test_cds_answers_carry_the_security_headers(client, rsa):
+    response = _send(client, DISCOVERY, token(rsa, DISCOVERY))
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_cds_request_body_over_the_limit_gets_413(client, rsa):
+    endpoint = PATIENT_VIEW
+    body = b'{"hook": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = client.post(
+        endpoint, content=body, headers={**bearer(token(rsa, endpoint)), "content-type": "application/json"}
+    )
+    assert response.status_code == 413

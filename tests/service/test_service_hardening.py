@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from allpath.store.models import PatientRow
-
 from tests.service.conftest import new_patient, post_event
 from tests.service.test_service_security import browser_login
 
@@ -29,7 +28,9 @@ def diagnosed_patient(client: TestClient, headers: dict[str, str]) -> str:
 
 
 @pytest.mark.parametrize("as_of", ["9999-12-30", "9999-12-31", "0001-01-01", "2200-01-01"])
-def test_plan_as_of_out_of_range_is_a_422_naming_as_of(client: TestClient, clinician: dict[str, str], as_of: str) -> None:
+def test_plan_as_of_out_of_range_is_a_422_naming_as_of(
+    client: TestClient, clinician: dict[str, str], as_of: str
+) -> None:
     pid = diagnosed_patient(client, clinician)
     response = client.get(f"/patients/{pid}/plan", params={"as_of": as_of}, headers=clinician)
     assert response.status_code == 422, response.text
@@ -49,7 +50,9 @@ def test_clinician_page_as_of_year_9999_is_a_422_page(
 
 def test_birth_date_before_1900_is_refused_on_update(client: TestClient, clinician: dict[str, str]) -> None:
     pid = new_patient(client, clinician)
-    response = client.patch(f"/patients/{pid}", json={"expected_version": 0, "birth_date": "0001-01-01"}, headers=clinician)
+    response = client.patch(
+        f"/patients/{pid}", json={"expected_version": 0, "birth_date": "0001-01-01"}, headers=clinician
+    )
     assert response.status_code == 422
     assert response.json()["details"][0]["field"] == "birth_date"
 
@@ -108,7 +111,77 @@ def test_cookie_form_post_with_a_junk_bearer_header_still_needs_the_csrf_token(
         )
         assert forged.status_code == 403
         assert forged.json()["details"] == [{"field": "csrf_token", "problem": "is missing or does not match"}]
-        json_forged = browser.post("/patients", json={"birth_date": "2015-06-01"}, headers={"Authorization": "Bearer junk"})
+        json_forged = browser.post(
+            "/patients", json={"birth_date": "2015-06-01"}, headers={"Authorization": "Bearer junk"}
+        )
         assert json_forged.status_code == 403
     with app.state.allpath.sessions() as session:
         assert session.scalars(select(PatientRow).where(PatientRow.created_by == username)).all() == []
+
+
+# --- item 2: security headers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/login", "/learn", "/clinic/patients/new"])
+def test_every_page_forbids_framing_and_sniffing(app: FastAPI, path: str) -> None:
+    with TestClient(app) as browser:
+        response = browser.get(path, follow_redirects=False)
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp
+    if response.headers.get("content-type", "").startswith("text/html"):
+        assert "default-src 'none'" in csp and "form-action 'self'" in csp and "script-src" not in csp
+    assert "strict-transport-security" not in response.headers  # plain http: no HSTS
+
+
+def test_json_errors_and_api_answers_carry_the_headers_too(client: TestClient) -> None:
+    for response in (client.get("/healthz"), client.get("/patients"), client.get("/no-such-route")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_hsts_is_sent_over_https(app: FastAPI) -> None:
+    with TestClient(app, base_url="https://testserver") as browser:
+        response = browser.get("/login")
+    assert response.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+# --- item 8: request size limits --------------------------------------------------------------------
+
+
+def test_anonymous_20_mb_recommend_is_refused_with_413_before_parsing(client: TestClient) -> None:
+    body = b'{"age_years": 10, "padding": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    response = client.post("/recommend", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["details"] == [{"field": "body", "problem": "must be at most 1048576 bytes"}]
+
+
+def test_a_chunked_body_over_the_limit_is_refused_with_413(client: TestClient) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(40):
+            yield b"x" * 65536
+
+    response = client.post("/recommend", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_a_body_under_the_limit_still_works(client: TestClient) -> None:
+    facts = {"age_years": 10, "lineage": "B", "ph_status": "negative", "disease_status": "newly_diagnosed"}
+    assert client.post("/recommend", json=facts).status_code == 200
+
+
+def test_request_headers_over_the_limit_get_431(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"X-Junk": "x" * (64 * 1024)})
+    assert response.status_code == 431
+    assert response.json()["details"][0]["field"] == "headers"
+
+
+def test_body_and_header_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from allpath.store.settings import Settings
+
+    monkeypatch.setenv("ALLPATH_MAX_BODY_BYTES", "4096")
+    monkeypatch.setenv("ALLPATH_MAX_HEADER_BYTES", "8192")
+    settings = Settings.from_env()
+    assert (settings.max_body_bytes, settings.max_header_bytes) == (4096, 8192)

@@ -228,7 +228,11 @@ def clean_display_name(name: str | None) -> str | None:
         return None
     name = unicodedata.normalize("NFC", name)
     refused = sorted(
-        {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in _REFUSED_CATEGORIES or (c.isspace() and c != " ")}
+        {
+            f"U+{ord(c):04X}"
+            for c in name
+            if unicodedata.category(c) in _REFUSED_CATEGORIES or (c.isspace() and c != " ")
+        }
     )
     if refused:
         problem = f"must not contain control, direction or invisible characters ({', '.join(refused[:5])})"

@@ -40,6 +40,9 @@ class Settings:
     session_ttl_seconds: int = 8 * 3600
     sqlite_synchronous: str = "FULL"
     migrate_on_start: bool = True
+    # Requests: a body over max_body_bytes gets 413, a head (path and headers) over max_header_bytes 431.
+    max_body_bytes: int = 1 << 20
+    max_header_bytes: int = 32 * 1024
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -51,10 +54,15 @@ class Settings:
             "session_ttl_seconds": _int_env("ALLPATH_SESSION_TTL_SECONDS", 8 * 3600),
             "sqlite_synchronous": (os.environ.get("ALLPATH_SQLITE_SYNCHRONOUS") or "FULL").upper(),
             "migrate_on_start": bool(_bool_env("ALLPATH_MIGRATE_ON_START", True)),
+            "max_body_bytes": _int_env("ALLPATH_MAX_BODY_BYTES", 1 << 20),
+            "max_header_bytes": _int_env("ALLPATH_MAX_HEADER_BYTES", 32 * 1024),
         }
         if secret:
             values["secret_key"] = secret
         values.update({k: v for k, v in overrides.items() if v is not None})
+        for name in ("max_body_bytes", "max_header_bytes"):
+            if int(values[name]) < 1024:  # type: ignore[call-overload]
+                raise ValueError(f"ALLPATH_{name.upper()}: must be at least 1024")
         if values["sqlite_synchronous"] not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError("ALLPATH_SQLITE_SYNCHRONOUS: must be one of OFF, NORMAL, FULL, EXTRA")
         return cls(**values)  # type: ignore[arg-type]
