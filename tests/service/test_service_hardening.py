@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from allpath.store.models import PatientRow
-from tests.service.conftest import new_patient, post_event
+from allpath.store.models import PatientRow, TokenRow
+from tests.service.conftest import PASSWORD, new_patient, post_event
 from tests.service.test_service_security import browser_login
 
 
@@ -185,3 +185,119 @@ def test_body_and_header_limits_come_from_the_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("ALLPATH_MAX_HEADER_BYTES", "8192")
     settings = Settings.from_env()
     assert (settings.max_body_bytes, settings.max_header_bytes) == (4096, 8192)
+
+
+# --- item 5: password policy --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "problem"),
+    [
+        ("weak-repeat", "aaaaaaaaaa", "different characters"),
+        ("alice-smith-01", "alice-smith-01", "user name"),
+        ("alice-smith-02", "ALICE-SMITH-02", "user name"),
+        ("common-one", "qwertyuiop", "too common"),
+        ("common-two", "password123!", "too common"),
+        ("short-one", "abc123xyz", "at least 10"),
+    ],
+)
+def test_weak_passwords_are_refused_on_account_creation(
+    client: TestClient,
+    make_user: Callable[..., str],
+    login: Callable[[str], dict[str, str]],
+    username: str,
+    password: str,
+    problem: str,
+) -> None:
+    admin = login(make_user("admin"))
+    response = client.post(
+        "/users", json={"username": username, "password": password, "role": "clinician"}, headers=admin
+    )
+    assert response.status_code == 422, response.text
+    detail = response.json()["details"][0]
+    assert detail["field"] == "password" and problem in detail["problem"]
+
+
+def test_password_change_applies_the_policy_and_revokes_other_tokens(
+    client: TestClient, make_user: Callable[..., str], login: Callable[[str], dict[str, str]]
+) -> None:
+    username = make_user("clinician")
+    current, other = login(username), login(username)
+    weak = client.post("/auth/password", json={"current_password": PASSWORD, "new_password": username}, headers=current)
+    assert weak.status_code == 422
+    assert weak.json()["details"][0]["field"] == "new_password"
+    wrong = client.post(
+        "/auth/password",
+        json={"current_password": "not-the-password", "new_password": "a-new-pass-phrase-77"},
+        headers=current,
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["details"][0]["field"] == "current_password"
+    changed = client.post(
+        "/auth/password", json={"current_password": PASSWORD, "new_password": "a-new-pass-phrase-77"}, headers=current
+    )
+    assert changed.status_code == 204, changed.text
+    assert client.get("/auth/me", headers=current).status_code == 200
+    assert client.get("/auth/me", headers=other).status_code == 401
+    assert client.post("/auth/token", data={"username": username, "password": PASSWORD}).status_code == 401
+    assert (
+        client.post("/auth/token", data={"username": username, "password": "a-new-pass-phrase-77"}).status_code == 200
+    )
+
+
+# --- item 6: revocation, deactivation, lifetime -----------------------------------------------------
+
+
+def test_logout_revokes_the_bearer_token(
+    client: TestClient, make_user: Callable[..., str], login: Callable[[str], dict[str, str]]
+) -> None:
+    headers = login(make_user("clinician"))
+    assert client.post("/auth/logout", headers=headers).status_code == 204
+    assert client.get("/auth/me", headers=headers).status_code == 401
+
+
+def test_session_logout_with_a_bearer_token_revokes_it(
+    client: TestClient, make_user: Callable[..., str], login: Callable[[str], dict[str, str]]
+) -> None:
+    headers = login(make_user("clinician"))
+    client.cookies.clear()
+    assert client.post("/auth/session/logout", headers=headers).status_code == 204
+    assert client.get("/auth/me", headers=headers).status_code == 401
+
+
+def test_deactivating_an_account_revokes_every_token_and_session(
+    app: FastAPI, client: TestClient, make_user: Callable[..., str], login: Callable[[str], dict[str, str]]
+) -> None:
+    admin = login(make_user("admin"))
+    username = make_user("clinician")
+    api_token = login(username)
+    with TestClient(app) as browser:
+        browser_login(browser, username)
+        user_id = client.get("/auth/me", headers=api_token).json()["id"]
+        response = client.patch(f"/users/{user_id}", json={"active": False}, headers=admin)
+        assert response.status_code == 200 and response.json()["active"] is False
+        assert client.get("/auth/me", headers=api_token).status_code == 401
+        assert browser.get("/auth/session").status_code == 401
+    assert client.post("/auth/token", data={"username": username, "password": PASSWORD}).status_code == 401
+    # The tokens are revoked in the table, not only hidden behind the inactive account.
+    with app.state.allpath.sessions() as session:
+        assert all(session.scalars(select(TokenRow.revoked).where(TokenRow.user_id == user_id)))
+    trail = client.get("/audit", params={"limit": 50}, headers=admin).json()
+    assert any(a["action"] == "user.update" and username in (a["detail"] or "") for a in trail)
+
+
+def test_only_an_admin_may_deactivate_an_account(
+    client: TestClient, make_user: Callable[..., str], login: Callable[[str], dict[str, str]]
+) -> None:
+    clinician = login(make_user("clinician"))
+    me = client.get("/auth/me", headers=clinician).json()["id"]
+    assert client.patch(f"/users/{me}", json={"active": False}, headers=clinician).status_code == 403
+
+
+def test_bearer_tokens_live_30_minutes_by_default(client: TestClient, make_user: Callable[..., str]) -> None:
+    import datetime as dt
+
+    before = dt.datetime.now(dt.UTC)
+    token = client.post("/auth/token", data={"username": make_user("clinician"), "password": PASSWORD}).json()
+    lifetime = dt.datetime.fromisoformat(token["expires_at"]) - before
+    assert dt.timedelta(minutes=29) < lifetime <= dt.timedelta(minutes=31)

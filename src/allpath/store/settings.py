@@ -36,7 +36,8 @@ class Settings:
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     # None = decide per request: Secure cookies whenever the request came over https.
     cookie_secure: bool | None = None
-    token_ttl_seconds: int = 8 * 3600
+    # Bearer tokens are short-lived (log in again when one expires); browser sessions last a working day.
+    token_ttl_seconds: int = 30 * 60
     session_ttl_seconds: int = 8 * 3600
     sqlite_synchronous: str = "FULL"
     migrate_on_start: bool = True
@@ -50,7 +51,7 @@ class Settings:
         values: dict[str, object] = {
             "database_url": os.environ.get("ALLPATH_DATABASE_URL") or DEFAULT_DATABASE_URL,
             "cookie_secure": _bool_env("ALLPATH_COOKIE_SECURE", None),
-            "token_ttl_seconds": _int_env("ALLPATH_TOKEN_TTL_SECONDS", 8 * 3600),
+            "token_ttl_seconds": _int_env("ALLPATH_TOKEN_TTL_SECONDS", 30 * 60),
             "session_ttl_seconds": _int_env("ALLPATH_SESSION_TTL_SECONDS", 8 * 3600),
             "sqlite_synchronous": (os.environ.get("ALLPATH_SQLITE_SYNCHRONOUS") or "FULL").upper(),
             "migrate_on_start": bool(_bool_env("ALLPATH_MIGRATE_ON_START", True)),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
-from allpath.api.deps import ContextDep, CurrentUser, SessionDep
+from allpath.api.deps import ContextDep, CurrentUser, SessionDep, bearer_scheme
 from allpath.api.errors import ERROR_RESPONSES
-from allpath.api.models import TokenPublic, UserPublic
-from allpath.store.auth import authenticate, issue_token
+from allpath.api.models import PasswordChange, TokenPublic, UserPublic
+from allpath.store.auth import authenticate, change_password, issue_token, revoke_token
 from allpath.store.httpauth import csrf_token, current_user_from_cookie, end_browser_session, start_browser_session
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
@@ -62,10 +63,35 @@ def browser_whoami(request: Request, session: SessionDep) -> UserPublic:
     return UserPublic.of(user)
 
 
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+@router.post("/logout", status_code=204)
+def logout(user: CurrentUser, credentials: BearerCredentials, session: SessionDep) -> None:
+    """Revoke the bearer token this request carries; it authenticates nothing afterwards."""
+    assert credentials is not None  # CurrentUser resolved it
+    revoke_token(session, credentials.credentials)
+
+
+@router.post("/password", status_code=204)
+def new_password(body: PasswordChange, user: CurrentUser, credentials: BearerCredentials, session: SessionDep) -> None:
+    """Change your own password (the policy applies); every other token and session of the account is revoked."""
+    change_password(
+        session,
+        user,
+        body.current_password,
+        body.new_password,
+        keep_token=credentials.credentials if credentials else None,
+    )
+
+
 @router.post("/session/logout", status_code=204)
-def browser_logout(request: Request, response: Response, session: SessionDep) -> None:
-    """End the browser session (needs the CSRF token, like every cookie-authenticated post)."""
+def browser_logout(request: Request, response: Response, session: SessionDep, credentials: BearerCredentials) -> None:
+    """End the browser session (needs the CSRF token, like every cookie-authenticated post); a bearer
+    token sent along is revoked too."""
     end_browser_session(request, response, session)
+    if credentials is not None:
+        revoke_token(session, credentials.credentials)
 
 
 @router.get("/csrf")
