@@ -38,6 +38,7 @@ from allpath.store.service import (
     audit_now,
     utcnow,
 )
+from allpath.store.settings import Settings
 
 log = logging.getLogger("allpath.store")
 TokenKind = Literal["bearer", "session"]
@@ -177,6 +178,31 @@ def authenticate(session: Session, username: str, password: str) -> UserRecord |
     audit(session, row.username, "auth.login", row.patient_id)
     session.commit()
     return UserRecord.of(row)
+
+
+def authenticate_throttled(
+    session: Session, settings: Settings, username: str, password: str, address: str | None
+) -> UserRecord | None:
+    """`authenticate`, behind the log-in throttle (`allpath.store.throttle`).
+
+    Raises `ThrottledError` (429, `Retry-After`) while the account name or the client address is
+    locked, without checking the password; counts a failure against both; clears the account's
+    count on success.
+    """
+    from allpath.store import throttle
+
+    keys = throttle.keys_for(settings, username, address)
+    actor = username if _USERNAME.match(username) else "unknown-user"
+    wait = throttle.locked_for(session, keys)
+    if wait is not None:
+        log.info("log-in refused: locked for %s s", wait)
+        raise throttle.refuse(session, actor, keys, wait)
+    user = authenticate(session, username, password)
+    if user is None:
+        throttle.record_failure(session, settings, actor, keys)
+    else:
+        throttle.clear(session, keys[0])
+    return user
 
 
 def issue_token(session: Session, user: UserRecord, kind: TokenKind, ttl_seconds: int) -> tuple[str, dt.datetime]:

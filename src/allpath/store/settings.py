@@ -44,6 +44,14 @@ class Settings:
     # Requests: a body over max_body_bytes gets 413, a head (path and headers) over max_header_bytes 431.
     max_body_bytes: int = 1 << 20
     max_header_bytes: int = 32 * 1024
+    # Log-in throttling (docs/security.md): after this many failures in a row within the window,
+    # an account or a client address is locked, for lock_seconds doubling with each further
+    # failure up to lock_max_seconds.
+    login_max_failures: int = 5
+    login_address_max_failures: int = 20
+    login_lock_seconds: int = 30
+    login_lock_max_seconds: int = 900
+    login_window_seconds: int = 900
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -57,10 +65,18 @@ class Settings:
             "migrate_on_start": bool(_bool_env("ALLPATH_MIGRATE_ON_START", True)),
             "max_body_bytes": _int_env("ALLPATH_MAX_BODY_BYTES", 1 << 20),
             "max_header_bytes": _int_env("ALLPATH_MAX_HEADER_BYTES", 32 * 1024),
+            "login_max_failures": _int_env("ALLPATH_LOGIN_MAX_FAILURES", 5),
+            "login_address_max_failures": _int_env("ALLPATH_LOGIN_ADDRESS_MAX_FAILURES", 20),
+            "login_lock_seconds": _int_env("ALLPATH_LOGIN_LOCK_SECONDS", 30),
+            "login_lock_max_seconds": _int_env("ALLPATH_LOGIN_LOCK_MAX_SECONDS", 900),
+            "login_window_seconds": _int_env("ALLPATH_LOGIN_WINDOW_SECONDS", 900),
         }
         if secret:
             values["secret_key"] = secret
         values.update({k: v for k, v in overrides.items() if v is not None})
+        for name in ("login_max_failures", "login_address_max_failures", "login_lock_seconds", "login_window_seconds"):
+            if int(values[name]) < 1:  # type: ignore[call-overload]
+                raise ValueError(f"ALLPATH_{name.upper()}: must be at least 1")
         for name in ("max_body_bytes", "max_header_bytes"):
             if int(values[name]) < 1024:  # type: ignore[call-overload]
                 raise ValueError(f"ALLPATH_{name.upper()}: must be at least 1024")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from allpath.course import EVENT_TYPES
 from allpath.facts import Problem
 from allpath.plan import Plan
-from allpath.store.auth import UserRecord, authenticate
+from allpath.store.auth import UserRecord, authenticate_throttled
 from allpath.store.context import AppContext
 from allpath.store.httpauth import (
     csrf_token,
@@ -32,6 +32,7 @@ from allpath.store.httpauth import (
 )
 from allpath.store.kbsearch import knowledge_index
 from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
+from allpath.store.throttle import ThrottledError
 from allpath.web.family import build_family_plan, current_and_next
 from allpath.web.forms import EVENT_FORMS, FORMS_BY_TYPE, event_from_form, form_field
 from allpath.web.render import html_to_pdf, render, static_text
@@ -191,7 +192,33 @@ def create_web_router() -> APIRouter:
             errors["username"] = "Enter your user name."
         if not password:
             errors["password"] = "Enter your password."
-        user = authenticate(session, username.strip(), password) if not errors else None
+        try:
+            user = (
+                authenticate_throttled(
+                    session,
+                    get_context(request).settings,
+                    username.strip(),
+                    password,
+                    request.client.host if request.client else None,
+                )
+                if not errors
+                else None
+            )
+        except ThrottledError as exc:
+            errors["_form"] = (
+                f"Too many failed log-ins. Try again in {exc.retry_after} seconds, or ask an administrator."
+            )
+            page = _page(
+                request,
+                "login.html",
+                None,
+                status_code=429,
+                next=_safe_next(next) or "",
+                errors=errors,
+                username=username,
+            )
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         if user is None:
             if not errors:
                 errors["_form"] = "The user name or password is not right."

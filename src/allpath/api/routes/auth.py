@@ -10,21 +10,31 @@ from fastapi.security import HTTPAuthorizationCredentials
 from allpath.api.deps import ContextDep, CurrentUser, SessionDep, bearer_scheme
 from allpath.api.errors import ERROR_RESPONSES
 from allpath.api.models import PasswordChange, TokenPublic, UserPublic
-from allpath.store.auth import authenticate, change_password, issue_token, revoke_token
+from allpath.store.auth import authenticate_throttled, change_password, issue_token, revoke_token
 from allpath.store.httpauth import csrf_token, current_user_from_cookie, end_browser_session, start_browser_session
 
-router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/auth",
+    tags=["auth"],
+    responses={**ERROR_RESPONSES, 429: {**ERROR_RESPONSES[422], "description": "Throttled"}},
+)
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 @router.post("/token", response_model=TokenPublic)
 def login(
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=200)],
+    request: Request,
     session: SessionDep,
     context: ContextDep,
 ) -> TokenPublic:
-    """Exchange a username and password for a bearer token."""
-    user = authenticate(session, username, password)
+    """Exchange a username and password for a bearer token. Repeated failures lock the account name
+    and the client address for a while (429 with `Retry-After`)."""
+    user = authenticate_throttled(session, context.settings, username, password, _address(request))
     if user is None:
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     secret, expires = issue_token(session, user, "bearer", context.settings.token_ttl_seconds)
@@ -45,9 +55,10 @@ def browser_login(
     request: Request,
     response: Response,
     session: SessionDep,
+    context: ContextDep,
 ) -> UserPublic:
     """Browser log-in: sets the session cookie. A form post, so it needs the `csrf_token` field."""
-    user = authenticate(session, username, password)
+    user = authenticate_throttled(session, context.settings, username, password, _address(request))
     if user is None:
         raise HTTPException(401, "wrong username or password")
     start_browser_session(request, response, user, session)
