@@ -156,3 +156,11 @@ def test_throttle_counts_and_locks_on_postgresql() -> None:
                 assert token(client, "victim", PASSWORD) == 429
         finally:
             application.state.allpath.close()
+
+
+def test_a_nul_in_the_name_tried_is_counted_not_a_500(app: FastAPI) -> None:
+    from allpath.store.throttle import keys_for
+
+    assert keys_for(Settings(), "a\x00b", "127.0.0.1")[0].key == "user:a?b"
+    with TestClient(app) as client:
+        assert token(client, "a\x00b", "x") == 401

@@ -51,10 +51,17 @@ class ThrottleKey:
     kind: str  # account | address
 
 
+# A name tried at log-in is any text; control characters (NUL, which PostgreSQL refuses in text) become '?'.
+_CONTROL = dict.fromkeys([*range(32), 127], "?")
+
+
 def keys_for(settings: Settings, username: str, address: str | None) -> list[ThrottleKey]:
-    keys = [ThrottleKey("user:" + username.strip().casefold()[:64], settings.login_max_failures, "account")]
+    name = username.strip().casefold().translate(_CONTROL)[:64]
+    keys = [ThrottleKey("user:" + name, settings.login_max_failures, "account")]
     if address:
-        keys.append(ThrottleKey("addr:" + address[:64], settings.login_address_max_failures, "address"))
+        keys.append(
+            ThrottleKey("addr:" + address.translate(_CONTROL)[:64], settings.login_address_max_failures, "address")
+        )
     return keys
 
 
