@@ -194,7 +194,7 @@ def main() -> int:
         now = int(time.time())
 
         def make_token(aud: str) -> str:
-            claims = {"iss": ISSUER, "aud": aud, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())}
+            claims = {"iss": ISSUER, "aud": aud, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
             return jwt.encode(claims, key, algorithm="RS384", headers={"kid": "bench", "typ": "JWT"})
 
         def discovery_answers(base_url: str) -> bool:

@@ -532,7 +532,7 @@ def serve(
         if cds_settings.insecure_dev:
             err.print("WARNING: CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1): local development only.")
         _freeze_startup_objects()
-        uvicorn.run(application, host=host, port=port, log_level=log_level)
+        uvicorn.run(application, host=host, port=port, log_level=log_level, **_head_limit(None))
         return
 
     from allpath.api import create_app
@@ -541,7 +541,15 @@ def serve(
     with _database_reachable():
         application = create_app(settings=settings)
     _freeze_startup_objects()
-    uvicorn.run(application, host=host, port=port, log_level=log_level)
+    uvicorn.run(application, host=host, port=port, log_level=log_level, **_head_limit(settings))
+
+
+def _head_limit(settings: Any) -> dict[str, Any]:
+    """uvicorn options that make its HTTP parser refuse (431) a request head over the configured size."""
+    from allpath.api.limits import bounded_http_protocol
+
+    limit = settings.max_header_bytes if settings is not None else _service_settings(None).max_header_bytes
+    return bounded_http_protocol(limit)
 
 
 def _freeze_startup_objects() -> None:

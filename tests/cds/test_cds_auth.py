@@ -296,3 +296,71 @@ def test_a_token_replayed_to_a_restarted_service_is_refused_when_the_replay_db_i
     assert_unauthorized(_send(restarted, DISCOVERY, once), "replay")
     without = make_client()  # the in-memory default cannot know: this is the gap the file closes
     assert _send(without, DISCOVERY, once).status_code == 200
+
+
+# --- issue #15: malformed, oversized and long-lived tokens ----------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_unknown_crit_header_is_a_401_not_a_500(client, rsa, endpoint, caplog):
+    # PyJWT raises InvalidTokenError (not DecodeError) for an unsupported critical extension.
+    header = _b64({"alg": "RS384", "typ": "JWT", "kid": rsa.kid, "crit": ["urn:x-unknown"], "urn:x-unknown": 1})
+    crafted = f"{header}.{_b64(_claims(endpoint))}.c2lnbmF0dXJl"
+    response = _send(client, endpoint, crafted)
+    assert_unauthorized(response, "well-formed")
+    assert "Traceback" not in caplog.text
+
+
+def test_token_longer_than_8_kb_is_refused_before_it_is_decoded(client, rsa):
+    padded = token(rsa, DISCOVERY, claims={"padding": "x" * 9000})
+    assert_unauthorized(_send(client, DISCOVERY, padded), "longer than 8192 bytes")
+
+
+def test_a_10_mb_authorization_header_is_refused_at_the_edge_with_431(client):
+    response = _send(client, DISCOVERY, "x" * (10 * 1024 * 1024))
+    assert response.status_code == 431
+    assert response.json()["details"][0]["field"] == "headers"
+
+
+def test_verifier_refuses_a_huge_authorization_value_before_splitting_it(rsa):
+    verifier = JwtVerifier({"keys": [rsa.public_jwk()]}, [ISSUER])
+    with pytest.raises(AuthError, match="longer than 8192 bytes"):
+        verifier.verify("Bearer " + "x" * (10 * 1024 * 1024), [SERVICE_URL + DISCOVERY])
+
+
+def test_token_valid_for_ten_years_is_refused(client, rsa):
+    now = int(time.time())
+    long_lived = token(rsa, DISCOVERY, claims={"iat": now, "exp": now + 10 * 365 * 24 * 3600})
+    assert_unauthorized(_send(client, DISCOVERY, long_lived), "lifetime")
+
+
+def test_token_valid_for_exactly_five_minutes_is_accepted(client, rsa):
+    now = int(time.time())
+    assert _send(client, DISCOVERY, token(rsa, DISCOVERY, claims={"iat": now, "exp": now + 300})).status_code == 200
+
+
+def test_long_lived_token_does_not_enter_the_replay_cache():
+    cache = ReplayCache()
+    signer = rsa_key()
+    verifier = JwtVerifier(
+        {"keys": [signer.public_jwk()]}, [ISSUER], replay_cache=cache, clock=lambda: float(int(time.time()))
+    )
+    now = int(time.time())
+    with pytest.raises(AuthError):
+        verifier.verify(f"Bearer {token(signer, claims={'iat': now, 'exp': now + 3600})}", [SERVICE_URL + DISCOVERY])
+    assert len(cache) == 0
+
+
+def test_cds_answers_carry_the_security_headers(client, rsa):
+    response = _send(client, DISCOVERY, token(rsa, DISCOVERY))
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_cds_request_body_over_the_limit_gets_413(client, rsa):
+    endpoint = PATIENT_VIEW
+    body = b'{"hook": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = client.post(
+        endpoint, content=body, headers={**bearer(token(rsa, endpoint)), "content-type": "application/json"}
+    )
+    assert response.status_code == 413

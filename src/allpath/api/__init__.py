@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from allpath.api.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from allpath.knowledge import KnowledgeBase, load_kb
 from allpath.store.context import AppContext
 from allpath.store.httpauth import CSRFMiddleware
@@ -65,7 +66,12 @@ def create_app(
         redoc_url=None,
     )
     app.state.allpath = context
+    # Starlette runs the last one added first: limits before CSRF reads a form, headers on every answer.
     app.add_middleware(CSRFMiddleware)
+    app.add_middleware(
+        RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     for module in (auth, patients, recommend, knowledge, admin):
         app.include_router(module.router)

@@ -16,7 +16,7 @@ from allpath.store.context import AppContext
 from allpath.store.httpauth import db_session, get_context
 from allpath.store.service import Actor, Records, audit_now
 
-_bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token.")
+bearer_scheme = HTTPBearer(auto_error=False, description="A token from POST /auth/token.")
 
 SessionDep = Annotated[Session, Depends(db_session)]
 
@@ -39,7 +39,7 @@ ContextDep = Annotated[AppContext, Depends(_context)]
 async def get_current_user(
     request: Request,
     session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Actor:
     user = resolve_token(session, credentials.credentials, "bearer") if credentials else None
     if user is None:

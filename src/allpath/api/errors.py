@@ -80,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, exc.problems)
+        return error_response(exc.status_code, exc.message, exc.problems, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(FactsError)
     async def _facts(request: Request, exc: FactsError) -> JSONResponse:

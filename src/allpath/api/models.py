@@ -33,10 +33,20 @@ class UserPublic(BaseModel):
     username: str
     role: Literal["clinician", "patient", "admin"]
     patient_id: str | None
+    active: bool = True
 
     @classmethod
     def of(cls, user: UserRecord) -> UserPublic:
-        return cls(id=user.id, username=user.username, role=user.role, patient_id=user.patient_id)
+        return cls(id=user.id, username=user.username, role=user.role, patient_id=user.patient_id, active=user.active)
+
+
+class UserUpdate(_In):
+    active: bool = Field(description="false deactivates the account and revokes all its tokens and sessions.")
+
+
+class PasswordChange(_In):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200, pattern=TEXT_PATTERN)
 
 
 class UserCreate(_In):

@@ -7,10 +7,13 @@ so a copy of the database cannot be replayed as a login.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
 import secrets
+import string
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -23,7 +26,19 @@ from sqlalchemy.orm import Session
 from allpath.facts import Problem
 from allpath.store.db import durable_session, read_only_session
 from allpath.store.models import PatientRow, TokenRow, UserRow
-from allpath.store.service import PATIENT_ID_RE, ROLES, Actor, InvalidInputError, Role, audit, utcnow
+from allpath.store.service import (
+    PATIENT_ID_RE,
+    ROLES,
+    Actor,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    Role,
+    audit,
+    audit_now,
+    utcnow,
+)
+from allpath.store.settings import Settings
 
 log = logging.getLogger("allpath.store")
 TokenKind = Literal["bearer", "session"]
@@ -74,8 +89,7 @@ def create_user(
     problems: list[Problem] = []
     if not re.match(USERNAME_PATTERN, username):
         problems.append(Problem("username", "must be 2-64 characters: lower-case letters, digits, '.', '_' or '-'"))
-    if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(Problem("password", f"must be at least {MIN_PASSWORD_LENGTH} characters"))
+    problems += password_problems(password, username)
     if role not in ROLES:
         problems.append(Problem("role", f"must be one of {list(ROLES)}"))
     if role == "patient" and not patient_id:
@@ -105,6 +119,42 @@ def create_user(
     return UserRecord.of(row)
 
 
+MIN_DISTINCT_CHARACTERS = 5
+_EDGE_JUNK = string.digits + string.punctuation + " "
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of zxcvbn's list (leaked-password corpora), lower-cased."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"])
+
+
+def password_problems(password: str, username: str, field: str = "password") -> list[Problem]:
+    """What makes `password` unfit for `username`: the policy applied on account creation and change.
+
+    At least `MIN_PASSWORD_LENGTH` characters, at most 200, no control characters, at least
+    `MIN_DISTINCT_CHARACTERS` different characters ("aaaaaaaaaa" is refused), not the user name
+    (in any case, or reversed), and not a common password, nor one with only digits or punctuation
+    added around it ("password123!", "Qwertyuiop").
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return [Problem(field, f"must be at least {MIN_PASSWORD_LENGTH} characters")]
+    if len(password) > 200 or any(unicodedata.category(c) == "Cc" for c in password):
+        return [Problem(field, "must be at most 200 characters, none of them control characters")]
+    if len(set(password)) < MIN_DISTINCT_CHARACTERS:
+        return [Problem(field, f"must use at least {MIN_DISTINCT_CHARACTERS} different characters")]
+    folded = password.casefold()
+    if folded in (username.casefold(), username.casefold()[::-1]):
+        return [Problem(field, "must not be the user name")]
+    common = common_passwords()
+    core = folded.strip(_EDGE_JUNK)
+    if folded in common or (len(core) >= 4 and core in common):
+        return [Problem(field, "is too common: it appears in lists of leaked passwords")]
+    return []
+
+
 def list_users(session: Session) -> list[UserRecord]:
     return [UserRecord.of(r) for r in session.scalars(select(UserRow).order_by(UserRow.id))]
 
@@ -128,6 +178,31 @@ def authenticate(session: Session, username: str, password: str) -> UserRecord |
     audit(session, row.username, "auth.login", row.patient_id)
     session.commit()
     return UserRecord.of(row)
+
+
+def authenticate_throttled(
+    session: Session, settings: Settings, username: str, password: str, address: str | None
+) -> UserRecord | None:
+    """`authenticate`, behind the log-in throttle (`allpath.store.throttle`).
+
+    Raises `ThrottledError` (429, `Retry-After`) while the account name or the client address is
+    locked, without checking the password; counts a failure against both; clears the account's
+    count on success.
+    """
+    from allpath.store import throttle
+
+    keys = throttle.keys_for(settings, username, address)
+    actor = username if _USERNAME.match(username) else "unknown-user"
+    wait = throttle.locked_for(session, keys)
+    if wait is not None:
+        log.info("log-in refused: locked for %s s", wait)
+        raise throttle.refuse(session, actor, keys, wait)
+    user = authenticate(session, username, password)
+    if user is None:
+        throttle.record_failure(session, settings, actor, keys)
+    else:
+        throttle.clear(session, keys[0])
+    return user
 
 
 def issue_token(session: Session, user: UserRecord, kind: TokenKind, ttl_seconds: int) -> tuple[str, dt.datetime]:
@@ -183,3 +258,62 @@ _TOKEN_LOOKUP = (
 def revoke_token(session: Session, secret: str) -> None:
     session.execute(update(TokenRow).where(TokenRow.token_hash == token_hash(secret)).values(revoked=True))
     session.commit()
+
+
+def revoke_user_tokens(session: Session, user_id: int, *, keep: str | None = None) -> int:
+    """Revoke every live token and browser session of a user (but `keep`, a secret); returns how many."""
+    query = update(TokenRow).where(TokenRow.user_id == user_id, TokenRow.revoked.is_(False))
+    if keep is not None:
+        query = query.where(TokenRow.token_hash != token_hash(keep))
+    result = session.execute(query.values(revoked=True))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def change_password(session: Session, actor: Actor, current: str, new: str, *, keep_token: str | None) -> None:
+    """Change the actor's own password: the current one must be right and the new one pass the policy.
+
+    Every other token and browser session of the account is revoked in the same transaction.
+    """
+    durable_session(session)
+    row = session.get(UserRow, actor.user_id) if actor.user_id is not None else None
+    ok = False
+    try:
+        ok = row is not None and _hasher.verify(row.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if row is None or not ok:
+        session.rollback()
+        audit_now(session, actor.username, "auth.password_change", None, "denied", "wrong current password")
+        raise InvalidInputError("password not changed", [Problem("current_password", "is not right")])
+    problems = password_problems(new, row.username, "new_password")
+    if new == current:
+        problems.append(Problem("new_password", "must differ from the current password"))
+    if problems:
+        session.rollback()
+        raise InvalidInputError("password not changed", problems)
+    row.password_hash = hash_password(new)
+    revoked = revoke_user_tokens(session, row.id, keep=keep_token)
+    audit(session, actor.username, "auth.password_change", row.patient_id, detail=f"{revoked} other tokens revoked")
+    session.commit()
+
+
+def set_user_active(session: Session, admin: Actor, user_id: int, active: bool) -> UserRecord:
+    """Activate or deactivate an account (admin only). Deactivating revokes every token of the account."""
+    if admin.role != "admin":
+        audit_now(session, admin.username, "user.update", None, "denied", "role")
+        raise ForbiddenError("only an admin may manage accounts")
+    durable_session(session)
+    row = session.get(UserRow, user_id)
+    if row is None:
+        session.rollback()
+        raise NotFoundError(f"no user {user_id}")
+    if row.id == admin.user_id and not active:
+        session.rollback()
+        raise InvalidInputError("invalid change", [Problem("active", "an admin cannot deactivate their own account")])
+    row.active = active
+    revoked = 0 if active else revoke_user_tokens(session, row.id)
+    detail = f"{row.username} {'activated' if active else f'deactivated, {revoked} tokens revoked'}"
+    audit(session, admin.username, "user.update", row.patient_id, detail=detail)
+    session.commit()
+    log.info("account %s %s by %s", row.username, "activated" if active else "deactivated", admin.username)
+    return UserRecord.of(row)

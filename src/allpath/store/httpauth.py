@@ -11,8 +11,8 @@ They live below `allpath.web` in the layers so the web pages can use them:
 CSRF uses signed double-submit: a random seed in the `allpath_csrf` cookie (set by
 `CSRFMiddleware`), and the token is an HMAC of it under the server's secret. A cross-site
 form cannot read the cookie, so it cannot produce the token. `CSRFMiddleware` enforces it on
-every unsafe request that a browser could forge: one that carries the session cookie, or a
-form body, and no `Authorization: Bearer` header.
+every unsafe request that a browser could forge: one that carries the session cookie (whatever
+other headers come with it), or a form body without an `Authorization: Bearer` header.
 """
 
 from __future__ import annotations
@@ -165,10 +165,12 @@ class CSRFMiddleware:
             new_seed = secrets.token_urlsafe(32)
             scope.setdefault("state", {})["csrf_seed"] = new_seed
 
-        if scope["method"] in UNSAFE_METHODS and scope["path"] not in CSRF_EXEMPT_PATHS and not bearer:
+        if scope["method"] in UNSAFE_METHODS and scope["path"] not in CSRF_EXEMPT_PATHS:
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             is_form = content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
-            if SESSION_COOKIE in cookies or is_form:
+            # A request carrying the session cookie may be authenticated by it, whatever other
+            # headers it has (a junk Bearer header must not switch the check off for a web route).
+            if SESSION_COOKIE in cookies or (is_form and not bearer):
                 body = await _read_body(receive)
                 if body is None:
                     await _reject(scope, send, "request body too large", None)

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,6 +43,10 @@ ROLES: tuple[Role, ...] = ("clinician", "patient", "admin")
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PATIENT_ID_PATTERN = r"^P[0-9A-Z]{10}$"
 PATIENT_ID_RE = re.compile(PATIENT_ID_PATTERN)
+# Every date the service accepts lies in this range (birth dates, as_of); beyond it date
+# arithmetic (a birthday in year 10000) would fail, and no record of a living person needs it.
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_DATE = dt.date(2199, 12, 31)
 
 
 def utcnow() -> dt.datetime:
@@ -218,11 +223,34 @@ def _printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _check_display_name(name: str | None) -> None:
-    if name is not None and (not name.strip() or len(name) > 200 or _printable(name) != name):
+# Unicode categories a display name may not hold: controls (Cc), format characters (Cf: the
+# direction overrides U+202A-202E and U+2066-2069, zero-width U+200B-200D, the BOM U+FEFF),
+# surrogates, private use and unassigned code points, line and paragraph separators. With them
+# one patient's name can be made to look like another's.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def clean_display_name(name: str | None) -> str | None:
+    """The name in NFC, or `InvalidInputError` naming `display_name` when it is empty, too long or
+    holds control, direction, invisible or space characters other than the plain space."""
+    if name is None:
+        return None
+    name = unicodedata.normalize("NFC", name)
+    refused = sorted(
+        {
+            f"U+{ord(c):04X}"
+            for c in name
+            if unicodedata.category(c) in _REFUSED_CATEGORIES or (c.isspace() and c != " ")
+        }
+    )
+    if refused:
+        problem = f"must not contain control, direction or invisible characters ({', '.join(refused[:5])})"
+        raise InvalidInputError("invalid patient", [Problem("display_name", problem)])
+    if not name.strip() or len(name) > 200:
         raise InvalidInputError(
             "invalid patient", [Problem("display_name", "must be 1-200 printable characters, or left out")]
         )
+    return name
 
 
 def audit_now(
@@ -313,11 +341,11 @@ class Records:
     def create_patient(self, birth_date: dt.date, display_name: str | None = None) -> PatientRecord:
         self._require_staff("patient.create")
         durable_session(self.session)
-        _check_display_name(display_name)
+        display_name = clean_display_name(display_name)
         today = utcnow().date()
         if birth_date > today:
             raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
-        if birth_date.year < 1900:
+        if birth_date < MIN_DATE:
             raise InvalidInputError("invalid patient", [Problem("birth_date", "must be in 1900 or later")])
         for _ in range(5):
             row = PatientRow(
@@ -354,13 +382,15 @@ class Records:
         row = self._writable(patient_id, "patient.update")
         if row.version != expected_version:
             raise ConflictError(f"patient {patient_id} changed since version {expected_version}", row.version)
-        _check_display_name(display_name)
+        display_name = clean_display_name(display_name)
         values: dict[str, Any] = {"version": row.version + 1}
         if display_name is not None or clear_display_name:
             values["display_name"] = display_name
         if birth_date is not None:
             if birth_date > utcnow().date():
                 raise InvalidInputError("invalid patient", [Problem("birth_date", "must not be in the future")])
+            if birth_date < MIN_DATE:
+                raise InvalidInputError("invalid patient", [Problem("birth_date", "must be in 1900 or later")])
             first = self.session.scalar(select(func.min(EventRow.date)).where(EventRow.patient_id == patient_id))
             if first is not None and birth_date > first:
                 raise InvalidInputError(
@@ -460,6 +490,11 @@ class Records:
         """The record as of a date (default today): events, state, and the facts if a diagnosis exists."""
         row = self._readable(patient_id, action)
         as_of = as_of or utcnow().date()
+        if not MIN_DATE <= as_of <= MAX_DATE:
+            self.session.rollback()
+            raise InvalidInputError(
+                "invalid date", [Problem("as_of", f"must be between {MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}")]
+            )
         records = self._records(self._event_rows(patient_id))
         audit(self.session, self.actor.username, action, patient_id, detail=f"as_of {as_of.isoformat()}")
         self.session.commit()

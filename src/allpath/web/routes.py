@@ -21,7 +21,7 @@ from allpath.course import EVENT_TYPES
 from allpath.explain.labels import missing_fact_views
 from allpath.facts import Problem
 from allpath.plan import Plan
-from allpath.store.auth import UserRecord, authenticate
+from allpath.store.auth import UserRecord, authenticate_throttled
 from allpath.store.context import AppContext
 from allpath.store.httpauth import (
     csrf_token,
@@ -33,6 +33,7 @@ from allpath.store.httpauth import (
 )
 from allpath.store.kbsearch import knowledge_index
 from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
+from allpath.store.throttle import ThrottledError
 from allpath.web.family import build_family_plan, current_and_next
 from allpath.web.forms import (
     EVENT_FORMS,
@@ -216,7 +217,33 @@ def create_web_router() -> APIRouter:
             errors["username"] = "Enter your user name."
         if not password:
             errors["password"] = "Enter your password."
-        user = authenticate(session, username.strip(), password) if not errors else None
+        try:
+            user = (
+                authenticate_throttled(
+                    session,
+                    get_context(request).settings,
+                    username.strip(),
+                    password,
+                    request.client.host if request.client else None,
+                )
+                if not errors
+                else None
+            )
+        except ThrottledError as exc:
+            errors["_form"] = (
+                f"Too many failed log-ins. Try again in {exc.retry_after} seconds, or ask an administrator."
+            )
+            page = _page(
+                request,
+                "login.html",
+                None,
+                status_code=429,
+                next=_safe_next(next) or "",
+                errors=errors,
+                username=username,
+            )
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         if user is None:
             if not errors:
                 errors["_form"] = "The user name or password is not right."
@@ -310,6 +337,9 @@ def create_web_router() -> APIRouter:
             course = records.course(patient_id, _as_of(request.query_params.get("as_of")), action="plan.read")
         except NotFoundError:
             return _error(request, user, 404, "Patient not found", "There is no patient record with that id.")
+        except StoreError as exc:  # an as_of out of range
+            message = "; ".join(f"{p.field} {p.problem}" for p in exc.problems) or exc.message
+            return _error(request, user, 422, "Cannot show the record as of that date", _sentence(message) + ".")
         plan = _plan_for(context, course)
         now_phase, next_phase = current_and_next(plan, course.state.current_phase) if plan else (None, None)
         svg = render_timeline(timeline_events(course.events), course.as_of, title=f"Treatment timeline of {patient_id}")

@@ -2,12 +2,13 @@
 
 The checks, in order (each failure is a 401 naming what was wrong, never the token itself):
 
-1. `Authorization: Bearer <JWT>` is present and the JWT is well formed;
+1. `Authorization: Bearer <JWT>` is present, at most `MAX_TOKEN_BYTES` long, and the JWT is well formed;
 2. header: `typ` is `JWT`, `alg` is an asymmetric signature algorithm (never `none`, never HMAC),
    `kid` names a key in the configured JWK Set, and `alg` suits that key;
 3. the signature verifies with that key;
 4. claims: `iss`, `aud`, `exp`, `iat`, `jti` present; `iss` on the allow-list; `aud` exactly the URL of
-   the endpoint called; `exp` not passed (at most 60 s leeway);
+   the endpoint called; `exp` not passed (at most 60 s leeway); `exp - iat` at most
+   `MAX_LIFETIME_SECONDS` (so no `jti` sits in the replay cache for longer than that);
 5. the `jti` has not been seen before from that issuer (replay cache, kept until the token expires;
    in memory, or in an SQLite file shared by workers and kept over restarts).
 
@@ -34,6 +35,10 @@ _RSA_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 _EC_ALGS = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _OKP_ALGS = frozenset({"EdDSA"})
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
+# A CDS client JWT is a few hundred bytes; anything far larger is refused before it is decoded.
+MAX_TOKEN_BYTES = 8 * 1024
+# CDS Hooks recommends a lifetime of 5 minutes at most; a longer-lived token is refused.
+MAX_LIFETIME_SECONDS = 300
 
 
 class AuthError(Exception):
@@ -201,7 +206,8 @@ class JwtVerifier:
         token = _bearer_token(authorization)
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.PyJWTError:
+            # The base class: an unknown `crit` extension, for one, raises InvalidTokenError, not DecodeError.
             raise AuthError("the bearer token is not a well-formed JWT") from None
         alg = header.get("alg")
         if not isinstance(alg, str) or alg.lower() == "none":
@@ -240,6 +246,8 @@ class JwtVerifier:
         # PyJWT's own checks on these claims use the wall clock; the injected clock keeps tests exact.
         if not isinstance(claims["exp"], int | float) or claims["exp"] + self._leeway < now:
             raise AuthError("token has expired")
+        if not isinstance(claims["iat"], int | float) or claims["exp"] - claims["iat"] > MAX_LIFETIME_SECONDS:
+            raise AuthError(f"token lifetime (exp - iat) must be at most {MAX_LIFETIME_SECONDS} seconds")
         issuer = claims["iss"]
         if not isinstance(issuer, str) or issuer not in self._issuers:
             raise AuthError("token issuer is not on the allow-list")
@@ -256,9 +264,13 @@ class JwtVerifier:
 def _bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise AuthError("missing Authorization header (Bearer JWT)")
+    if len(authorization) > MAX_TOKEN_BYTES + 64:  # checked before the value is even split
+        raise AuthError(f"the bearer token is longer than {MAX_TOKEN_BYTES} bytes")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("Authorization header must be 'Bearer <JWT>'")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise AuthError(f"the bearer token is longer than {MAX_TOKEN_BYTES} bytes")
     return token.strip()
 
 

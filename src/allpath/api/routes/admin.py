@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from allpath.api.deps import CurrentUser, SessionDep
 from allpath.api.errors import ERROR_RESPONSES
-from allpath.api.models import AuditPublic, UserCreate, UserPublic
-from allpath.store.auth import create_user, list_users
+from allpath.api.models import AuditPublic, UserCreate, UserPublic, UserUpdate
+from allpath.store.auth import create_user, list_users, set_user_active
 from allpath.store.service import PATIENT_ID_PATTERN, ForbiddenError, audit_now, list_audit
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
@@ -32,6 +32,14 @@ def add_user(body: UserCreate, session: SessionDep, user: CurrentUser) -> UserPu
     _admin_only(session, user, "user.create")
     created = create_user(session, body.username, body.password, body.role, body.patient_id, created_by=user.username)
     return UserPublic.of(created)
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic)
+def update_user(
+    user_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: UserUpdate, session: SessionDep, user: CurrentUser
+) -> UserPublic:
+    """Deactivate (or reactivate) an account; deactivation revokes every token and session it holds."""
+    return UserPublic.of(set_user_active(session, user, user_id, body.active))
 
 
 @router.get("/audit", response_model=list[AuditPublic])

@@ -4,26 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
-from allpath.api.deps import ContextDep, CurrentUser, SessionDep
+from allpath.api.deps import ContextDep, CurrentUser, SessionDep, bearer_scheme
 from allpath.api.errors import ERROR_RESPONSES
-from allpath.api.models import TokenPublic, UserPublic
-from allpath.store.auth import authenticate, issue_token
+from allpath.api.models import PasswordChange, TokenPublic, UserPublic
+from allpath.store.auth import authenticate_throttled, change_password, issue_token, revoke_token
 from allpath.store.httpauth import csrf_token, current_user_from_cookie, end_browser_session, start_browser_session
 
-router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/auth",
+    tags=["auth"],
+    responses={**ERROR_RESPONSES, 429: {**ERROR_RESPONSES[422], "description": "Throttled"}},
+)
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 @router.post("/token", response_model=TokenPublic)
 def login(
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=200)],
+    request: Request,
     session: SessionDep,
     context: ContextDep,
 ) -> TokenPublic:
-    """Exchange a username and password for a bearer token."""
-    user = authenticate(session, username, password)
+    """Exchange a username and password for a bearer token. Repeated failures lock the account name
+    and the client address for a while (429 with `Retry-After`)."""
+    user = authenticate_throttled(session, context.settings, username, password, _address(request))
     if user is None:
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     secret, expires = issue_token(session, user, "bearer", context.settings.token_ttl_seconds)
@@ -44,9 +55,10 @@ def browser_login(
     request: Request,
     response: Response,
     session: SessionDep,
+    context: ContextDep,
 ) -> UserPublic:
     """Browser log-in: sets the session cookie. A form post, so it needs the `csrf_token` field."""
-    user = authenticate(session, username, password)
+    user = authenticate_throttled(session, context.settings, username, password, _address(request))
     if user is None:
         raise HTTPException(401, "wrong username or password")
     start_browser_session(request, response, user, session)
@@ -62,10 +74,35 @@ def browser_whoami(request: Request, session: SessionDep) -> UserPublic:
     return UserPublic.of(user)
 
 
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+@router.post("/logout", status_code=204)
+def logout(user: CurrentUser, credentials: BearerCredentials, session: SessionDep) -> None:
+    """Revoke the bearer token this request carries; it authenticates nothing afterwards."""
+    assert credentials is not None  # CurrentUser resolved it
+    revoke_token(session, credentials.credentials)
+
+
+@router.post("/password", status_code=204)
+def new_password(body: PasswordChange, user: CurrentUser, credentials: BearerCredentials, session: SessionDep) -> None:
+    """Change your own password (the policy applies); every other token and session of the account is revoked."""
+    change_password(
+        session,
+        user,
+        body.current_password,
+        body.new_password,
+        keep_token=credentials.credentials if credentials else None,
+    )
+
+
 @router.post("/session/logout", status_code=204)
-def browser_logout(request: Request, response: Response, session: SessionDep) -> None:
-    """End the browser session (needs the CSRF token, like every cookie-authenticated post)."""
+def browser_logout(request: Request, response: Response, session: SessionDep, credentials: BearerCredentials) -> None:
+    """End the browser session (needs the CSRF token, like every cookie-authenticated post); a bearer
+    token sent along is revoked too."""
     end_browser_session(request, response, session)
+    if credentials is not None:
+        revoke_token(session, credentials.credentials)
 
 
 @router.get("/csrf")

@@ -1,0 +1,58 @@
+"""A bound on the request head inside uvicorn's HTTP parser, for `allpath serve`.
+
+`RequestLimitsMiddleware` refuses an oversized head with 431, but only once the server has read
+all of it: an 8 MB header would be buffered first. `bounded_http_protocol(max_head_bytes)` gives
+uvicorn an HTTP protocol (httptools when installed, else h11 with its own limit) that answers 431
+and closes the connection as soon as the head of a request passes the limit, reading no further.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
+
+
+def _body(limit: int) -> bytes:
+    return (
+        b'{"error": "request headers too large", "details": [{"field": "headers", "problem": "must total at most '
+        + str(limit).encode("ascii")
+        + b' bytes"}]}'
+    )
+
+
+def bounded_http_protocol(max_head_bytes: int) -> dict[str, Any]:
+    """Keyword arguments for `uvicorn.run` that bound the request head to `max_head_bytes`."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # no httptools: h11 enforces the bound itself
+        return {"http": "h11", "h11_max_incomplete_event_size": max_head_bytes}
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+        """Counts the bytes received while a request head is incomplete; over the limit: 431, close."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._in_head = True
+            self._head_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            if self._in_head and self._head_bytes > max_head_bytes and not self.transport.is_closing():
+                body = _body(max_head_bytes)
+                self.transport.write(_431 + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                self.transport.close()
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._head_bytes = 0
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True
+            self._head_bytes = 0
+
+    return {"http": BoundedHttpToolsProtocol}
