@@ -61,7 +61,9 @@ def _with_v2(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
     done = set(data.get("completed_phases", []))
     optional: dict[str, Any] = {
         "phase_in_progress": draw(
-            st.sampled_from([p for p in ("none", "induction", "consolidation", "maintenance", "unknown") if p not in done])
+            st.sampled_from(
+                [p for p in ("none", "induction", "consolidation", "maintenance", "unknown") if p not in done]
+            )
         ),
         "mrd_timepoint": draw(st.sampled_from(["end_of_induction", "end_of_consolidation", "later", "unknown"])),
         "cd19_status": draw(st.sampled_from(["positive", "negative", "unknown"])),

@@ -31,8 +31,8 @@ import pytest
 from allpath.engine import Engine
 from allpath.explain import render_text
 from allpath.facts import FIELD_NAMES, PatientFacts
-from allpath.plan import Plan
 from allpath.knowledge import load_kb
+from allpath.plan import Plan
 from tests.golden_facts import GOLDEN, digest, example_facts, generate_facts, plan_json
 
 ADDED_BY_PACKS_WORK = "superseded_by"
@@ -101,7 +101,7 @@ def test_base_pack_plans_for_generated_facts_are_unchanged(golden: dict[str, Any
     for i, entry in enumerate(golden["generated"]):
         plan = base_engine.recommend(PatientFacts.parse(entry["facts"]))
         assert [r for r in plan.fired_ids() if r not in NEW_BASE_ALERTS] == entry["fired"], (i, entry["facts"])
-        assert NEW_BASE_ALERTS <= set(plan.fired_ids()), "the base pack's plans name their scope and review status"
+        assert set(plan.fired_ids()) >= NEW_BASE_ALERTS, "the base pack's plans name their scope and review status"
         assert digest(strip_pack_fields(plan_json(plan), entry["facts"])) == entry["plan_sha256"], (i, entry["facts"])
         assert digest(render_text(without_v2_parts(plan))) == entry["text_sha256"], (i, entry["facts"], "text changed")
 

@@ -81,7 +81,11 @@ def test_committed_plan_schema_is_current() -> None:
 
 @pytest.mark.parametrize(
     ("packs", "expected"),
-    [("base", ["base"]), ("base,updates-2026", ["base", "updates-2026"]), (None, ["base", "updates-2026", "practice-2026"])],
+    [
+        ("base", ["base"]),
+        ("base,updates-2026", ["base", "updates-2026"]),
+        (None, ["base", "updates-2026", "practice-2026"]),
+    ],
 )
 def test_cli_packs_option_selects_packs(tmp_path: Path, packs: str | None, expected: list[str]) -> None:
     path = tmp_path / "facts.json"

@@ -31,7 +31,7 @@ def engine() -> Engine:
 
 def test_suppressed_statements_are_gone_from_default_plans_but_kept_in_their_own_packs() -> None:
     assert not SUPPRESSED & set(engine().kb.rule_ids)
-    assert SUPPRESSED <= set(load_kb(["base", "updates-2026"]).rule_ids) | {"base-pack-not-reviewed"}
+    assert set(load_kb(["base", "updates-2026"]).rule_ids) | {"base-pack-not-reviewed"} >= SUPPRESSED
     assert "base-pack-not-reviewed" in load_kb(["base"]).rule_ids
 
 
@@ -103,22 +103,24 @@ def test_child_relapse_timing_unknown_names_the_timing_fields_as_missing() -> No
 
 
 def test_cd20_unknown_is_missing_for_an_adult_b_all() -> None:
-    facts = PatientFacts.parse({"age_years": 30, "lineage": "B", "ph_status": "negative", "disease_status": "newly_diagnosed"})
+    facts = PatientFacts.parse(
+        {"age_years": 30, "lineage": "B", "ph_status": "negative", "disease_status": "newly_diagnosed"}
+    )
     missing = {m.field: m.affects for m in engine().recommend(facts).missing_facts}
     assert missing["cd20_status"] == ["rituximab-b-cell"]
 
 
 def test_fitness_unknown_is_missing_for_an_older_adult() -> None:
-    facts = PatientFacts.parse({"age_years": 70, "lineage": "B", "ph_status": "negative", "disease_status": "newly_diagnosed"})
+    facts = PatientFacts.parse(
+        {"age_years": 70, "lineage": "B", "ph_status": "negative", "disease_status": "newly_diagnosed"}
+    )
     missing = {m.field: m.affects for m in engine().recommend(facts).missing_facts}
     assert "induction-chemotherapy" in missing["fit_for_intensive_therapy"]
 
 
 def test_fertility_wording_never_says_before_treatment_once_a_phase_is_under_way() -> None:
     for phase in ("induction", "unknown"):
-        facts = PatientFacts.parse(
-            {"age_years": 16, "disease_status": "newly_diagnosed", "phase_in_progress": phase}
-        )
+        facts = PatientFacts.parse({"age_years": 16, "disease_status": "newly_diagnosed", "phase_in_progress": phase})
         rec = next(r for r in engine().recommend(facts).recommendations if r.id == "fertility-consultation")
         assert "before treatment starts" not in rec.title
         assert "has not started" not in rec.rationale

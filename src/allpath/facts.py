@@ -249,7 +249,7 @@ class PatientFacts(BaseModel):
 def contradictions(facts: PatientFacts) -> list[Problem]:
     """Facts that each look valid alone but cannot all be true together."""
     found: list[Problem] = []
-    done = set(facts.completed_phases)
+    done: set[str] = set(facts.completed_phases)
     if facts.relapse_count > facts.remission_count:
         found.append(
             Problem(

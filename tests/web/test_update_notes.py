@@ -41,7 +41,6 @@ def test_knowledge_page_flags_superseded_rules_and_agents(tmp_path: Path) -> Non
     from fastapi.testclient import TestClient
 
     from allpath.api import create_app
-
     from allpath.knowledge import load_kb
 
     kb = load_kb(["base", "updates-2026"])

@@ -153,7 +153,7 @@ def rows(diff: PackDiff, describe: Describe) -> dict[str, tuple[list[str], list[
                 a.change,
                 a.severity,
                 a.effective,
-                " ".join(a.superseded_by.split()),
+                " ".join((a.superseded_by or a.reason or "").split()),
                 a.alert or "-",
                 ", ".join(a.replaced_by) or "-",
                 _cites(new, a.citations),

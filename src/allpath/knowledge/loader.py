@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from allpath.facts import FACT_KINDS
 from allpath.knowledge.schema import (
+    PRACTICE_CHANGES,
     Agent,
     AgentsFile,
     AlertRule,
@@ -32,7 +33,6 @@ from allpath.knowledge.schema import (
     NamedCondition,
     NotOf,
     NotRecommendedRule,
-    PRACTICE_CHANGES,
     PackFile,
     Parameter,
     ParamRef,
@@ -356,7 +356,9 @@ def _amend_rules(
             if a.target not in index or a.target in suppressed:
                 raise KnowledgeError(f"{where}.target: no rule {a.target!r} in the packs loaded")
             if pack_of[a.target] >= k:
-                raise KnowledgeError(f"{where}.target: a pack amends only earlier packs, not {raw[pack_of[a.target]].id}")
+                raise KnowledgeError(
+                    f"{where}.target: a pack amends only earlier packs, not {raw[pack_of[a.target]].id}"
+                )
             rule, path, position = amended[index[a.target]]
             if a.change == "suppressed":
                 suppressed[a.target] = f"{where}: suppressed"
@@ -459,7 +461,10 @@ def _apply_amendments(
     amended_rules = [r.model_copy(update=note("rule", r.id)) if ("rule", r.id) in notes else r for r in rules]
     amended_agents = {
         agent_id: a.model_copy(
-            update={**(note("agent", agent_id) if ("agent", agent_id) in notes else {}), **agent_updates.get(agent_id, {})}
+            update={
+                **(note("agent", agent_id) if ("agent", agent_id) in notes else {}),
+                **agent_updates.get(agent_id, {}),
+            }
         )
         for agent_id, a in agents.items()
     }

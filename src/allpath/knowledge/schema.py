@@ -44,7 +44,9 @@ class Source(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: str
     publisher: str
-    approved: str = Field(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", description="Approval or publication date (year, month or day).")
+    approved: str = Field(
+        pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", description="Approval or publication date (year, month or day)."
+    )
     url: str | None = None
     kind: Literal[
         "patient-education",
@@ -270,9 +272,9 @@ class Amendment(_Strict):
     def _fields_suit_the_change(self) -> Amendment:
         if self.change in FLAG_CHANGES and not self.superseded_by:
             raise ValueError(f"a {self.change!r} amendment says what replaced the statement (superseded_by)")
-        rule_only = {"when": self.when, "also_when": self.also_when, "variants": self.variants}
-        agent_only = {"routes": self.routes, "boxed_warning": self.boxed_warning}
-        topic_only = {"summary": self.summary, "points": self.points}
+        rule_only: dict[str, object] = {"when": self.when, "also_when": self.also_when, "variants": self.variants}
+        agent_only: dict[str, object] = {"routes": self.routes, "boxed_warning": self.boxed_warning}
+        topic_only: dict[str, object] = {"summary": self.summary, "points": self.points}
         allowed = {"rule": rule_only, "agent": agent_only, "topic": topic_only}[self.target_kind]
         for name, value in {**rule_only, **agent_only, **topic_only}.items():
             if value and name not in allowed:

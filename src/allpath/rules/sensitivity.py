@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 from allpath.facts import FACT_KINDS, RELAPSE_FIELDS
@@ -75,7 +76,7 @@ def numeric_points(constants: tuple[float, ...], lo: float, hi: float, integer: 
         return tuple(sorted(float(p) if not integer else p for p in points))
     breaks = sorted({lo, *(c for c in constants if lo < c < hi), *(() if math.isinf(hi) else (hi,))})
     points = set(breaks)
-    points.update((a + b) / 2 for a, b in zip(breaks, breaks[1:], strict=False))
+    points.update((a + b) / 2 for a, b in pairwise(breaks))
     if math.isinf(hi):
         points.add(breaks[-1] + 1)
     return tuple(sorted(points))
@@ -107,7 +108,11 @@ def compile_missing(
         local = f"f_{field}"
         unknown_value = "None" if kind.nullable else repr(UNKNOWN)
         guard, alternatives = _domain(field, kind, _constants(all_conditions, field), namespace)
-        lines.append(f"    if {local} is {unknown_value}{guard}:" if kind.nullable else f"    if {local} == {unknown_value}{guard}:")
+        lines.append(
+            f"    if {local} is {unknown_value}{guard}:"
+            if kind.nullable
+            else f"    if {local} == {unknown_value}{guard}:"
+        )
         flags = [f"h{i}" for i in indexes]
         lines.append("        " + " = ".join(flags) + " = False")
         lines.append(f"        for {local} in {alternatives}:")
