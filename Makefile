@@ -69,6 +69,7 @@ bench-packs: install
 docs-updates: install
 	mkdir -p docs
 	$(BIN)/allpath kb diff base updates-2026 --format markdown > docs/knowledge-updates.md
+	$(BIN)/allpath kb diff base,updates-2026 base,updates-2026,practice-2026 --format markdown > docs/knowledge-practice.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info src/*.egg-info

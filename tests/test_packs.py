@@ -286,3 +286,10 @@ def test_cli_text_and_json_show_the_note(tmp_path: Path) -> None:
     default = json.loads(runner.invoke(app, ["recommend", str(path)]).stdout)
     assert "liposomal-vincristine" not in [r["id"] for r in default["recommendations"]]
     assert "vincristine sulfate liposome" not in [a["name"] for r in default["recommendations"] for a in r["agents"]]
+
+
+def test_practice_diff_doc_is_current() -> None:
+    command = "allpath kb diff base,updates-2026 base,updates-2026,practice-2026 --format markdown"
+    diff = diff_kbs(load_kb(["base", "updates-2026"]), load_kb(["base", "updates-2026", "practice-2026"]))
+    doc = ROOT / "docs" / "knowledge-practice.md"
+    assert doc.read_text(encoding="utf-8") == to_markdown(diff, describe, command), "run `make docs-updates`"

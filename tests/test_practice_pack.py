@@ -124,3 +124,17 @@ def test_fertility_wording_never_says_before_treatment_once_a_phase_is_under_way
         rec = next(r for r in engine().recommend(facts).recommendations if r.id == "fertility-consultation")
         assert "before treatment starts" not in rec.title
         assert "has not started" not in rec.rationale
+
+
+def test_clinical_review_lists_every_practice_statement() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "clinical-review.md").read_text(encoding="utf-8")
+    kinds = ("rule:", "amendment:", "parameter:", "agent:")
+    listed = [
+        key.split(":")[-1]
+        for key, pack in engine().kb.origins.items()
+        if pack == "practice-2026" and key.startswith(kinds)
+    ]
+    assert len(listed) > 50
+    assert [i for i in listed if f"| `{i}`" not in text] == []
