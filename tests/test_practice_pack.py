@@ -138,3 +138,15 @@ def test_clinical_review_lists_every_practice_statement() -> None:
     ]
     assert len(listed) > 50
     assert [i for i in listed if f"| `{i}`" not in text] == []
+
+
+def test_text_plan_shows_the_boxed_warning_under_the_medicine() -> None:
+    from allpath.explain import render_text
+
+    facts = PatientFacts.parse(
+        {"age_years": 45, "lineage": "T", "ph_status": "negative", "disease_status": "relapsed",
+         "remission_count": 1, "relapse_count": 1, "prior_regimen_count": 2}
+    )  # fmt: skip
+    text = render_text(engine().recommend(facts))
+    medicine = text.index("- nelarabine (Arranon)")
+    assert text.index("BOXED WARNING: Serious nerve damage") > medicine
