@@ -309,7 +309,7 @@ def _v2_columns(
 
     # Genetic subtypes: one primary finding per B-ALL patient, by age; BCR::ABL1 with Ph positive
     # (and now and then with Ph status not yet known, which PatientFacts reads as positive).
-    column = {name: i for i, name in enumerate(GENETIC_SUBTYPES)}
+    column: dict[str, int] = {name: i for i, name in enumerate(GENETIC_SUBTYPES)}
     subtypes = np.zeros((n, len(GENETIC_SUBTYPES)), dtype=bool)
     subtypes[:, column["bcr-abl1"]] = ((ph == "positive") & (rng.random(n) < 0.8)) | (
         (ph == "unknown") & (rng.random(n) < 0.2)
@@ -325,9 +325,12 @@ def _v2_columns(
     ph_positive = subtypes[:, column["bcr-abl1"]] | (ph == "positive")
 
     # Therapies already received, from the history drawn above (approximate shares).
-    therapy = {name: i for i, name in enumerate(PRIOR_THERAPIES)}
+    therapy: dict[str, int] = {name: i for i, name in enumerate(PRIOR_THERAPIES)}
     received = np.zeros((n, len(PRIOR_THERAPIES)), dtype=bool)
-    u = lambda: rng.random(n)  # noqa: E731
+
+    def u() -> Any:
+        return rng.random(n)
+
     treated = ~new
     received[:, therapy["tki"]] = treated & ph_positive & (u() < 0.9)
     received[:, therapy["blinatumomab"]] = treated & b_cell & ((advanced & (u() < 0.3)) | (relapsed & (u() < 0.2)))
