@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from allpath.cohort.staging import ROW_COLUMN, SourceKind, typed_sql
 from allpath.facts import FACT_KINDS, GENETIC_SUBTYPES, PHASE_ORDER, PRIOR_THERAPIES
 from allpath.knowledge import KnowledgeBase
 from allpath.rules.sql import to_sql
@@ -363,15 +364,35 @@ def _v2_columns(
     }
 
 
+def _arrow_kind(data_type: Any) -> SourceKind:
+    import pyarrow as pa
+
+    if pa.types.is_list(data_type):
+        return "list"
+    if pa.types.is_boolean(data_type):
+        return "boolean"
+    if pa.types.is_integer(data_type):
+        return "integer"
+    if pa.types.is_floating(data_type):
+        return "float"
+    return "text"
+
+
 def _fired(facts: Any, kb: KnowledgeBase, rule_ids: tuple[str, ...]) -> dict[str, Any]:
-    """Which of `rule_ids` fire per patient, from the compiled SQL (the same as the engine's)."""
+    """Which of `rule_ids` fire per patient, from the compiled SQL (the same as the engine's).
+
+    The rules read the staged facts, as `cohort evaluate` does: PatientFacts reads some values
+    from others (a BCR::ABL1 finding makes an unknown Ph status positive).
+    """
     import duckdb
     import numpy as np
 
     con = duckdb.connect()
     con.register("facts", facts)
+    kinds = {f.name: _arrow_kind(f.type) for f in facts.schema}
+    staged = typed_sql(f'(SELECT 0 AS "{ROW_COLUMN}", * FROM facts) raw', kinds)
     columns = ", ".join(f'{to_sql(kb.conditions[r])} AS "{r}"' for r in rule_ids)
-    relation = con.sql(f"SELECT {columns} FROM facts")
+    relation = con.sql(f"SELECT {columns} FROM ({staged}) typed")
     result = (getattr(relation, "to_arrow_table", None) or relation.arrow)()
     con.close()
     return {r: np.asarray(result.column(r).to_numpy(zero_copy_only=False), dtype=bool) for r in rule_ids}
