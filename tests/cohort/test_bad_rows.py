@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from allpath.cohort.evaluate import evaluate_duckdb
 from allpath.cohort.staging import TableError
 from allpath.engine import default_engine
-from allpath.facts import FIELD_NAMES, FactsError, PatientFacts
+from allpath.facts import FACT_KINDS, FIELD_NAMES, FactsError, PatientFacts
 
 from .helpers import read_results
 
@@ -87,6 +87,47 @@ def test_each_kind_of_bad_cell_is_reported_with_row_field_and_problem(tmp_path: 
     assert json.loads(rejected[0]["problems"]) == [{"field": "age_years", "problem": "must be >= 0"}]
 
 
+def test_bad_cells_of_the_v2_fields_are_reported_with_their_field(tmp_path: Path) -> None:
+    relapsed = {**GOOD, "disease_status": "relapsed", "relapse_count": "1", "completed_phases": ""}
+    rows = [
+        {**GOOD, "genetic_subtypes": "bcr-abl1; ph-like", "ph_status": ""},
+        {**GOOD, "prior_therapies": "tki;aspirin"},
+        {**GOOD, "pregnant": "yes"},
+        {**GOOD, "cd22_status": "dim"},
+        {**GOOD, "relapse_site": "marrow"},
+        {**relapsed, "months_from_diagnosis_to_relapse": "-2"},
+        {**relapsed, "relapse_during_therapy": "true", "months_from_therapy_end_to_relapse": "4"},
+        {**GOOD, "phase_in_progress": "consolidation"},
+        {**GOOD, "ph_status": "negative", "genetic_subtypes": "bcr-abl1"},
+        {**GOOD, "genetic_subtypes": "abl1-t315i"},
+        {**relapsed, "remission_duration_months": "20", "months_from_diagnosis_to_relapse": "12"},
+        {**GOOD, "down_syndrome": "TRUE", "fit_for_intensive_therapy": "false", "genetic_subtypes": " kmt2a ;"},
+    ]
+    rows = [{**r, "patient_id": f"p{i}"} for i, r in enumerate(rows, start=1)]
+    summary = evaluate_duckdb(_write_csv(tmp_path / "facts.csv", rows), tmp_path / "out.parquet", default_engine().kb)
+    fields = {(p.row, p.field) for p in summary.problems}
+    assert fields == {
+        (1, "genetic_subtypes"),
+        (2, "prior_therapies[1]"),
+        (3, "pregnant"),
+        (4, "cd22_status"),
+        (5, "relapse_site"),
+        (6, "months_from_diagnosis_to_relapse"),
+        (7, "months_from_therapy_end_to_relapse"),
+        (8, "phase_in_progress"),
+        (9, "genetic_subtypes"),
+        (10, "genetic_subtypes"),
+        (11, "remission_duration_months"),
+    }
+    assert (
+        2,
+        "prior_therapies[1]",
+        "must be one of 'blinatumomab', 'inotuzumab-ozogamicin', 'car-t', "
+        "'allogeneic-sct', 'tki', 'nelarabine', 'clofarabine', 'rituximab' or 'cranial-radiation'",
+    ) in _problems(summary)
+    assert set(read_results(tmp_path / "out.parquet")) == {"p12"}
+
+
 def test_unknown_or_missing_columns_refuse_the_whole_table(tmp_path: Path) -> None:
     path = tmp_path / "facts.csv"
     path.write_text("patient_id,age,disease_status\nA,3,newly_diagnosed\n", encoding="utf-8")
@@ -134,7 +175,20 @@ _CELLS: dict[str, list[str]] = {
     "remission_duration_months": ["", "6", "18", "-3", "inf", "x"],
     "prior_regimen_count": ["0", "1", "2", "4", "2.2", ""],
     "expected_survival_months": ["", "3", "6", "-1", "soon"],
+    "phase_in_progress": ["", "none", "induction", "consolidation", "unknown", "rest"],
+    "mrd_timepoint": ["", "end_of_induction", "later", "day29"],
+    "relapse_site": ["", "unknown", "marrow", "cns", "bone"],
+    "months_from_diagnosis_to_relapse": ["", "3", "30", "-1", "x"],
+    "relapse_during_therapy": ["", "true", "false", "FALSE", "sometimes"],
+    "months_from_therapy_end_to_relapse": ["", "0", "12", "-5"],
+    "cd19_status": ["", "positive", "negative", "dim"],
+    "genetic_subtypes": ["", "bcr-abl1", "ph-like", "bcr-abl1;abl1-t315i", "bcr-abl1;ph-like", "abl1-t315i", "bcr"],
+    "prior_therapies": ["", "tki", "blinatumomab;car-t", "car-t; tki", "aspirin"],
+    "fit_for_intensive_therapy": ["", "true", "false", "1"],
+    "pregnant": ["", "false", "True"],
 }
+_NUMBERS = ("age_years", "remission_duration_months", "expected_survival_months", "months_from_diagnosis_to_relapse")
+_NUMBERS += ("months_from_therapy_end_to_relapse",)
 
 
 def _oracle(row: dict[str, str]) -> bool:
@@ -144,17 +198,17 @@ def _oracle(row: dict[str, str]) -> bool:
         if name == "patient_id" or text == "":
             continue
         value: Any = text
-        if name in ("age_years", "remission_duration_months", "expected_survival_months"):
+        if name in _NUMBERS:
             try:
                 value = float(text)
             except ValueError:
                 value = text
         elif name in ("remission_count", "relapse_count", "prior_regimen_count"):
             value = int(text) if text.lstrip("-").isdigit() else text
-        elif name == "cns_involvement":
+        elif FACT_KINDS[name].type == "boolean":
             value = {"true": True, "false": False}.get(text.lower(), text)
-        elif name == "completed_phases":
-            value = [p for p in text.split(";") if p]
+        elif FACT_KINDS[name].type == "list":
+            value = [p.strip() for p in text.split(";") if p.strip()]
         data[name] = value
     try:
         PatientFacts.parse(data)

@@ -17,7 +17,9 @@ import pytest
 
 from allpath.cohort.evaluate import evaluate_duckdb, evaluate_spark
 from allpath.cohort.synth import facts_table
-from allpath.engine import default_engine
+from allpath.engine import Engine, default_engine
+from allpath.knowledge import KnowledgeBase
+from tests.v2_conditions import V2_RULE_IDS, kb_with_v2_rules
 
 from .helpers import facts_of, python_answer, read_results, sql_answer
 from .strategies import as_row, collect_patients
@@ -40,6 +42,23 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
     expected = {row["patient_id"]: python_answer(engine, facts_of(row)) for row in table.to_pylist()}
     assert len(expected) >= 100_000
     return path, expected
+
+
+@pytest.fixture(scope="module")
+def v2_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    return kb_with_v2_rules(tmp_path_factory.mktemp("v2-kb") / "packs")
+
+
+@pytest.fixture(scope="module")
+def v2_expected(cohort: tuple[Path, dict[str, Any]], v2_kb: KnowledgeBase) -> dict[str, Any]:
+    """The Python engine's answers with the `test-v2-*` rules, each of which fires for some patients only."""
+    engine = Engine(v2_kb)
+    table = pq.read_table(cohort[0])
+    expected = {row["patient_id"]: python_answer(engine, facts_of(row)) for row in table.to_pylist()}
+    fired = [{a for a in answer[2] if a.startswith("test-v2-")} for answer in expected.values()]
+    for rule in V2_RULE_IDS:
+        assert 0 < sum(rule in f for f in fired) < len(fired), f"{rule} does not split the cohort"
+    return expected
 
 
 def _compare(results: dict[str, dict[str, Any]], expected: dict[str, Any]) -> None:
@@ -66,6 +85,23 @@ def test_spark_fires_exactly_what_the_python_engine_fires(
     assert summary.rejected == 0
     assert summary.evaluated == len(expected)
     _compare(read_results(tmp_path / "results"), expected)
+
+
+def test_duckdb_agrees_on_rules_over_the_v2_fields(
+    cohort: tuple[Path, dict[str, Any]], v2_kb: KnowledgeBase, v2_expected: dict[str, Any], tmp_path: Path
+) -> None:
+    summary = evaluate_duckdb(cohort[0], tmp_path / "results.parquet", v2_kb)
+    assert summary.rejected == 0
+    _compare(read_results(tmp_path / "results.parquet"), v2_expected)
+
+
+@pytest.mark.spark
+def test_spark_agrees_on_rules_over_the_v2_fields(
+    cohort: tuple[Path, dict[str, Any]], v2_kb: KnowledgeBase, v2_expected: dict[str, Any], tmp_path: Path, spark: Any
+) -> None:
+    summary = evaluate_spark(cohort[0], tmp_path / "results", v2_kb, spark=spark)
+    assert summary.rejected == 0
+    _compare(read_results(tmp_path / "results"), v2_expected)
 
 
 @pytest.mark.spark

@@ -12,13 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from allpath.bulk import facts_schema
 from allpath.engine import Engine
-from allpath.facts import FACT_KINDS, PatientFacts
+from allpath.facts import FACT_KINDS, FIELD_NAMES, PatientFacts
 from allpath.knowledge import load_kb
 from allpath.knowledge.loader import packs_root
 from allpath.knowledge.schema import AllOf, AnyOf, FactTest, NotOf
 from allpath.rules.sql import DUCKDB, SPARK, literal, select_sql, to_sql
-from allpath.rules.tree import evaluate
+from allpath.rules.tree import describe, evaluate
+from tests.v2_conditions import every_leaf
 
 from .helpers import python_answer, sql_answer
 from .strategies import as_row, collect_patients
@@ -70,8 +72,62 @@ conditions = st.recursive(
 def patients() -> tuple[list[PatientFacts], duckdb.DuckDBPyConnection]:
     drawn = collect_patients(400, seed=1)
     con = duckdb.connect()
-    con.register("facts", pa.Table.from_pylist([as_row(f"H{i}", f) for i, f in enumerate(drawn)]))
+    con.register("facts", _table(drawn))
     return drawn, con
+
+
+def _table(drawn: list[PatientFacts]) -> pa.Table:
+    # The facts-table schema, so that a list column is list<string> even if every drawn list is empty.
+    return pa.Table.from_pylist([as_row(f"H{i}", f) for i, f in enumerate(drawn)], schema=facts_schema())
+
+
+def _disagreements(got: list[tuple[Any, ...]], drawn: list[PatientFacts], tests: list[FactTest]) -> list[str]:
+    wrong = []
+    for j, test in enumerate(tests):
+        column = [row[j] for row in got]
+        expected = [evaluate(test, f) for f in drawn]
+        if column != expected:
+            i = next(i for i, (a, b) in enumerate(zip(column, expected, strict=True)) if a != b)
+            wrong.append(f"{describe(test)}: {column[i]} != {expected[i]} for {drawn[i].model_dump_json()}")
+    return wrong
+
+
+def test_every_fact_and_operator_agrees_with_the_interpreter_on_duckdb(patients: Any) -> None:
+    drawn, con = patients
+    tests = every_leaf()
+    got = con.execute("SELECT " + ", ".join(to_sql(t) for t in tests) + " FROM facts").fetchall()
+    assert not _disagreements(got, drawn, tests)
+    # The comparison proves little about a v2 fact the drawn patients do not vary.
+    for fact in FIELD_NAMES[FIELD_NAMES.index("phase_in_progress") :]:
+        kind = FACT_KINDS[fact]
+        seen = {v for f in drawn for v in _items(getattr(f, fact))}
+        if kind.type in ("enum", "list"):
+            assert seen == set(kind.values), fact
+        elif kind.type == "boolean":
+            assert seen == {True, False, None}, fact
+        else:
+            assert None in seen and len(seen) > 10, fact
+
+
+def _items(value: Any) -> tuple[Any, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.xdist_group("cohort-spark")
+def test_every_fact_and_operator_agrees_with_the_interpreter_on_spark(tmp_path: Path, spark: Any) -> None:
+    import pyarrow.parquet as pq
+
+    drawn = collect_patients(400, seed=1)
+    pq.write_table(_table(drawn), tmp_path / "facts.parquet")
+    spark.read.parquet(str(tmp_path / "facts.parquet")).createOrReplaceTempView("every_leaf_facts")
+    tests = every_leaf()
+    columns = ", ".join(f"{to_sql(t, SPARK)} AS c{j}" for j, t in enumerate(tests))
+    rows = spark.sql(f"SELECT patient_id, {columns} FROM every_leaf_facts").collect()
+    by_id = {r["patient_id"]: tuple(r[f"c{j}"] for j in range(len(tests))) for r in rows}
+    got = [by_id[f"H{i}"] for i in range(len(drawn))]
+    assert not _disagreements(got, drawn, tests)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

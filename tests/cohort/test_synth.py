@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from allpath.cohort import concordance
 from allpath.cohort.evaluate import evaluate_duckdb
 from allpath.cohort.synth import facts_table, synthesize
 from allpath.engine import default_engine
+from allpath.facts import FACT_KINDS, FIELD_NAMES
 
 from .helpers import facts_of
 
@@ -61,6 +63,23 @@ def test_refractory_share_follows_the_kb_remission_rates(cohort: dict[str, np.nd
     assert 0.18 <= never_cr[~child & treated].mean() <= 0.26  # 75-80 of 100 adults
 
 
+def test_v2_fields_vary_and_relapse_details_follow_only_a_relapse() -> None:
+    table = facts_table(20_000, seed=8)
+    rows = table.to_pylist()
+    for name, kind in FACT_KINDS.items():
+        if kind.type in ("enum", "list") and name in FIELD_NAMES[FIELD_NAMES.index("phase_in_progress") :]:
+            seen = {v for r in rows for v in (r[name] if kind.type == "list" else [r[name]])}
+            assert seen == set(kind.values), name
+    for name in ("relapse_during_therapy", "fit_for_intensive_therapy", "pregnant", "down_syndrome"):
+        assert {r[name] for r in rows} == {True, False, None}, name
+    no_relapse = [r for r in rows if r["relapse_count"] == 0]
+    assert {r["relapse_site"] for r in no_relapse} == {"unknown"}
+    assert {r["months_from_diagnosis_to_relapse"] for r in no_relapse} == {None}
+    relapsed = [r for r in rows if r["relapse_count"] > 0]
+    assert sum(r["months_from_diagnosis_to_relapse"] is not None for r in relapsed) > 0.8 * len(relapsed)
+    assert any(r["prior_regimen_count"] is None for r in rows)
+
+
 def test_no_deviation_means_full_concordance_and_deviations_are_found(tmp_path: Path) -> None:
     kb = default_engine().kb
     found = {}
@@ -81,11 +100,13 @@ def test_no_deviation_means_full_concordance_and_deviations_are_found(tmp_path: 
     assert deviating["clofarabine-outside-indication"].numerator > 0
 
 
-def test_csv_output_keeps_phases_as_a_semicolon_list(tmp_path: Path) -> None:
-    result = synthesize(500, 1, tmp_path, default_engine().kb, fmt="csv")
-    text = result.facts.read_text(encoding="utf-8")
-    assert '"induction;consolidation"' in text or "induction;consolidation" in text
+def test_csv_output_keeps_every_list_as_a_semicolon_list(tmp_path: Path) -> None:
+    result = synthesize(2_000, 1, tmp_path, default_engine().kb, fmt="csv")
+    with open(result.facts, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for name in ("completed_phases", "genetic_subtypes", "prior_therapies"):
+        assert any(";" in r[name] for r in rows), name
     summary = evaluate_duckdb(result.facts, tmp_path / "results.parquet", default_engine().kb)
-    assert (summary.rows, summary.rejected) == (500, 0)
+    assert (summary.rows, summary.rejected) == (2_000, 0)
     parquet = synthesize(500, 1, tmp_path / "pq", default_engine().kb)
     assert pc.sum(pq.read_table(parquet.facts).column("remission_count")).as_py() > 0

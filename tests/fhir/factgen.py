@@ -64,7 +64,8 @@ def generate_facts(kb: KnowledgeBase, count: int, seed: int = 20261126) -> Itera
             "expected_survival_months": number("expected_survival_months", 60, nullable=True),
         }
         if status == "newly_diagnosed":
-            data.update(remission_count=0, relapse_count=0, prior_regimen_count=0, completed_phases=[])
+            prior = rng.choice((0, None))
+            data.update(remission_count=0, relapse_count=0, prior_regimen_count=prior, completed_phases=[])
         else:
             relapses = integer("relapse_count", 4)
             if status == "relapsed":
@@ -73,12 +74,57 @@ def generate_facts(kb: KnowledgeBase, count: int, seed: int = 20261126) -> Itera
             data.update(
                 relapse_count=relapses,
                 remission_count=remissions,
-                prior_regimen_count=max(integer("prior_regimen_count", 5), 1),
+                prior_regimen_count=None if rng.random() < 0.1 else max(integer("prior_regimen_count", 5), 1),
                 completed_phases=list(PHASE_ORDER[: rng.randint(0, 3)]),
             )
+        data.update(_v2(rng, data, number))
         try:
             facts = PatientFacts.parse(data)
         except FactsError:
             continue
         made += 1
         yield facts
+
+
+def _v2(rng: random.Random, data: dict[str, Any], number: Any) -> dict[str, Any]:
+    """The v2 fields, each varied and sometimes left out, never contradicting the v1 `data`."""
+
+    def pick(field: str) -> Any:
+        return rng.choice(FACT_KINDS[field].values)
+
+    def some(field: str) -> list[str]:
+        return rng.sample(FACT_KINDS[field].values, rng.choice((0, 0, 1, 1, 2, 3)))
+
+    done = set(data["completed_phases"])
+    v2: dict[str, Any] = {
+        "phase_in_progress": rng.choice([p for p in FACT_KINDS["phase_in_progress"].values if p not in done]),
+        "mrd_timepoint": pick("mrd_timepoint"),
+        "cd19_status": pick("cd19_status"),
+        "cd20_status": pick("cd20_status"),
+        "cd22_status": pick("cd22_status"),
+        "prior_therapies": some("prior_therapies"),
+        "fit_for_intensive_therapy": rng.choice((True, False, None)),
+        "pregnant": rng.choice((True, False, None)),
+        "down_syndrome": rng.choice((True, False, None)),
+    }
+    subtypes = set(some("genetic_subtypes"))
+    if data["ph_status"] == "negative":
+        subtypes.discard("bcr-abl1")
+    if "bcr-abl1" in subtypes:
+        subtypes -= {"ph-like", "abl-class"}
+    else:
+        subtypes.discard("abl1-t315i")
+    v2["genetic_subtypes"] = sorted(subtypes)
+    if data["relapse_count"] >= 1:
+        v2["relapse_site"] = pick("relapse_site")
+        to_relapse = number("months_from_diagnosis_to_relapse", 120, nullable=True)
+        remission = data["remission_duration_months"]
+        if to_relapse is not None and remission is not None and remission > to_relapse:
+            to_relapse = remission
+        v2["months_from_diagnosis_to_relapse"] = to_relapse
+        v2["relapse_during_therapy"] = during = rng.choice((True, False, None))
+        v2["months_from_therapy_end_to_relapse"] = (
+            None if during else number("months_from_therapy_end_to_relapse", 60, nullable=True)
+        )
+    # A field left out takes its default: the Parameters must then carry that default (or nothing).
+    return {k: v for k, v in v2.items() if rng.random() < 0.85}

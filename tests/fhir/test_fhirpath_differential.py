@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from factgen import generate_facts
+from tests.v2_conditions import V2_RULE_IDS, every_leaf, kb_with_v2_rules
 
 from allpath.engine import Engine
-from allpath.facts import PatientFacts
+from allpath.facts import FACT_KINDS, FIELD_NAMES, PatientFacts
 from allpath.fhir.export import plan_definition
-from allpath.rules.fhirpath import facts_to_parameters
+from allpath.rules.fhirpath import facts_to_parameters, to_fhirpath
+from allpath.rules.tree import describe, evaluate
 
 N_FACTS = 10_000
-_NAME = re.compile(r"parameter\.where\(name = '([a-z_]+)'\)")
+_NAME = re.compile(r"parameter\.where\(name = '([a-z0-9_]+)'\)")  # names hold digits too (cd19_status)
 
 
 def _conditions(engine: Engine) -> list[tuple[str, int, str, Any]]:
@@ -105,6 +108,50 @@ def test_fhirpathpy_fires_exactly_the_engines_rules_on_10000_generated_facts(eng
 def test_fhirpathpy_agrees_without_memo_on_a_sample(engine: Engine) -> None:
     # Another seed, and every expression evaluated on every facts' full Parameters resource.
     _check(engine, list(generate_facts(engine.kb, 40, seed=7)), memo=False)
+
+
+@pytest.mark.slow
+def test_fhirpathpy_agrees_on_rules_over_the_v2_fields(tmp_path: Path) -> None:
+    engine = Engine(kb_with_v2_rules(tmp_path / "packs"))
+    facts_list = list(generate_facts(engine.kb, 1_000, seed=11))
+    fired = [set(engine.fired(f)) & V2_RULE_IDS for f in facts_list]
+    for rule in V2_RULE_IDS:
+        assert 0 < sum(rule in f for f in fired) < len(fired), f"{rule} does not split the generated facts"
+    _check(engine, facts_list, memo=True)
+
+
+def test_every_fact_and_operator_agrees_with_the_interpreter_in_fhirpathpy(engine: Engine) -> None:
+    from fhirpathpy import compile as compile_fhirpath
+    from fhirpathpy.models import models
+
+    facts_list = list(generate_facts(engine.kb, 300, seed=3))
+    parameters = [facts_to_parameters(f) for f in facts_list]
+    wrong = []
+    for test in every_leaf():
+        compiled = compile_fhirpath(to_fhirpath(test), models["r4"])
+        answers: dict[str, bool] = {}  # a leaf reads one parameter name only
+        for facts, resource in zip(facts_list, parameters, strict=True):
+            read = json.dumps([p for p in resource["parameter"] if p["name"] == test.fact])
+            if read not in answers:
+                answers[read] = _result(compiled(resource), to_fhirpath(test))
+            if answers[read] != evaluate(test, facts):
+                wrong.append(f"{describe(test)}: fhirpathpy {answers[read]} for {facts.model_dump_json()}")
+                break
+    assert not wrong
+    # The comparison proves little about a v2 fact the generated facts do not vary.
+    for fact in FIELD_NAMES[FIELD_NAMES.index("phase_in_progress") :]:
+        seen = {v for f in facts_list for v in _items(getattr(f, fact))}
+        kind = FACT_KINDS[fact]
+        if kind.type in ("enum", "list"):
+            assert seen == set(kind.values), fact
+        elif kind.type == "boolean":
+            assert seen == {True, False, None}, fact
+        else:
+            assert None in seen and len(seen) > 10, fact
+
+
+def _items(value: Any) -> tuple[Any, ...]:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def test_every_rule_and_variant_is_exported_as_a_condition(engine: Engine) -> None:

@@ -21,7 +21,15 @@ from typing import Any, Literal
 
 from annotated_types import Ge, Le
 
-from allpath.facts import FACT_KINDS, FIELD_NAMES, PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
+from allpath.facts import (
+    FACT_KINDS,
+    FIELD_NAMES,
+    RELAPSE_FIELDS,
+    FactsError,
+    PatientFacts,
+    Problem,
+    ProblemsError,
+)
 from allpath.rules.sql import DUCKDB, Dialect, literal
 
 ID_COLUMN = "patient_id"
@@ -91,7 +99,7 @@ class SqlDialect:
     bigint: str
     text: str
     empty_text_list: str
-    split_phases: str  # format string with {x}: a ';'-separated string to a trimmed list, empties dropped
+    split_list: str  # format string with {x}: a ';'-separated string to a trimmed list, empties dropped
     any_bad_element: str  # format string with {x} and {values}
     cardinality: str
     not_finite: str  # format string with {x}
@@ -103,7 +111,7 @@ DUCKDB_STAGING = SqlDialect(
     bigint="BIGINT",
     text="VARCHAR",
     empty_text_list="CAST([] AS VARCHAR[])",
-    split_phases="list_filter(list_transform(string_split({x}, ';'), lambda e: trim(e)), lambda e: e <> '')",
+    split_list="list_filter(list_transform(string_split({x}, ';'), lambda e: trim(e)), lambda e: e <> '')",
     any_bad_element="len(list_filter({x}, lambda e: e IS NULL OR e NOT IN ({values}))) > 0",
     cardinality="len({x})",
     not_finite="NOT isfinite({x})",
@@ -119,7 +127,7 @@ def _spark_staging() -> SqlDialect:
         bigint="BIGINT",
         text="STRING",
         empty_text_list="CAST(array() AS ARRAY<STRING>)",
-        split_phases="filter(transform(split({x}, ';'), e -> trim(e)), e -> e <> '')",
+        split_list="filter(transform(split({x}, ';'), e -> trim(e)), e -> e <> '')",
         any_bad_element="exists({x}, e -> e IS NULL OR e NOT IN ({values}))",
         cardinality="size({x})",
         not_finite="(isnan({x}) OR abs({x}) = CAST('Infinity' AS DOUBLE))",
@@ -182,8 +190,8 @@ def _stage(rule: FieldRule, source: SourceKind, d: SqlDialect) -> StagedColumn:
             value = f"CASE {lowered} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
             bad.append(f"({text} IS NOT NULL AND {value} IS NULL)")
     elif rule.kind == "list":
-        value = col if source == "list" else d.split_phases.format(x=text)
-        allowed = ", ".join(literal(v) for v in PHASE_ORDER)
+        value = col if source == "list" else d.split_list.format(x=text)
+        allowed = ", ".join(literal(v) for v in rule.values)
         bad.append(d.any_bad_element.format(x=value, values=allowed))
     else:  # pragma: no cover - a new PatientFacts field type must be taught here
         raise TypeError(f"no staging for {rule.name} ({rule.kind})")
@@ -209,18 +217,42 @@ def _contradictions(d: SqlDialect) -> list[str]:
     remission, relapse, prior = q("remission_count"), q("relapse_count"), q("prior_regimen_count")
     status, phases = q("disease_status"), q("completed_phases")
 
-    def has(phase: str) -> str:
-        return f"COALESCE({d.rules.list_contains}({phases}, {literal(phase)}), FALSE)"
+    def has(column: str, value: str) -> str:
+        return f"COALESCE({d.rules.list_contains}({q(column)}, {value}), FALSE)"
 
+    def done(phase: str) -> str:
+        return has("completed_phases", literal(phase))
+
+    def subtype(name: str) -> str:
+        return has("genetic_subtypes", literal(name))
+
+    relapse_fields = " OR ".join(f"{q(name)} IS NOT NULL" for name in RELAPSE_FIELDS[1:])
     return [
         f"({relapse} > {remission})",
         f"({status} = 'newly_diagnosed' AND ({remission} <> 0 OR {relapse} <> 0 OR {prior} <> 0"
         f" OR {d.cardinality.format(x=phases)} > 0))",
         f"({status} = 'in_remission' AND {remission} <= {relapse})",
         f"({status} = 'relapsed' AND {relapse} < 1)",
-        f"({has('consolidation')} AND NOT {has('induction')})",
-        f"({has('maintenance')} AND NOT {has('consolidation')})",
+        f"({done('consolidation')} AND NOT {done('induction')})",
+        f"({done('maintenance')} AND NOT {done('consolidation')})",
+        # v2 (`facts._v2_contradictions`)
+        f"({relapse} = 0 AND ({q('relapse_site')} <> 'unknown' OR {relapse_fields}))",
+        f"({q('relapse_during_therapy')} AND {q('months_from_therapy_end_to_relapse')} IS NOT NULL)",
+        f"({q('remission_duration_months')} > {q('months_from_diagnosis_to_relapse')})",
+        has("completed_phases", q("phase_in_progress")),
+        f"({subtype('bcr-abl1')} AND {q('ph_status')} = 'negative')",
+        f"({subtype('bcr-abl1')} AND ({subtype('ph-like')} OR {subtype('abl-class')}))",
+        f"({subtype('abl1-t315i')} AND NOT {subtype('bcr-abl1')})",
     ]
+
+
+def _ph_status_from_subtypes(ph_status: str, subtypes: str, d: SqlDialect) -> str:
+    """PatientFacts' own reading of a BCR::ABL1 finding with Ph status unknown: Ph positive.
+
+    Without it a rule on `ph_status` would see `unknown` in SQL where the engine sees `positive`.
+    """
+    found = f"COALESCE({d.rules.list_contains}({subtypes}, 'bcr-abl1'), FALSE)"
+    return f"CASE WHEN {ph_status} = 'unknown' AND {found} THEN 'positive' ELSE {ph_status} END"
 
 
 def typed_sql(
@@ -237,17 +269,22 @@ def typed_sql(
     staged = {name: _stage(rule, kinds.get(name, "text"), d) for name, rule in FIELD_RULES.items() if name in kinds}
     inner = [q(ROW_COLUMN), f"NULLIF(trim(CAST({q(ID_COLUMN)} AS {d.text})), '') AS {q(ID_COLUMN)}"]
     field_bad: list[str] = []
+    defaulted: dict[str, str] = {}
     for name, rule in FIELD_RULES.items():
         if name in staged:
-            inner.append(f"{staged[name].defaulted} AS {q(name)}")
+            defaulted[name] = staged[name].defaulted
             field_bad += staged[name].bad
-            if carry:
-                inner.append(f"{staged[name].value} AS {q('v__' + name)}")
-                inner.append(f"{q(name)} AS {q('r__' + name)}")
         elif rule.kind == "list":
-            inner.append(f"{d.empty_text_list} AS {q(name)}")
+            defaulted[name] = d.empty_text_list
         else:
-            inner.append(f"{literal(rule.default) if rule.default is not None else 'NULL'} AS {q(name)}")
+            defaulted[name] = literal(rule.default) if rule.default is not None else "NULL"
+    if "genetic_subtypes" in staged:
+        defaulted["ph_status"] = _ph_status_from_subtypes(defaulted["ph_status"], defaulted["genetic_subtypes"], d)
+    for name in FIELD_RULES:
+        inner.append(f"{defaulted[name]} AS {q(name)}")
+        if carry and name in staged:
+            inner.append(f"{staged[name].value} AS {q('v__' + name)}")
+            inner.append(f"{q(name)} AS {q('r__' + name)}")
     if carry:
         inner.append(f"CAST({q(ID_COLUMN)} AS {d.text}) AS {q('r__' + ID_COLUMN)}")
     # Field checks read the raw columns, contradictions the typed ones: two levels, one pass.

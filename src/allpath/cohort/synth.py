@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from allpath.facts import PHASE_ORDER
+from allpath.cohort.staging import ROW_COLUMN, SourceKind, typed_sql
+from allpath.facts import FACT_KINDS, GENETIC_SUBTYPES, PHASE_ORDER, PRIOR_THERAPIES
 from allpath.knowledge import KnowledgeBase
 from allpath.rules.sql import to_sql
 
@@ -55,9 +56,37 @@ SECOND_CR_RATE = {"child": 0.75, "adult": 0.40}
 SECOND_RELAPSE_RATE = {"child": 0.40, "adult": 0.60}
 UNKNOWN_SHARE = 0.03  # lineage and Ph status not yet known
 
+PRIOR_REGIMENS_UNKNOWN = 0.05  # prior_regimen_count not recorded
+# Site of a relapse: mostly marrow, then CNS, combined, testicular. Approximation.
+RELAPSE_SITE_SHARES: tuple[tuple[str, float], ...] = (
+    ("marrow", 0.60),
+    ("cns", 0.10),
+    ("testicular", 0.03),
+    ("combined", 0.12),
+    ("other_extramedullary", 0.03),
+    ("unknown", 0.12),
+)
+RELAPSE_SITES = tuple(s for s, _ in RELAPSE_SITE_SHARES)
+# Primary genetic finding of Ph-negative B-ALL: (subtype, share in children, share in adults);
+# "" is none known. ETV6::RUNX1 and high hyperdiploidy are childhood subtypes, Ph-like and KMT2A
+# more common in adults. Approximation.
+B_SUBTYPE_SHARES: tuple[tuple[str, float, float], ...] = (
+    ("", 0.318, 0.548),
+    ("etv6-runx1", 0.25, 0.02),
+    ("high-hyperdiploid", 0.25, 0.05),
+    ("ph-like", 0.10, 0.22),
+    ("kmt2a", 0.02, 0.10),
+    ("tcf3-pbx1", 0.04, 0.04),
+    ("hypodiploid", 0.01, 0.02),
+    ("iamp21", 0.01, 0.00),
+    ("tcf3-hlf", 0.002, 0.002),
+)
+B_SUBTYPES = tuple(s for s, _, _ in B_SUBTYPE_SHARES)
+
 TKI_AGENTS = ("imatinib", "dasatinib", "nilotinib", "ponatinib")
 BACKBONE_AGENTS = ("vincristine", "dexamethasone", "prednisone", "daunorubicin", "pegaspargase", "methotrexate")
 ROW_GROUP = 131_072
+LIST_FIELDS = tuple(name for name, kind in FACT_KINDS.items() if kind.type == "list")
 PROCEDURES = ("allogeneic-sct", "autologous-sct", "palliative-care")
 
 
@@ -170,6 +199,22 @@ def facts_table(n: int, seed: int) -> Any:
     survival = np.round(rng.lognormal(np.log(9.0), 0.7, n), 1)
     survival_mask = ~advanced | (survival_u > 0.35)
 
+    # Drawn after every v1 column, so a seed still gives the v1 columns it gave before v2.
+    v2 = _v2_columns(
+        rng,
+        age=age,
+        lineage=lineage,
+        ph=ph,
+        status=status,
+        phases_done=phases_done,
+        mrd=mrd,
+        cns=cns_u < 0.05,
+        relapse_count=relapse_count,
+        remission_count=remission_count,
+        duration=np.where(duration_mask, np.nan, duration),
+    )
+    prior_mask = rng.random(n) < PRIOR_REGIMENS_UNKNOWN
+
     return pa.table(
         {
             "patient_id": pa.array(np.char.add("P", np.arange(1, n + 1).astype(str)), pa.string()),
@@ -183,21 +228,171 @@ def facts_table(n: int, seed: int) -> Any:
             "remission_count": pa.array(remission_count, pa.int64()),
             "relapse_count": pa.array(relapse_count, pa.int64()),
             "remission_duration_months": pa.array(duration, pa.float64(), mask=duration_mask),
-            "prior_regimen_count": pa.array(prior, pa.int64()),
+            "prior_regimen_count": pa.array(prior, pa.int64(), mask=prior_mask),
             "expected_survival_months": pa.array(survival, pa.float64(), mask=survival_mask),
+            **v2,
         }
     )
 
 
+def _list_column(matrix: Any, values: tuple[str, ...]) -> Any:
+    """A list<string> column from a patients x values boolean matrix (items in `values` order)."""
+    import numpy as np
+    import pyarrow as pa
+
+    offsets = np.zeros(len(matrix) + 1, dtype=np.int32)
+    np.cumsum(matrix.sum(axis=1), out=offsets[1:])
+    _, column = np.nonzero(matrix)  # row-major: each row's items come out in `values` order
+    items = pa.array(np.array(values, dtype=object)[column], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items)
+
+
+def _nullable_bool(rng: Any, p_true: Any, p_false: Any) -> Any:
+    """True, False or null (the rest) per patient, with per-patient probabilities."""
+    import numpy as np
+    import pyarrow as pa
+
+    u = rng.random(len(p_true))
+    return pa.array(u < p_true, pa.bool_(), mask=u >= np.asarray(p_true) + p_false)
+
+
+def _v2_columns(
+    rng: Any,
+    *,
+    age: Any,
+    lineage: Any,
+    ph: Any,
+    status: Any,
+    phases_done: Any,
+    mrd: Any,
+    cns: Any,
+    relapse_count: Any,
+    remission_count: Any,
+    duration: Any,
+) -> dict[str, Any]:
+    """The v2 fields, drawn so that `facts._v2_contradictions` cannot trip (shapes in docs/cohort.md)."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(age)
+    child = age < ADULT_AGE
+    b_cell, t_cell = lineage == "B", lineage == "T"
+    new = status == "newly_diagnosed"
+    relapsed = relapse_count > 0
+    advanced = np.isin(status, ("relapsed", "refractory"))
+
+    # The phase under way is the one after the last completed, so it is never also completed.
+    next_phase = np.array(("induction", "consolidation", "maintenance", "none"), dtype=object)[phases_done]
+    next_phase = np.where(new, np.where(rng.random(n) < 0.5, "induction", "none"), next_phase)
+    phase_in_progress = np.where(rng.random(n) < 0.1, "unknown", next_phase)
+    timepoint = np.array(("unknown", "end_of_induction", "end_of_consolidation", "later"), dtype=object)[phases_done]
+    mrd_timepoint = np.where((mrd == "unknown") | (rng.random(n) < 0.1), "unknown", timepoint)
+
+    # Relapse details, only once there has been a relapse. Therapy lasts 2 to 3 years: a relapse
+    # before its end came during therapy, and only a later one has a time from its end.
+    site = _choice(rng, RELAPSE_SITES, np.tile([p for _, p in RELAPSE_SITE_SHARES], (n, 1)))
+    relapse_site = np.where(relapsed, site, "unknown")
+    to_relapse = np.round(np.nan_to_num(duration, nan=0.0) + 1.0 + rng.gamma(2.0, 6.0, n), 1)
+    to_relapse_mask = ~relapsed | (rng.random(n) < 0.1)
+    therapy_months = 24.0 + 12.0 * rng.random(n)
+    during = to_relapse < therapy_months
+    during_mask = ~relapsed | to_relapse_mask | (rng.random(n) < 0.1)
+    from_end = np.round(np.maximum(to_relapse - therapy_months, 0.0), 1)
+    from_end_mask = ~relapsed | to_relapse_mask | during | (rng.random(n) < 0.1)
+
+    # Surface markers: CD19 and CD22 on nearly all B-ALL, CD20 on about half; not measured on T-ALL
+    # as a rule. After CD19-directed therapy a CD19-negative relapse happens; shares below.
+    def marker(p_pos_b: float, p_neg_b: float) -> Any:
+        u = rng.random(n)
+        on_b = np.where(u < p_pos_b, "positive", np.where(u < p_pos_b + p_neg_b, "negative", "unknown"))
+        on_t = np.where(u < 0.6, "negative", "unknown")
+        return np.where(b_cell, on_b, np.where(t_cell, on_t, "unknown"))
+
+    # Genetic subtypes: one primary finding per B-ALL patient, by age; BCR::ABL1 with Ph positive
+    # (and now and then with Ph status not yet known, which PatientFacts reads as positive).
+    column: dict[str, int] = {name: i for i, name in enumerate(GENETIC_SUBTYPES)}
+    subtypes = np.zeros((n, len(GENETIC_SUBTYPES)), dtype=bool)
+    subtypes[:, column["bcr-abl1"]] = ((ph == "positive") & (rng.random(n) < 0.8)) | (
+        (ph == "unknown") & (rng.random(n) < 0.2)
+    )
+    shares = np.where(child[:, None], [p for _, p, _ in B_SUBTYPE_SHARES], [p for _, _, p in B_SUBTYPE_SHARES])
+    primary = _choice(rng, B_SUBTYPES, shares)
+    ph_negative_b = b_cell & (ph == "negative")
+    for name in B_SUBTYPES[1:]:
+        subtypes[:, column[name]] = ph_negative_b & (primary == name)
+    subtypes[:, column["kmt2a"]] |= (age < 1.0) & ~subtypes[:, column["bcr-abl1"]] & (rng.random(n) < 0.7)
+    subtypes[:, column["abl-class"]] = subtypes[:, column["ph-like"]] & (rng.random(n) < 0.3)
+    subtypes[:, column["abl1-t315i"]] = subtypes[:, column["bcr-abl1"]] & relapsed & (rng.random(n) < 0.15)
+    ph_positive = subtypes[:, column["bcr-abl1"]] | (ph == "positive")
+
+    # Therapies already received, from the history drawn above (approximate shares).
+    therapy: dict[str, int] = {name: i for i, name in enumerate(PRIOR_THERAPIES)}
+    received = np.zeros((n, len(PRIOR_THERAPIES)), dtype=bool)
+
+    def u() -> Any:
+        return rng.random(n)
+
+    treated = ~new
+    received[:, therapy["tki"]] = treated & ph_positive & (u() < 0.9)
+    received[:, therapy["blinatumomab"]] = treated & b_cell & ((advanced & (u() < 0.3)) | (relapsed & (u() < 0.2)))
+    received[:, therapy["inotuzumab-ozogamicin"]] = treated & b_cell & advanced & (u() < 0.2)
+    received[:, therapy["car-t"]] = b_cell & (relapse_count >= 2) & (u() < 0.25)
+    received[:, therapy["allogeneic-sct"]] = (remission_count >= 2) & (u() < 0.3)
+    received[:, therapy["nelarabine"]] = treated & t_cell & (advanced | relapsed) & (u() < 0.4)
+    received[:, therapy["clofarabine"]] = child & (advanced | relapsed) & (u() < 0.1)
+    received[:, therapy["rituximab"]] = treated & b_cell & ~child & (u() < 0.3)
+    received[:, therapy["cranial-radiation"]] = treated & cns & (u() < 0.3)
+
+    fit_true = np.where(age < 60.0, 0.85, 0.45)
+    fit_false = np.where(age < 60.0, 0.05, 0.40)
+    childbearing = (age >= 15.0) & (age < 50.0)
+    return {
+        "phase_in_progress": pa.array(phase_in_progress, pa.string()),
+        "mrd_timepoint": pa.array(mrd_timepoint, pa.string()),
+        "relapse_site": pa.array(relapse_site, pa.string()),
+        "months_from_diagnosis_to_relapse": pa.array(to_relapse, pa.float64(), mask=to_relapse_mask),
+        "relapse_during_therapy": pa.array(during, pa.bool_(), mask=during_mask),
+        "months_from_therapy_end_to_relapse": pa.array(from_end, pa.float64(), mask=from_end_mask),
+        "cd19_status": pa.array(marker(0.93, 0.02), pa.string()),
+        "cd20_status": pa.array(marker(0.40, 0.45), pa.string()),
+        "cd22_status": pa.array(marker(0.85, 0.05), pa.string()),
+        "genetic_subtypes": _list_column(subtypes, GENETIC_SUBTYPES),
+        "prior_therapies": _list_column(received, PRIOR_THERAPIES),
+        "fit_for_intensive_therapy": _nullable_bool(rng, fit_true, fit_false),
+        "pregnant": _nullable_bool(rng, np.where(childbearing, 0.01, 0.0), np.where(childbearing, 0.7, 0.4)),
+        "down_syndrome": _nullable_bool(rng, np.where(child, 0.025, 0.003), np.where(child, 0.8, 0.6)),
+    }
+
+
+def _arrow_kind(data_type: Any) -> SourceKind:
+    import pyarrow as pa
+
+    if pa.types.is_list(data_type):
+        return "list"
+    if pa.types.is_boolean(data_type):
+        return "boolean"
+    if pa.types.is_integer(data_type):
+        return "integer"
+    if pa.types.is_floating(data_type):
+        return "float"
+    return "text"
+
+
 def _fired(facts: Any, kb: KnowledgeBase, rule_ids: tuple[str, ...]) -> dict[str, Any]:
-    """Which of `rule_ids` fire per patient, from the compiled SQL (the same as the engine's)."""
+    """Which of `rule_ids` fire per patient, from the compiled SQL (the same as the engine's).
+
+    The rules read the staged facts, as `cohort evaluate` does: PatientFacts reads some values
+    from others (a BCR::ABL1 finding makes an unknown Ph status positive).
+    """
     import duckdb
     import numpy as np
 
     con = duckdb.connect()
     con.register("facts", facts)
+    kinds = {f.name: _arrow_kind(f.type) for f in facts.schema}
+    staged = typed_sql(f'(SELECT 0 AS "{ROW_COLUMN}", * FROM facts) raw', kinds)
     columns = ", ".join(f'{to_sql(kb.conditions[r])} AS "{r}"' for r in rule_ids)
-    relation = con.sql(f"SELECT {columns} FROM facts")
+    relation = con.sql(f"SELECT {columns} FROM ({staged}) typed")
     result = (getattr(relation, "to_arrow_table", None) or relation.arrow)()
     con.close()
     return {r: np.asarray(result.column(r).to_numpy(zero_copy_only=False), dtype=bool) for r in rule_ids}
@@ -303,8 +498,10 @@ def synthesize(
     if fmt == "csv":
         import pyarrow.compute as pc
 
-        joined = pc.binary_join(facts.column("completed_phases"), ";")
-        as_text = facts.set_column(facts.schema.get_field_index("completed_phases"), "completed_phases", joined)
+        as_text = facts
+        for name in LIST_FIELDS:
+            joined = pc.binary_join(facts.column(name), ";")
+            as_text = as_text.set_column(as_text.schema.get_field_index(name), name, joined)
         pacsv.write_csv(as_text, facts_path)
         if given is not None:
             pacsv.write_csv(given, treatments_path)

@@ -3,13 +3,13 @@
 How facts travel (docs/fhir-mapping.md, "Facts as Parameters"):
 
 * one `Parameters.parameter` per fact, `name` = the PatientFacts field name;
-* `value[x]` typed by the fact's kind: `valueDecimal` for numbers (age_years,
-  remission_duration_months, expected_survival_months), `valueInteger` for counts,
-  `valueBoolean` for cns_involvement, `valueCode` for enumerations (including the value
-  `unknown`, which is a value, not a missing fact);
+* `value[x]` typed by the fact's kind (`FACT_KINDS`): `valueDecimal` for numbers (ages and
+  months), `valueInteger` for counts, `valueBoolean` for the yes/no facts (cns_involvement,
+  relapse_during_therapy, fit_for_intensive_therapy, pregnant, down_syndrome), `valueCode` for
+  enumerations (including the value `unknown`, which is a value, not a missing fact);
 * a missing (null) fact has no parameter at all;
-* `completed_phases` is repeated, one parameter per completed phase, in treatment order
-  (none when no phase is completed).
+* a list fact (completed_phases, genetic_subtypes, prior_therapies) is repeated, one
+  `valueCode` parameter per item, in the facts' canonical order (none for an empty list).
 
 The expression is evaluated with that Parameters resource as its focus (the root). Each leaf is
 written `parameter.where(name = 'F').exists(<test on value>)`, which is always true or false,
@@ -85,7 +85,7 @@ def facts_to_parameters(facts: PatientFacts) -> dict[str, Any]:
         if value is None:
             continue
         if kind.type == "list":
-            parameters.extend({"name": name, "valueCode": phase} for phase in value)
+            parameters.extend({"name": name, "valueCode": item} for item in value)
             continue
         if kind.type == "number":
             value = float(value)

@@ -99,7 +99,8 @@ def compile_missing(
     lines = ["def missing(f, b):"]
     lines += [f"    f_{name} = f.{name}" for name in used]
     lines.append("    out = []")
-    namespace: dict[str, Any] = {"numeric_points": numeric_points, "INF": math.inf}
+    # No builtins in the generated code, so the one it calls (phase_in_progress' alternatives) is given.
+    namespace: dict[str, Any] = {"numeric_points": numeric_points, "INF": math.inf, "tuple": tuple}
     for field in unknowable_fields():
         indexes = readers.get(field)
         if not indexes:
