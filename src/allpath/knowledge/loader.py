@@ -375,6 +375,8 @@ def _amend_rules(
                 if not isinstance(rule, RecommendationRule):
                     raise KnowledgeError(f"{where}.variants: only recommendations have variants")
                 update["variants"] = [*a.variants, *rule.variants]
+            # The amended rule now speaks for the practice pack too: its outputs cite both.
+            update["citations"] = [*rule.citations, *(c for c in a.citations if c not in rule.citations)]
             amended[index[a.target]] = (rule.model_copy(update=update), path, position)
     return [entry for entry in amended if entry[0].id not in suppressed], suppressed
 
