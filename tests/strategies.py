@@ -102,6 +102,21 @@ def _with_v2(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
 
 valid_facts = valid_facts_dicts().map(PatientFacts.parse)
 
+# A child at diagnosis with every fact a rule reads known: no unknown fact would change the plan.
+NOTHING_MISSING: dict[str, Any] = {
+    "age_years": 8,
+    "disease_status": "newly_diagnosed",
+    "lineage": "B",
+    "ph_status": "negative",
+    "cns_involvement": False,
+    "mrd_status": "negative",
+    "expected_survival_months": 100,
+    "phase_in_progress": "none",
+    "fit_for_intensive_therapy": True,
+    "pregnant": False,
+    "down_syndrome": False,
+}
+
 JSON_SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-10, 200), st.floats(allow_nan=False), st.text(max_size=12)
 )

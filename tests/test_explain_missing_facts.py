@@ -14,6 +14,7 @@ from allpath.explain import render_text
 from allpath.explain.labels import FACT_LABELS, fact_label, missing_fact_views
 from allpath.facts import FIELD_NAMES, PatientFacts
 from allpath.knowledge import load_kb
+from tests.strategies import NOTHING_MISSING
 
 HEADER = "WHAT WOULD SHARPEN THIS PLAN"
 # A first relapse with the length of the remission before it not recorded.
@@ -26,20 +27,6 @@ RELAPSED_DURATION_UNKNOWN = {
     "relapse_count": 1,
 }
 NEWLY_DIAGNOSED_LINEAGE_UNKNOWN = {"age_years": 8, "disease_status": "newly_diagnosed", "ph_status": "negative"}
-# Every fact a rule reads for this child is known, so no unknown one would change the plan.
-NOTHING_MISSING = {
-    "age_years": 8,
-    "disease_status": "newly_diagnosed",
-    "lineage": "B",
-    "ph_status": "negative",
-    "cns_involvement": False,
-    "mrd_status": "negative",
-    "expected_survival_months": 100,
-    "phase_in_progress": "none",
-    "fit_for_intensive_therapy": True,
-    "pregnant": False,
-    "down_syndrome": False,
-}
 
 
 @pytest.fixture(scope="module")

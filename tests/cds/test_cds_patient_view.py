@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from cdskit import FHIR_SERVER, bearer, full_prefetch, hook_request, patient, searchset, token
+from tests.strategies import NOTHING_MISSING
 
 from allpath.api.cds.cards import MISSING_FACTS_KEY, card_uuid
 from allpath.api.cds.prefetch import PREFETCH
@@ -409,21 +410,7 @@ def test_patient_view_gives_one_info_card_listing_every_missing_fact(call, engin
 
 
 def test_patient_view_gives_no_missing_facts_card_when_no_unknown_fact_matters(call, engine, importer):
-    importer.facts["all-known"] = PatientFacts.parse(
-        {
-            "age_years": 8,
-            "disease_status": "newly_diagnosed",
-            "lineage": "B",
-            "ph_status": "negative",
-            "cns_involvement": False,
-            "mrd_status": "negative",
-            "expected_survival_months": 100,
-            "phase_in_progress": "none",
-            "fit_for_intensive_therapy": True,
-            "pregnant": False,
-            "down_syndrome": False,
-        }
-    )
+    importer.facts["all-known"] = PatientFacts.parse(NOTHING_MISSING)
     assert engine.recommend(importer.facts["all-known"]).missing_facts == []
     cards = call(SERVICE, hook_request(pid="all-known", prefetch=full_prefetch("all-known"))).json()["cards"]
     assert cards and sharpen_cards(cards) == []

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.strategies import NOTHING_MISSING
 
 from allpath.engine import Engine
 from allpath.facts import PatientFacts
@@ -128,21 +129,7 @@ def test_care_plan_has_one_note_naming_lineage_and_what_it_would_change_when_unk
 
 
 def test_care_plan_has_no_missing_facts_note_when_no_unknown_fact_matters(engine: Engine) -> None:
-    facts = PatientFacts.parse(
-        {
-            "age_years": 8,
-            "disease_status": "newly_diagnosed",
-            "lineage": "B",
-            "ph_status": "negative",
-            "cns_involvement": False,
-            "mrd_status": "negative",
-            "expected_survival_months": 100,
-            "phase_in_progress": "none",
-            "fit_for_intensive_therapy": True,
-            "pregnant": False,
-            "down_syndrome": False,
-        }
-    )
+    facts = PatientFacts.parse(NOTHING_MISSING)
     assert engine.recommend(facts).missing_facts == []
     care = care_plan(engine, facts)
     assert sharpen_notes(care) == []
