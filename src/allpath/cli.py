@@ -24,6 +24,7 @@ from allpath.explain import render_text
 from allpath.facts import FactsError, PatientFacts, Problem
 from allpath.knowledge import KnowledgeBase, KnowledgeError, available_packs, load_kb
 from allpath.plan import Plan
+from allpath.settings import KnowledgeSettings, Settings, SettingsError
 
 app = typer.Typer(
     name="allpath",
@@ -81,6 +82,9 @@ def load_knowledge(packs: str | None = None, long_remission_months: float | None
         # fails to load is a broken installation (exit 1, below).
         known = ", ".join(available_packs())
         fail_input([Problem("packs", f"no knowledge pack named {p!r} (packs: {known})") for p in unknown])
+    if long_remission_months is None:
+        # The option wins; unset, ALLPATH_LONG_REMISSION_MONTHS (load_kb never reads the environment).
+        long_remission_months = _knowledge_settings().long_remission_months
     params = {"long_remission_months": long_remission_months} if long_remission_months is not None else None
     try:
         return load_kb(pack_ids, parameters=params)
@@ -444,13 +448,22 @@ DatabaseOption = Annotated[
 ]
 
 
-def _service_settings(database_url: str | None) -> Any:
-    from allpath.store.settings import Settings
-
+def _service_settings(database_url: str | None) -> Settings:
+    """Every `ALLPATH_*` variable, read once here; a bad value is exit 2 naming the variable."""
     try:
-        return Settings.from_env(database_url=database_url)
-    except ValueError as exc:
+        settings = Settings.from_env()
+    except SettingsError as exc:
         fail_input([Problem("environment", str(exc))])
+    return settings.with_database_url(database_url) if database_url else settings
+
+
+def _knowledge_settings() -> KnowledgeSettings:
+    """That section alone, so that `allpath recommend` does not fail on a bad service variable."""
+    try:
+        section: KnowledgeSettings = KnowledgeSettings.from_env()
+    except SettingsError as exc:
+        fail_input([Problem("environment", str(exc))])
+    return section
 
 
 @db_app.command("upgrade")
@@ -460,7 +473,7 @@ def db_upgrade(database_url: DatabaseOption = None) -> None:
     from allpath.store.migrate import current_revision
 
     settings = _service_settings(database_url)
-    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    engine = make_engine(settings.database.url, sqlite_synchronous=settings.database.sqlite_synchronous)
     try:
         with _database_reachable():
             upgrade(engine)
@@ -489,7 +502,7 @@ def db_seed_demo(database_url: DatabaseOption = None) -> None:
     from allpath.store.demo import seed_demo
 
     settings = _service_settings(database_url)
-    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    engine = make_engine(settings.database.url, sqlite_synchronous=settings.database.sqlite_synchronous)
     try:
         with _database_reachable():
             upgrade(engine)
@@ -520,36 +533,36 @@ def serve(
     """Run the web service (REST API, web pages, CDS Hooks) with uvicorn; --cds-only for CDS Hooks alone."""
     import uvicorn
 
+    settings = _service_settings(database_url)
     if cds_only:
         from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_app
 
         try:
-            cds_settings = CdsSettings.from_env()
-            application = create_cds_app(Engine(load_knowledge()), cds_settings)
+            cds_settings = CdsSettings.from_section(settings.cds)
+            kb = load_knowledge(long_remission_months=settings.knowledge.long_remission_months)
+            application = create_cds_app(Engine(kb), cds_settings, http=settings.http)
         except CdsConfigError as exc:
             err.print(f"CDS Hooks configuration: {exc}", markup=False, highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         if cds_settings.insecure_dev:
             err.print("WARNING: CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1): local development only.")
         _freeze_startup_objects()
-        uvicorn.run(application, host=host, port=port, log_level=log_level, **_head_limit(None))
+        uvicorn.run(application, host=host, port=port, log_level=log_level, **_head_limit(settings))
         return
 
     from allpath.api import create_app
 
-    settings = _service_settings(database_url)
     with _database_reachable():
         application = create_app(settings=settings)
     _freeze_startup_objects()
     uvicorn.run(application, host=host, port=port, log_level=log_level, **_head_limit(settings))
 
 
-def _head_limit(settings: Any) -> dict[str, Any]:
+def _head_limit(settings: Settings) -> dict[str, Any]:
     """uvicorn options that make its HTTP parser refuse (431) a request head over the configured size."""
     from allpath.api.limits import bounded_http_protocol
 
-    limit = settings.max_header_bytes if settings is not None else _service_settings(None).max_header_bytes
-    return bounded_http_protocol(limit)
+    return bounded_http_protocol(settings.http.max_header_bytes)
 
 
 def _freeze_startup_objects() -> None:

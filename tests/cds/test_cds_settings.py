@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_app
 from allpath.api.cds.router import INSECURE_WARNING
+from allpath.settings import Settings
 
 
 def env(rsa, **more: str) -> dict[str, str]:
@@ -73,7 +74,8 @@ def test_relative_service_url_is_refused(rsa):
 def test_app_from_environment_checks_aud_against_the_configured_url(engine, rsa, importer, monkeypatch):
     for name, value in env(rsa).items():
         monkeypatch.setenv(name, value)
-    client = TestClient(create_cds_app(engine, importer=importer))
+    settings = CdsSettings.from_section(Settings.from_env().cds)
+    client = TestClient(create_cds_app(engine, settings, importer=importer))
     assert client.get("/cds-services", headers=bearer(token(rsa))).status_code == 200
     assert client.get("/cds-services").status_code == 401
 

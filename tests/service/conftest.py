@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from allpath.api import create_app
+from allpath.settings import AuthSettings, DatabaseSettings, Settings
 from allpath.store.auth import create_user
-from allpath.store.settings import Settings
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -70,7 +70,10 @@ def app(database_url: str) -> Iterator[FastAPI]:
     # many log-ins on purpose: the address throttle is set out of reach here; test_service_throttle.py
     # tests it on apps of its own.
     application = create_app(
-        settings=Settings(database_url=database_url, sqlite_synchronous="NORMAL", login_address_max_failures=10**9)
+        settings=Settings(
+            database=DatabaseSettings(url=database_url, sqlite_synchronous="NORMAL"),
+            auth=AuthSettings(login_address_max_failures=10**9),
+        )
     )
     yield application
     application.state.allpath.close()

@@ -8,11 +8,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from allpath.api import create_app
-from allpath.store import Settings, make_engine, make_sessionmaker
+from allpath.store import make_engine, make_sessionmaker
 
 
 def test_requests_get_503_with_retry_after_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
-    app = create_app(settings=Settings(database_url=f"sqlite:///{tmp_path / 'allpath.db'}"))
+    app = create_app(database_url=f"sqlite:///{tmp_path / 'allpath.db'}")
     context = app.state.allpath
     unreachable = make_engine(f"sqlite:///{tmp_path / 'gone' / 'allpath.db'}")
     app.state.allpath = dataclasses.replace(context, sessions=make_sessionmaker(unreachable))

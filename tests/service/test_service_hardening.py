@@ -179,12 +179,12 @@ def test_request_headers_over_the_limit_get_431(client: TestClient) -> None:
 
 
 def test_body_and_header_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from allpath.store.settings import Settings
+    from allpath.settings import Settings
 
     monkeypatch.setenv("ALLPATH_MAX_BODY_BYTES", "4096")
     monkeypatch.setenv("ALLPATH_MAX_HEADER_BYTES", "8192")
     settings = Settings.from_env()
-    assert (settings.max_body_bytes, settings.max_header_bytes) == (4096, 8192)
+    assert (settings.http.max_body_bytes, settings.http.max_header_bytes) == (4096, 8192)
 
 
 # --- item 5: password policy --------------------------------------------------------------------

@@ -13,22 +13,23 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from allpath.api import create_app
+from allpath.settings import AuthSettings, DatabaseSettings, Settings
 from allpath.store.auth import create_user
 from allpath.store.models import AuditRow, LoginThrottleRow
-from allpath.store.settings import Settings
 
 PASSWORD = "throttle-test-password-9"
-LIMITS = {
-    "login_max_failures": 10,
-    "login_address_max_failures": 25,
-    "login_lock_seconds": 30,
-    "login_lock_max_seconds": 600,
-}
+LIMITS = AuthSettings(
+    login_max_failures=10, login_address_max_failures=25, login_lock_seconds=30, login_lock_max_seconds=600
+)
+
+
+def settings_for(url: str) -> Settings:
+    return Settings(database=DatabaseSettings(url=url), auth=LIMITS)
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[FastAPI]:
-    application = create_app(settings=Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", **LIMITS))  # type: ignore[arg-type]
+    application = create_app(settings=settings_for(f"sqlite:///{tmp_path / 't.db'}"))
     with application.state.allpath.sessions() as session:
         for name in ("victim", "other-1", "other-2", "other-3"):
             create_user(session, name, PASSWORD, "clinician")
@@ -122,7 +123,7 @@ def test_web_login_form_is_throttled_with_retry_after(app: FastAPI) -> None:
 
 def test_workers_sharing_the_database_share_the_counts(app: FastAPI, tmp_path: Path) -> None:
     # A second app on the same database is what a second worker process is.
-    second = create_app(settings=Settings(database_url=f"sqlite:///{tmp_path / 't.db'}", **LIMITS))  # type: ignore[arg-type]
+    second = create_app(settings=settings_for(f"sqlite:///{tmp_path / 't.db'}"))
     try:
         with TestClient(app) as one, TestClient(second) as two:
             for i in range(10):
@@ -137,7 +138,7 @@ def test_throttle_settings_come_from_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ALLPATH_LOGIN_MAX_FAILURES", "7")
     monkeypatch.setenv("ALLPATH_LOGIN_LOCK_SECONDS", "2")
     settings = Settings.from_env()
-    assert (settings.login_max_failures, settings.login_lock_seconds) == (7, 2)
+    assert (settings.auth.login_max_failures, settings.auth.login_lock_seconds) == (7, 2)
 
 
 @pytest.mark.postgres
@@ -147,7 +148,7 @@ def test_throttle_counts_and_locks_on_postgresql() -> None:
     if not postgres_reachable():
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
     with postgres_database() as url:
-        application = create_app(settings=Settings(database_url=url, **LIMITS))  # type: ignore[arg-type]
+        application = create_app(settings=settings_for(url))
         try:
             with application.state.allpath.sessions() as session:
                 create_user(session, "victim", PASSWORD, "clinician")
@@ -161,6 +162,6 @@ def test_throttle_counts_and_locks_on_postgresql() -> None:
 def test_a_nul_in_the_name_tried_is_counted_not_a_500(app: FastAPI) -> None:
     from allpath.store.throttle import keys_for
 
-    assert keys_for(Settings(), "a\x00b", "127.0.0.1")[0].key == "user:a?b"
+    assert keys_for(AuthSettings(), "a\x00b", "127.0.0.1")[0].key == "user:a?b"
     with TestClient(app) as client:
         assert token(client, "a\x00b", "x") == 401

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 
 from allpath.api.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from allpath.knowledge import KnowledgeBase, load_kb
+from allpath.settings import Settings
 from allpath.store.context import AppContext
 from allpath.store.httpauth import CSRFMiddleware
-from allpath.store.settings import Settings
 
 log = logging.getLogger("allpath.api")
 __all__ = ["create_app"]
@@ -33,21 +33,21 @@ def create_app(
 ) -> FastAPI:
     """The service: REST API, plus the web pages and CDS Hooks when those packages are present.
 
-    `settings` default to the environment (`Settings.from_env`); `database_url` overrides the
-    URL. The schema is migrated to the latest revision on start unless
-    `settings.migrate_on_start` is off.
+    Every setting comes in through `settings` (default: `Settings()`, the embedded defaults;
+    the environment is read once at the edge, `Settings.from_env()` in `allpath serve`), the
+    CDS Hooks and knowledge ones included. `database_url` overrides the URL. The schema is
+    migrated to the latest revision on start unless `settings.database.migrate_on_start` is off.
     """
     from allpath import __version__
     from allpath.api.errors import install_error_handlers
     from allpath.api.routes import admin, auth, knowledge, patients, recommend
     from allpath.store.migrate import upgrade
 
-    if settings is None:
-        settings = Settings.from_env(database_url=database_url)
-    elif database_url is not None:
-        settings = Settings(**{**settings.__dict__, "database_url": database_url})
-    context = AppContext.build(settings, kb if kb is not None else load_kb())
-    if settings.migrate_on_start:
+    settings = settings or Settings()
+    if database_url is not None:
+        settings = settings.with_database_url(database_url)
+    context = AppContext.build(settings, kb if kb is not None else load_kb(parameters=settings.knowledge.parameters()))
+    if settings.database.migrate_on_start:
         upgrade(context.db)
 
     @asynccontextmanager
@@ -69,7 +69,9 @@ def create_app(
     # Starlette runs the last one added first: limits before CSRF reads a form, headers on every answer.
     app.add_middleware(CSRFMiddleware)
     app.add_middleware(
-        RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.http.max_body_bytes,
+        max_header_bytes=settings.http.max_header_bytes,
     )
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
@@ -89,7 +91,7 @@ def _mount_cds(app: FastAPI, context: AppContext) -> None:
     from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router
 
     try:
-        router = create_cds_router(context.recommender, CdsSettings.from_env())
+        router = create_cds_router(context.recommender, CdsSettings.from_section(context.settings.cds))
     except CdsConfigError as exc:
         log.warning("CDS Hooks not mounted: %s", exc)
         return

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -40,14 +40,20 @@ class FileFormat(StrEnum):
 
 
 def _kb() -> KnowledgeBase:
+    from allpath.settings import KnowledgeSettings, SettingsError
+
     try:
-        return load_kb()
+        parameters = KnowledgeSettings.from_env().parameters()
+    except SettingsError as exc:
+        _fail([str(exc)])
+    try:
+        return load_kb(parameters=parameters)
     except KnowledgeError as exc:
         err.print(f"knowledge base: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None
 
 
-def _fail(lines: list[str]) -> None:
+def _fail(lines: list[str]) -> NoReturn:
     for line in lines:
         err.print(line, markup=False, highlight=False)
     raise typer.Exit(EXIT_BAD_INPUT)

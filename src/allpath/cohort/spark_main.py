@@ -26,10 +26,18 @@ def main(argv: list[str] | None = None) -> int:
     from allpath.cohort.evaluate import evaluate_spark
     from allpath.cohort.staging import TableError
     from allpath.knowledge import load_kb
+    from allpath.settings import KnowledgeSettings, SettingsError
 
+    try:
+        parameters = KnowledgeSettings.from_env().parameters()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     spark = SparkSession.builder.appName("allpath-cohort").getOrCreate()
     try:
-        summary = evaluate_spark(args.source, args.out, load_kb(), spark=spark, rejects=args.rejects)
+        summary = evaluate_spark(
+            args.source, args.out, load_kb(parameters=parameters), spark=spark, rejects=args.rejects
+        )
     except TableError as exc:
         for table_problem in exc.problems:
             print(table_problem, file=sys.stderr)

@@ -9,7 +9,6 @@ its type, value is one it can take).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -118,20 +117,14 @@ def load_kb(
 ) -> KnowledgeBase:
     """Load and check the named packs (default: `DEFAULT_PACKS`), from the package or from `root`.
 
-    `parameters` overrides pack parameters by id (for example `long_remission_months`); unset,
-    `ALLPATH_LONG_REMISSION_MONTHS` in the environment overrides that one parameter.
+    `parameters` overrides pack parameters by id (for example `long_remission_months`). The
+    environment is never read here: the edge (CLI, service) turns `ALLPATH_LONG_REMISSION_MONTHS`
+    into `parameters` (`allpath.settings.KnowledgeSettings`).
     """
     base = root if root is not None else packs_root()
     pack_ids = tuple(packs) if packs else DEFAULT_PACKS
     raw = [_read_pack(base, pack_id) for pack_id in pack_ids]
-    overrides = dict(parameters or {})
-    env_threshold = os.environ.get("ALLPATH_LONG_REMISSION_MONTHS")
-    if env_threshold and "long_remission_months" not in overrides:
-        try:
-            overrides["long_remission_months"] = float(env_threshold)
-        except ValueError:
-            raise KnowledgeError(f"ALLPATH_LONG_REMISSION_MONTHS: must be a number, got {env_threshold!r}") from None
-    return _assemble(raw, overrides)
+    return _assemble(raw, dict(parameters or {}))
 
 
 @dataclass

@@ -9,6 +9,7 @@
 No module-level engine: every engine comes from `make_engine`.
 """
 
+from allpath.settings import Settings
 from allpath.store.db import make_engine, make_sessionmaker
 from allpath.store.migrate import upgrade
 from allpath.store.service import (
@@ -23,7 +24,6 @@ from allpath.store.service import (
     Records,
     StoreError,
 )
-from allpath.store.settings import Settings
 
 __all__ = [
     "Actor",

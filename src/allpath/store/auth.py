@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from allpath.facts import Problem
+from allpath.settings import AuthSettings
 from allpath.store.db import durable_session, read_only_session
 from allpath.store.models import PatientRow, TokenRow, UserRow
 from allpath.store.service import (
@@ -38,7 +39,6 @@ from allpath.store.service import (
     audit_now,
     utcnow,
 )
-from allpath.store.settings import Settings
 
 log = logging.getLogger("allpath.store")
 TokenKind = Literal["bearer", "session"]
@@ -181,7 +181,7 @@ def authenticate(session: Session, username: str, password: str) -> UserRecord |
 
 
 def authenticate_throttled(
-    session: Session, settings: Settings, username: str, password: str, address: str | None
+    session: Session, settings: AuthSettings, username: str, password: str, address: str | None
 ) -> UserRecord | None:
     """`authenticate`, behind the log-in throttle (`allpath.store.throttle`).
 

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from allpath.engine import Engine
 from allpath.knowledge import KnowledgeBase
+from allpath.settings import Settings
 from allpath.store.db import make_engine, make_sessionmaker
-from allpath.store.settings import Settings
 
 
 @dataclass
@@ -26,7 +26,7 @@ class AppContext:
 
     @classmethod
     def build(cls, settings: Settings, kb: KnowledgeBase, recommender: Engine | None = None) -> AppContext:
-        db = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        db = make_engine(settings.database.url, sqlite_synchronous=settings.database.sqlite_synchronous)
         return cls(
             settings=settings,
             db=db,

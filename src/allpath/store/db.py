@@ -8,7 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from allpath.store.settings import DEFAULT_DATABASE_URL
+from allpath.settings import DEFAULT_DATABASE_URL
 
 
 def normalise_url(url: str) -> str:

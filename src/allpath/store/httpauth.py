@@ -71,7 +71,7 @@ async def db_session(request: Request) -> AsyncIterator[Session]:
 
 
 def _cookie_secure(request: Request) -> bool:
-    configured = get_context(request).settings.cookie_secure
+    configured = get_context(request).settings.auth.cookie_secure
     return request.url.scheme == "https" if configured is None else configured
 
 
@@ -88,11 +88,11 @@ def current_user_from_cookie(request: Request, session: Session | None = None) -
 def start_browser_session(request: Request, response: Response, user: UserRecord, session: Session) -> None:
     """Log `user` in: a new session cookie (HttpOnly, SameSite=Lax; Secure over https or when configured)."""
     settings = get_context(request).settings
-    secret, _ = issue_token(session, user, "session", settings.session_ttl_seconds)
+    secret, _ = issue_token(session, user, "session", settings.auth.session_ttl_seconds)
     response.set_cookie(
         SESSION_COOKIE,
         secret,
-        max_age=settings.session_ttl_seconds,
+        max_age=settings.auth.session_ttl_seconds,
         httponly=True,
         secure=_cookie_secure(request),
         samesite="lax",
@@ -128,7 +128,7 @@ def csrf_token(request: Request) -> str:
     if seed is None:
         seed = secrets.token_urlsafe(32)
         request.state.csrf_seed = seed
-    return _sign(get_context(request).settings.secret_key, seed)
+    return _sign(get_context(request).settings.auth.secret_key, seed)
 
 
 def _token_fits(secret_key: str, seed: str | None, token: str | None) -> bool:
@@ -139,7 +139,7 @@ def _token_fits(secret_key: str, seed: str | None, token: str | None) -> bool:
 
 def verify_csrf(request: Request, token: str | None) -> None:
     """Raise `CSRFError` (403) unless `token` is the one `csrf_token` gave for this browser."""
-    if not _token_fits(get_context(request).settings.secret_key, request.cookies.get(CSRF_COOKIE), token):
+    if not _token_fits(get_context(request).settings.auth.secret_key, request.cookies.get(CSRF_COOKIE), token):
         raise CSRFError()
 
 
@@ -176,7 +176,7 @@ class CSRFMiddleware:
                     await _reject(scope, send, "request body too large", None)
                     return
                 token = headers.get(CSRF_HEADER) or await _form_token(scope, content_type, body)
-                secret_key = scope["app"].state.allpath.settings.secret_key
+                secret_key = scope["app"].state.allpath.settings.auth.secret_key
                 if not _token_fits(secret_key, seed, token):
                     await _reject(scope, send, "is missing or does not match", cookies.get(SESSION_COOKIE))
                     return

@@ -2,7 +2,7 @@
 
 Each failed log-in adds one to the failure count of the account name tried (`user:<name>`, whether
 or not such an account exists, so the answer says nothing about that) and of the client address
-(`addr:<ip>`). Once a count reaches its limit (`Settings.login_max_failures`, or
+(`addr:<ip>`). Once a count reaches its limit (`AuthSettings.login_max_failures`, or
 `login_address_max_failures`) the key is locked for `login_lock_seconds`, doubled with every
 further failure up to `login_lock_max_seconds`. While a key is locked every attempt on it, right
 password or not, is refused with 429 and `Retry-After`, without checking the password. A successful
@@ -24,10 +24,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from allpath.facts import Problem
+from allpath.settings import AuthSettings
 from allpath.store.db import read_only_session
 from allpath.store.models import LoginThrottleRow
 from allpath.store.service import StoreError, audit, audit_now, utcnow
-from allpath.store.settings import Settings
 
 
 class ThrottledError(StoreError):
@@ -55,7 +55,7 @@ class ThrottleKey:
 _CONTROL = dict.fromkeys([*range(32), 127], "?")
 
 
-def keys_for(settings: Settings, username: str, address: str | None) -> list[ThrottleKey]:
+def keys_for(settings: AuthSettings, username: str, address: str | None) -> list[ThrottleKey]:
     name = username.strip().casefold().translate(_CONTROL)[:64]
     keys = [ThrottleKey("user:" + name, settings.login_max_failures, "account")]
     if address:
@@ -85,7 +85,7 @@ def refuse(session: Session, actor: str, keys: list[ThrottleKey], seconds: int) 
     return ThrottledError(seconds)
 
 
-def record_failure(session: Session, settings: Settings, actor: str, keys: list[ThrottleKey]) -> None:
+def record_failure(session: Session, settings: AuthSettings, actor: str, keys: list[ThrottleKey]) -> None:
     """Count one failed log-in against every key; lock (and audit) those that reach their limit."""
     now = utcnow()
     window_start = now - dt.timedelta(seconds=settings.login_window_seconds)

@@ -221,7 +221,7 @@ def create_web_router() -> APIRouter:
             user = (
                 authenticate_throttled(
                     session,
-                    get_context(request).settings,
+                    get_context(request).settings.auth,
                     username.strip(),
                     password,
                     request.client.host if request.client else None,

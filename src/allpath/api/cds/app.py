@@ -10,19 +10,23 @@ from fastapi.responses import JSONResponse
 
 from allpath.api.cds.router import create_cds_router
 from allpath.api.cds.settings import CdsSettings
-from allpath.api.middleware import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_HEADER_BYTES,
-    RequestLimitsMiddleware,
-    SecurityHeadersMiddleware,
-)
+from allpath.api.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from allpath.engine import Engine, default_engine
+from allpath.settings import HttpSettings
 
 
-def create_cds_app(engine: Engine | None = None, settings: CdsSettings | None = None, **router_options: Any) -> FastAPI:
-    """The CDS Hooks service as an app; settings default to the environment (`CdsSettings.from_env`)."""
+def create_cds_app(
+    engine: Engine | None = None,
+    settings: CdsSettings | None = None,
+    *,
+    http: HttpSettings | None = None,
+    **router_options: Any,
+) -> FastAPI:
+    """The CDS Hooks service as an app. Nothing is read from the environment here: without
+    `settings` authentication is unconfigured, so this refuses (`CdsConfigError`)."""
     engine = engine or default_engine()
-    settings = settings or CdsSettings.from_env()
+    settings = settings or CdsSettings()
+    http = http or HttpSettings()
     app = FastAPI(
         title="allpath CDS Hooks service",
         version=engine.kb.version,
@@ -32,8 +36,9 @@ def create_cds_app(engine: Engine | None = None, settings: CdsSettings | None = 
         openapi_url=None,
     )
     app.include_router(create_cds_router(engine, settings, **router_options))
-    limits = _limits()
-    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=limits[0], max_header_bytes=limits[1])
+    app.add_middleware(
+        RequestLimitsMiddleware, max_body_bytes=http.max_body_bytes, max_header_bytes=http.max_header_bytes
+    )
     app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(RequestValidationError)
@@ -45,21 +50,3 @@ def create_cds_app(engine: Engine | None = None, settings: CdsSettings | None = 
         return JSONResponse(status_code=400, content={"error": "invalid request", "details": details})
 
     return app
-
-
-def _limits() -> tuple[int, int]:
-    """`ALLPATH_MAX_BODY_BYTES` and `ALLPATH_MAX_HEADER_BYTES`, as the full service reads them."""
-    import os
-
-    def read(name: str, default: int) -> int:
-        raw = os.environ.get(name, "").strip()
-        try:
-            return max(int(raw), 1024) if raw else default
-        except ValueError:
-            from allpath.api.cds.settings import CdsConfigError
-
-            raise CdsConfigError(f"{name}: must be a whole number of bytes") from None
-
-    return read("ALLPATH_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES), read(
-        "ALLPATH_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES
-    )

@@ -1,26 +1,16 @@
-"""Configuration of the CDS Hooks service, read from the environment (secrets never live in code).
-
-| variable                        | meaning                                                                   |
-|---------------------------------|---------------------------------------------------------------------------|
-| `ALLPATH_CDS_JWKS`              | the EHR's public JWK Set: a file path, or the JSON text itself             |
-| `ALLPATH_CDS_ALLOWED_ISSUERS`   | comma-separated `iss` values that are trusted                             |
-| `ALLPATH_CDS_SERVICE_URL`       | the public base URL the EHR calls (`https://cds.example.org`); every      |
-|                                 | token's `aud` must equal the exact URL of the endpoint it is sent to      |
-| `ALLPATH_CDS_INSECURE_DEV`      | `1` switches authentication OFF (local development only; loud warning)    |
-| `ALLPATH_CDS_FEEDBACK_DB`       | SQLite file for feedback outcomes (default: kept in memory)               |
-| `ALLPATH_CDS_REPLAY_DB`         | SQLite file for the JWT `jti` replay cache, shared by worker processes    |
-|                                 | and kept over restarts (default: in memory, one process, lost on restart) |
-| `ALLPATH_CDS_FHIR_TIMEOUT`      | seconds allowed for each call to the EHR's FHIR server (default 5)        |
-"""
+"""The CDS Hooks service's configuration, checked: the variables are read by `allpath.settings`
+(`CdsSection`, listed in docs/configuration.md); here the section must be complete unless
+`ALLPATH_CDS_INSECURE_DEV` is on, and the JWK Set is loaded."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from allpath.settings import CdsSection, SettingsError
 
 ENV_JWKS = "ALLPATH_CDS_JWKS"
 ENV_ISSUERS = "ALLPATH_CDS_ALLOWED_ISSUERS"
@@ -34,7 +24,7 @@ ENV_FHIR_TIMEOUT = "ALLPATH_CDS_FHIR_TIMEOUT"
 MAX_LEEWAY_SECONDS = 60
 
 
-class CdsConfigError(ValueError):
+class CdsConfigError(SettingsError):
     """The service cannot start safely with this configuration; the message names the variable."""
 
 
@@ -74,26 +64,25 @@ class CdsSettings:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> CdsSettings:
-        env = os.environ if environ is None else environ
-        insecure = env.get(ENV_INSECURE_DEV, "").strip().lower() in {"1", "true", "yes", "on"}
-        raw_jwks = env.get(ENV_JWKS, "").strip()
-        timeout_text = env.get(ENV_FHIR_TIMEOUT, "").strip()
-        try:
-            timeout = float(timeout_text) if timeout_text else 5.0
-        except ValueError:
-            raise CdsConfigError(f"{ENV_FHIR_TIMEOUT}: must be a number of seconds") from None
-        if not timeout > 0:
-            raise CdsConfigError(f"{ENV_FHIR_TIMEOUT}: must be > 0")
+    def from_section(cls, section: CdsSection) -> CdsSettings:
         return cls(
-            jwks=load_jwks(raw_jwks) if raw_jwks else None,
-            allowed_issuers=tuple(i.strip() for i in env.get(ENV_ISSUERS, "").split(",") if i.strip()),
-            service_url=env.get(ENV_SERVICE_URL, "").strip() or None,
-            insecure_dev=insecure,
-            feedback_db=env.get(ENV_FEEDBACK_DB, "").strip() or None,
-            replay_db=env.get(ENV_REPLAY_DB, "").strip() or None,
-            fhir_timeout_seconds=timeout,
+            jwks=load_jwks(section.jwks) if section.jwks else None,
+            allowed_issuers=section.allowed_issuers,
+            service_url=section.service_url,
+            insecure_dev=section.insecure_dev,
+            feedback_db=section.feedback_db,
+            replay_db=section.replay_db,
+            fhir_timeout_seconds=section.fhir_timeout_seconds,
         )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CdsSettings:
+        """From a mapping of `ALLPATH_CDS_*` variables (the process environment is read only at the edge)."""
+        try:
+            section = CdsSection.from_env(environ)
+        except SettingsError as exc:
+            raise CdsConfigError(str(exc)) from None
+        return cls.from_section(section)
 
 
 def normalise_base_url(url: str) -> str:

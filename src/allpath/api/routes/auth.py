@@ -34,10 +34,10 @@ def login(
 ) -> TokenPublic:
     """Exchange a username and password for a bearer token. Repeated failures lock the account name
     and the client address for a while (429 with `Retry-After`)."""
-    user = authenticate_throttled(session, context.settings, username, password, _address(request))
+    user = authenticate_throttled(session, context.settings.auth, username, password, _address(request))
     if user is None:
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
-    secret, expires = issue_token(session, user, "bearer", context.settings.token_ttl_seconds)
+    secret, expires = issue_token(session, user, "bearer", context.settings.auth.token_ttl_seconds)
     return TokenPublic(access_token=secret, expires_at=expires)
 
 
@@ -58,7 +58,7 @@ def browser_login(
     context: ContextDep,
 ) -> UserPublic:
     """Browser log-in: sets the session cookie. A form post, so it needs the `csrf_token` field."""
-    user = authenticate_throttled(session, context.settings, username, password, _address(request))
+    user = authenticate_throttled(session, context.settings.auth, username, password, _address(request))
     if user is None:
         raise HTTPException(401, "wrong username or password")
     start_browser_session(request, response, user, session)
