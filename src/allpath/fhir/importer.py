@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from allpath.dates import DAYS_PER_MONTH, age_in_years
 from allpath.engine import default_engine
 from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
 from allpath.fhir.codes import (
@@ -41,7 +42,7 @@ INTERPRETED = ("Patient", "Condition", "Observation", "MedicationRequest", "Medi
 _IGNORED_STATUSES = {"entered-in-error", "cancelled"}
 _P210_LOINC = (LOINC, "69380-4")
 # Months per UCUM unit accepted on duration facts.
-_MONTHS_PER_UNIT = {"mo": 1.0, "a": 12.0, "wk": 7 / 30.4375, "d": 1 / 30.4375}
+_MONTHS_PER_UNIT = {"mo": 1.0, "a": 12.0, "wk": 7 / DAYS_PER_MONTH, "d": 1 / DAYS_PER_MONTH}
 
 _ENUM_FACTS = {
     "lineage": ("B", "T"),
@@ -341,28 +342,6 @@ def _age(path: str, patient: Mapping[str, Any], as_of: dt.date) -> float:
     if born > as_of:
         raise FhirInputError([Problem(f"{path}.birthDate", f"is after the as-of date {as_of.isoformat()}")])
     return age_in_years(born, as_of)
-
-
-def _birthday(born: dt.date, year: int) -> dt.date:
-    try:
-        return born.replace(year=year)
-    except ValueError:  # 29 February in a common year: the birthday is reached on 1 March
-        return dt.date(year, 3, 1)
-
-
-def age_in_years(born: dt.date, as_of: dt.date) -> float:
-    """Completed years plus the elapsed share of the current year, floored to 0.01.
-
-    Flooring (never rounding up) keeps the boundaries exact: the day before the 22nd birthday
-    the age is below 22, from the birthday on it is 22 or more.
-    """
-    years = as_of.year - born.year
-    if as_of < _birthday(born, as_of.year):
-        years -= 1
-    last = _birthday(born, born.year + years)
-    following = _birthday(born, born.year + years + 1)
-    fraction = (as_of - last).days / (following - last).days
-    return float(years) + int(fraction * 100) / 100
 
 
 def _condition_skipped(resource: Mapping[str, Any]) -> bool:
