@@ -9,7 +9,7 @@ and picks prebuilt objects, so it does no I/O and allocates little.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from allpath.facts import PatientFacts
@@ -78,6 +78,7 @@ class Engine:
         agent = self.kb.agents[agent_id]
         routes = agent.routes if isinstance(use, str) or not use.routes else use.routes
         return AgentInfo(
+            id=agent.id,
             name=agent.name,
             brand_names=list(agent.brand_names),
             drug_class=agent.drug_class,
@@ -146,17 +147,28 @@ class Engine:
             found.append(item)
         return found
 
-    def recommend(self, facts: PatientFacts, *, with_missing_facts: bool = True) -> Plan:
-        """The plan for these facts; `with_missing_facts=False` skips the what-would-change search."""
+    def recommend(
+        self, facts: PatientFacts, *, with_missing_facts: bool = True, extra_alerts: Sequence[Alert] = ()
+    ) -> Plan:
+        """The plan for these facts; `with_missing_facts=False` skips the what-would-change search.
+
+        `extra_alerts` are alerts from outside the rules, such as what a FHIR import could not
+        read. They are ranked here, with the plan's own, so every path that shows a record's plan
+        (CLI, `$apply`, CDS cards) shows its alerts in one order: most severe first, and within a
+        severity the extra alerts first, since they say what the rest was decided without.
+        """
         choices = self._choose(facts)
         outputs = self._outputs
+        alerts = [outputs[i][choices[i]] for i in self._alert_order if choices[i] >= 0]
+        if extra_alerts:
+            alerts = sorted([*extra_alerts, *alerts], key=_severity_rank)
         return _assemble_plan(
             {
                 "knowledge": self.knowledge_info,
                 "facts": facts,
                 "recommendations": [outputs[i][choices[i]] for i in self._rec_order if choices[i] >= 0],
                 "not_recommended": [outputs[i][choices[i]] for i in self._not_order if choices[i] >= 0],
-                "alerts": [outputs[i][choices[i]] for i in self._alert_order if choices[i] >= 0],
+                "alerts": alerts,
                 "missing_facts": self.missing_facts(facts, choices) if with_missing_facts else [],
                 "disclaimer": self.kb.disclaimer,
             }
@@ -165,6 +177,11 @@ class Engine:
     def recommend_data(self, data: Mapping[str, Any] | str | bytes) -> Plan:
         """Validate raw input (raising `FactsError`) and recommend."""
         return self.recommend(PatientFacts.parse(data))
+
+
+def _severity_rank(alert: Any) -> int:
+    # Any: the prebuilt outputs are typed as the union of all three kinds; only alerts reach here.
+    return SEVERITY_ORDER.index(alert.severity)
 
 
 _PLAN_FIELDS = frozenset(Plan.model_fields)
