@@ -28,6 +28,7 @@ from allpath.plan import (
     Recommendation,
     SourceRef,
 )
+from allpath.rules.order import plan_order
 from allpath.rules.pycompile import compile_chooser
 from allpath.rules.sensitivity import compile_missing
 
@@ -46,13 +47,10 @@ class Engine:
         self._missing_objects: dict[tuple[str, tuple[str, ...]], MissingFact] = {}
         self._outputs: list[tuple[Output, ...]] = [self._build_outputs(r) for r in kb.rules]
         self._slots = [self._slot(r) for r in kb.rules]
-        # Alerts are shown most severe first, then in KB order; the order is fixed here, once.
-        self._alert_order = sorted(
-            (i for i, r in enumerate(kb.rules) if isinstance(r, AlertRule)),
-            key=lambda i: SEVERITY_ORDER.index(kb.rules[i].severity),  # type: ignore[union-attr]
-        )
-        self._rec_order = [i for i, r in enumerate(kb.rules) if isinstance(r, RecommendationRule)]
-        self._not_order = [i for i, r in enumerate(kb.rules) if isinstance(r, NotRecommendedRule)]
+        order = plan_order(kb.rules)
+        self._rec_order = order["recommendations"]
+        self._not_order = order["not_recommended"]
+        self._alert_order = order["alerts"]
         cited = sorted(
             {c.source_id for r in kb.rules for c in r.citations}
             | {c.source_id for a in kb.agents.values() for c in a.citations}
