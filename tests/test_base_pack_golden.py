@@ -12,7 +12,8 @@ pack alone) and `superseded_by` on recommendations, not-recommended items, alert
 
 The clinical model v2 (issue 10) added more, also set aside here and checked on their own:
 `missing_facts` (checked by tests/test_missing_facts.py against brute force), `boxed_warning` on
-agents (checked here to be null: only the practice pack sets it), the v2 fields of
+agents (checked here to be null: only the practice pack sets it), `id` on agents (checked here to
+be the id of the base-pack agent of that name), the v2 fields of
 `facts` (checked here to hold their defaults, since the snapshot's inputs are v1 facts),
 `prior_regimen_count` now null (unknown) where the input left it out (v1 read that as 0, and
 no base rule reads the two differently: `ge 2` is false for both), and the base pack's two new
@@ -22,6 +23,7 @@ reviewed against current practice). The text output is compared without those pa
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -52,6 +54,11 @@ def without_v2_parts(plan: Plan) -> Plan:
     )
 
 
+@functools.cache
+def _base_agents() -> dict[str, Any]:
+    return dict(load_kb(["base"]).agents)
+
+
 def strip_pack_fields(plan: dict[str, Any], given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plan without the fields the packs and v2 work added, after checking they carry no base-pack change."""
     plan = json.loads(json.dumps(plan))
@@ -70,6 +77,7 @@ def strip_pack_fields(plan: dict[str, Any], given: dict[str, Any] | None = None)
         for item in plan[section]:
             assert item.pop(ADDED_BY_PACKS_WORK, None) is None, (item["id"], "base item flagged")
             for agent in item.get("agents", []):
+                assert _base_agents()[agent.pop("id")].name == agent["name"], (item["id"], agent["name"])
                 assert agent.pop(ADDED_BY_PACKS_WORK, None) is None, (item["id"], agent["name"])
                 assert agent.pop("boxed_warning", None) is None, (item["id"], agent["name"])
     return plan

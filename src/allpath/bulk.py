@@ -2,7 +2,7 @@
 
 A `$export` output is a folder of `.ndjson` files (one resource per line, usually one file per
 resource type: `Patient.ndjson`, `Observation.000.ndjson`, ...; `.ndjson.gz` is read too). Each
-patient's resources are gathered and mapped with `allpath.fhir.facts_from_resources`, exactly as
+patient's resources are gathered and mapped with an `allpath.fhir.Importer`, exactly as
 a single Bundle is by `allpath recommend --fhir`; the result is a facts table that
 `allpath.cohort` evaluates like any other.
 
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from allpath.facts import FIELD_NAMES, Problem, ProblemsError
-from allpath.fhir import FhirInputError, facts_from_resources, validate_resource
+from allpath.fhir import FhirInputError, Importer, default_importer, validate_resource
 from allpath.fhir.importer import INTERPRETED
 
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz")
@@ -130,7 +130,13 @@ def output_paths(out: Path) -> dict[str, Path]:
 
 
 def stage_export(
-    source: Path, out: Path, *, as_of: dt.date, work_dir: Path | None = None, workers: int | None = None
+    source: Path,
+    out: Path,
+    *,
+    as_of: dt.date,
+    importer: Importer | None = None,
+    work_dir: Path | None = None,
+    workers: int | None = None,
 ) -> StagedExport:
     """Read the export at `source`, map each patient, and write the facts table and the side files.
 
@@ -140,9 +146,13 @@ def stage_export(
     it needs room for about the size of the export's kept lines.
     Lines are validated, and patients mapped, in `workers` processes (default: one per core) once
     the export is larger than `PARALLEL_MIN_BYTES`; FHIR validation is most of the work.
+    `importer` reads each patient (default: the one over the default knowledge base); give the
+    one built from the knowledge base the facts will be evaluated with.
     Raises `ExportError` when there is nothing to evaluate (no NDJSON file, no Patient resource).
     """
     import duckdb
+
+    importer = importer or default_importer()
 
     files = export_files(source)
     if not files:
@@ -169,7 +179,7 @@ def stage_export(
         with _worker_pool(files, workers) as pool:
             for number, path in enumerate(files):
                 _read_file(con, path, number, names[number], staged, writers, pool)
-            _group_and_map(con, names, staged, writers, as_of, pool)
+            _group_and_map(con, names, staged, writers, _Reading(importer, as_of), pool)
         con.close()
     if staged.patients == 0:
         raise ExportError(
@@ -442,8 +452,16 @@ _Groups = list[list[dict[str, Any]]]
 """Patients' line rows, one list per patient."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """How each patient is read; picklable, and small (plain code tables), as it goes to every worker task."""
+
+    importer: Importer
+    as_of: dt.date
+
+
 def _group_and_map(
-    con: Any, names: list[str], staged: StagedExport, writers: _Writers, as_of: dt.date, pool: Executor | None
+    con: Any, names: list[str], staged: StagedExport, writers: _Writers, reading: _Reading, pool: Executor | None
 ) -> None:
     relation = con.sql("SELECT * FROM lines ORDER BY patient, file, line")
     stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
@@ -454,7 +472,7 @@ def _group_and_map(
         # Only the groups that pass the cheap checks are imported; the others are set aside on apply.
         importable = [_importable(g) for g in groups]
         texts = [[r["resource"] for r in g] for g, ok in zip(groups, importable, strict=True) if ok]
-        future = pool.submit(_import_groups, texts, as_of) if pool is not None else None
+        future = pool.submit(_import_groups, texts, reading) if pool is not None else None
         pending.append((groups, importable, future))
         while len(pending) > (_CHUNKS_AHEAD if pool is not None else 0):
             apply(*pending.popleft())
@@ -463,7 +481,7 @@ def _group_and_map(
         results = iter(outcomes.result()) if outcomes is not None else None
         for g, ok in zip(groups, importable, strict=True):
             outcome = next(results) if results is not None and ok else None
-            _map_patient(g, names, staged, writers, as_of, outcome)
+            _map_patient(g, names, staged, writers, reading, outcome)
 
     group: list[dict[str, Any]] = []
     for batch in stream(_BATCH_LINES):
@@ -484,7 +502,7 @@ def _group_and_map(
 
 
 def _importable(group: list[dict[str, Any]]) -> bool:
-    """One Patient and every line kept: the only records `facts_from_resources` is asked to map."""
+    """One Patient and every line kept: the only records the Importer is asked to map."""
     return sum(1 for r in group if r["is_patient"]) == 1 and all(r["ok"] for r in group)
 
 
@@ -497,13 +515,13 @@ class _Outcome:
     problems: tuple[Problem, ...] = ()
 
 
-def _import_groups(texts: list[list[str]], as_of: dt.date) -> list[_Outcome]:
-    return [_import_group(t, as_of) for t in texts]
+def _import_groups(texts: list[list[str]], reading: _Reading) -> list[_Outcome]:
+    return [_import_group(t, reading) for t in texts]
 
 
-def _import_group(texts: list[str], as_of: dt.date) -> _Outcome:
+def _import_group(texts: list[str], reading: _Reading) -> _Outcome:
     try:
-        imported = facts_from_resources([json.loads(t) for t in texts], as_of=as_of, validated=True)
+        imported = reading.importer.from_resources([json.loads(t) for t in texts], as_of=reading.as_of, validated=True)
     except FhirInputError as exc:
         return _Outcome(None, problems=tuple(exc.problems))
     alerts = tuple((a.id, a.severity, a.message) for a in imported.alerts)
@@ -515,7 +533,7 @@ def _map_patient(
     names: list[str],
     staged: StagedExport,
     writers: _Writers,
-    as_of: dt.date,
+    reading: _Reading,
     outcome: _Outcome | None = None,
 ) -> None:
     patient_id: str = group[0]["patient"]
@@ -542,7 +560,7 @@ def _map_patient(
         if not r["ok"]
     ]
     if not problems:
-        outcome = outcome or _import_group([r["resource"] for r in group], as_of)
+        outcome = outcome or _import_group([r["resource"] for r in group], reading)
         if outcome.facts is None:
             problems = [Problem(_locate(p.field, where), p.problem) for p in outcome.problems]
         else:

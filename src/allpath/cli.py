@@ -135,11 +135,9 @@ def recommend(
     if fhir is not None:
         if path is not None:
             fail_input([Problem("PATH", "give either a facts file or --fhir BUNDLE, not both")])
-        imported = read_fhir_bundle(fhir, as_of)
         engine = Engine(load_knowledge(packs, long_remission_months))
-        from allpath.fhir.export import merge_alerts
-
-        print_plan(merge_alerts(engine.recommend(imported.facts), imported.alerts), output_format, engine.kb)
+        imported = read_fhir_bundle(fhir, as_of, engine.kb)
+        print_plan(engine.recommend(imported.facts, extra_alerts=imported.alerts), output_format, engine.kb)
         return
     if path is None:
         fail_input([Problem("PATH", "a facts file (or - for stdin) is required, or --fhir BUNDLE")])
@@ -163,9 +161,9 @@ def _parse_as_of(as_of: str | None) -> Any:
         fail_input([Problem("--as-of", f"must be a date YYYY-MM-DD, got {as_of!r}")])
 
 
-def read_fhir_bundle(path: str, as_of: str | None) -> Any:
+def read_fhir_bundle(path: str, as_of: str | None, kb: KnowledgeBase) -> Any:
     """Import a FHIR Bundle file; invalid FHIR is a bad-input exit naming the resource and element."""
-    return read_fhir_bundle_data(read_json_input(path), as_of)
+    return read_fhir_bundle_data(read_json_input(path), as_of, kb)
 
 
 @app.command()
@@ -351,7 +349,7 @@ def fhir_apply(
         if path is not None:
             fail_input([Problem("PATH", "give either a facts file or --fhir BUNDLE, not both")])
         bundle = read_json_input(fhir)
-        imported = read_fhir_bundle_data(bundle, as_of)
+        imported = read_fhir_bundle_data(bundle, as_of, engine.kb)
         _write_json(care_plan(engine, imported.facts, imported=imported, subject=patient_reference(bundle)), out_path)
         return
     if path is None:
@@ -363,11 +361,12 @@ def fhir_apply(
     _write_json(care_plan(engine, facts), out_path)
 
 
-def read_fhir_bundle_data(data: Any, as_of: str | None) -> Any:
-    from allpath.fhir import FhirInputError, facts_from_bundle
+def read_fhir_bundle_data(data: Any, as_of: str | None, kb: KnowledgeBase) -> Any:
+    """Read the Bundle with the knowledge base the plan will come from (its drug codes, its sources)."""
+    from allpath.fhir import FhirInputError, Importer
 
     try:
-        return facts_from_bundle(data, as_of=_parse_as_of(as_of))
+        return Importer(kb).from_bundle(data, as_of=_parse_as_of(as_of))
     except FhirInputError as exc:
         fail_input(exc.problems)
 
@@ -406,6 +405,7 @@ def cohort_evaluate(
 
     from allpath import bulk
     from allpath.cohort.cli import SHOWN_PROBLEMS, evaluate_table, show_problems
+    from allpath.fhir import Importer
 
     if not source.exists():
         fail_input([Problem("SOURCE", f"no such file or folder: {source}")])
@@ -419,7 +419,9 @@ def cohort_evaluate(
     day = _parse_as_of(as_of) or dt.date.today()
     try:
         # The lines wait beside the results rather than in /tmp, often a small RAM disk.
-        staged = bulk.stage_export(source, out_path, as_of=day, work_dir=out_path.parent)
+        staged = bulk.stage_export(
+            source, out_path, as_of=day, importer=Importer(load_knowledge()), work_dir=out_path.parent
+        )
     except bulk.ExportError as exc:
         fail_input(exc.problems)
     problems = [str(p) for p in [*staged.line_problems, *staged.patient_problems][:SHOWN_PROBLEMS]]

@@ -9,7 +9,7 @@ and picks prebuilt objects, so it does no I/O and allocates little.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from allpath.facts import PatientFacts
@@ -28,6 +28,7 @@ from allpath.plan import (
     Recommendation,
     SourceRef,
 )
+from allpath.rules.order import plan_order
 from allpath.rules.pycompile import compile_chooser
 from allpath.rules.sensitivity import compile_missing
 
@@ -46,13 +47,10 @@ class Engine:
         self._missing_objects: dict[tuple[str, tuple[str, ...]], MissingFact] = {}
         self._outputs: list[tuple[Output, ...]] = [self._build_outputs(r) for r in kb.rules]
         self._slots = [self._slot(r) for r in kb.rules]
-        # Alerts are shown most severe first, then in KB order; the order is fixed here, once.
-        self._alert_order = sorted(
-            (i for i, r in enumerate(kb.rules) if isinstance(r, AlertRule)),
-            key=lambda i: SEVERITY_ORDER.index(kb.rules[i].severity),  # type: ignore[union-attr]
-        )
-        self._rec_order = [i for i, r in enumerate(kb.rules) if isinstance(r, RecommendationRule)]
-        self._not_order = [i for i, r in enumerate(kb.rules) if isinstance(r, NotRecommendedRule)]
+        order = plan_order(kb.rules)
+        self._rec_order = order["recommendations"]
+        self._not_order = order["not_recommended"]
+        self._alert_order = order["alerts"]
         cited = sorted(
             {c.source_id for r in kb.rules for c in r.citations}
             | {c.source_id for a in kb.agents.values() for c in a.citations}
@@ -78,6 +76,7 @@ class Engine:
         agent = self.kb.agents[agent_id]
         routes = agent.routes if isinstance(use, str) or not use.routes else use.routes
         return AgentInfo(
+            id=agent.id,
             name=agent.name,
             brand_names=list(agent.brand_names),
             drug_class=agent.drug_class,
@@ -146,17 +145,28 @@ class Engine:
             found.append(item)
         return found
 
-    def recommend(self, facts: PatientFacts, *, with_missing_facts: bool = True) -> Plan:
-        """The plan for these facts; `with_missing_facts=False` skips the what-would-change search."""
+    def recommend(
+        self, facts: PatientFacts, *, with_missing_facts: bool = True, extra_alerts: Sequence[Alert] = ()
+    ) -> Plan:
+        """The plan for these facts; `with_missing_facts=False` skips the what-would-change search.
+
+        `extra_alerts` are alerts from outside the rules, such as what a FHIR import could not
+        read. They are ranked here, with the plan's own, so every path that shows a record's plan
+        (CLI, `$apply`, CDS cards) shows its alerts in one order: most severe first, and within a
+        severity the extra alerts first, since they say what the rest was decided without.
+        """
         choices = self._choose(facts)
         outputs = self._outputs
+        alerts = [outputs[i][choices[i]] for i in self._alert_order if choices[i] >= 0]
+        if extra_alerts:
+            alerts = sorted([*extra_alerts, *alerts], key=_severity_rank)
         return _assemble_plan(
             {
                 "knowledge": self.knowledge_info,
                 "facts": facts,
                 "recommendations": [outputs[i][choices[i]] for i in self._rec_order if choices[i] >= 0],
                 "not_recommended": [outputs[i][choices[i]] for i in self._not_order if choices[i] >= 0],
-                "alerts": [outputs[i][choices[i]] for i in self._alert_order if choices[i] >= 0],
+                "alerts": alerts,
                 "missing_facts": self.missing_facts(facts, choices) if with_missing_facts else [],
                 "disclaimer": self.kb.disclaimer,
             }
@@ -165,6 +175,11 @@ class Engine:
     def recommend_data(self, data: Mapping[str, Any] | str | bytes) -> Plan:
         """Validate raw input (raising `FactsError`) and recommend."""
         return self.recommend(PatientFacts.parse(data))
+
+
+def _severity_rank(alert: Any) -> int:
+    # Any: the prebuilt outputs are typed as the union of all three kinds; only alerts reach here.
+    return SEVERITY_ORDER.index(alert.severity)
 
 
 _PLAN_FIELDS = frozenset(Plan.model_fields)

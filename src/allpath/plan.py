@@ -40,6 +40,7 @@ class Citation(_Out):
 
 
 class AgentInfo(_Out):
+    id: str = Field(description="The knowledge base's agent id, the key its codes and labels are found under.")
     name: str = Field(description="Generic name, lower-case, as RxNorm spells the ingredient.")
     brand_names: list[str]
     drug_class: str

@@ -14,6 +14,7 @@ from allpath.api.cds import CdsSettings, create_cds_app
 from allpath.api.cds.feedback import InMemoryFeedbackStore
 from allpath.api.cds.validate import validate_cds_response
 from allpath.facts import FactsError, PatientFacts, Problem
+from allpath.fhir import default_importer
 from allpath.plan import Alert
 
 
@@ -36,7 +37,11 @@ class StubImporter:
     alerts: list[Alert] = field(default_factory=list)
     calls: list[list[dict[str, Any]]] = field(default_factory=list)
 
-    def __call__(self, resources: list[dict[str, Any]], *, as_of: Any = None) -> StubResult:
+    def wants(self, resource: dict[str, Any]) -> bool:
+        # The real filter: which resources reach the importer is the service's to get right.
+        return default_importer().wants(resource)
+
+    def from_resources(self, resources: list[dict[str, Any]]) -> StubResult:
         self.calls.append(resources)
         patients = [r for r in resources if r.get("resourceType") == "Patient"]
         if not patients or patients[0].get("id") not in self.facts:

@@ -93,7 +93,7 @@ def test_a_child_does_not_get_the_tki_card(call):
     assert not [c for c in cards if "tyrosine kinase inhibitor" in c["summary"].lower()]
 
 
-def test_importer_alerts_come_first_with_their_severity(call, importer):
+def test_importer_alerts_are_ranked_with_the_plans_alerts_by_severity(call, engine, importer):
     importer.alerts.append(
         Alert(
             id="fhir-ph-status-unknown",
@@ -103,8 +103,14 @@ def test_importer_alerts_come_first_with_their_severity(call, importer):
         )
     )
     cards = call(SERVICE, hook_request(prefetch=full_prefetch("p1"))).json()["cards"]
-    assert cards[0]["indicator"] == "warning"
-    assert cards[0]["summary"] == "Philadelphia chromosome status is not in the record."
+    plan_alerts = engine.recommend(importer.facts["p1"]).alerts
+    more_severe = sum(1 for a in plan_alerts if a.severity == "critical")
+    shown = cards[more_severe]
+    assert shown["indicator"] == "warning"
+    assert shown["summary"] == "Philadelphia chromosome status is not in the record."
+    assert [c["indicator"] for c in cards[: len(plan_alerts) + 1]] == sorted(
+        (c["indicator"] for c in cards[: len(plan_alerts) + 1]), key=["critical", "warning", "info"].index
+    )
 
 
 def test_card_uuids_are_stable_within_a_hook_call_and_differ_between_calls(call):

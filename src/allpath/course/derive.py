@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
+from allpath import dates
 from allpath.course.events import CourseEvent
 from allpath.course.state import CourseError, CourseState, replay
 from allpath.facts import FactsError, PatientFacts, describe_validation_error
@@ -16,25 +17,10 @@ PREGNANCY_LASTS_AT_MOST = dt.timedelta(weeks=42)
 
 
 def age_in_years(birth_date: dt.date, as_of: dt.date) -> float:
-    """Whole years lived plus the elapsed fraction of the current year, rounded down to 0.01.
-
-    Exact on birthdays (a rule saying `age < 22` turns off on the 22nd birthday, not a day
-    early or late as a 365.25-day year would have it).
-    """
+    """`allpath.dates.age_in_years`, refusing an `as_of` before the birth date as a course error."""
     if as_of < birth_date:
         raise CourseError(f"as_of {as_of.isoformat()} is before the birth date", None, "as_of")
-    years = as_of.year - birth_date.year - ((as_of.month, as_of.day) < (birth_date.month, birth_date.day))
-    last = _anniversary(birth_date, years)
-    following = _anniversary(birth_date, years + 1)
-    fraction = (as_of - last).days / (following - last).days
-    return int((years + fraction) * 100) / 100
-
-
-def _anniversary(birth_date: dt.date, years: int) -> dt.date:
-    try:
-        return birth_date.replace(year=birth_date.year + years)
-    except ValueError:  # born on 29 February: the birthday is 1 March in common years
-        return dt.date(birth_date.year + years, 3, 1)
+    return dates.age_in_years(birth_date, as_of)
 
 
 def facts_from_state(state: CourseState, birth_date: dt.date, as_of: dt.date) -> PatientFacts:

@@ -39,13 +39,13 @@ from allpath.course.events import (
     TreatmentCompleted,
     TrialEnrolled,
 )
+from allpath.dates import months_between
 from allpath.facts import GeneticSubtype, MarkerStatus, MrdTimepoint, PriorTherapy, RelapseSite
 
 _T = TypeVar("_T")
 Status = Literal["not_diagnosed", "newly_diagnosed", "in_remission", "refractory", "relapsed"]
 # Induction-type phases open a line of treatment: their outcome is a remission or a failure.
 INDUCTION_PHASES: frozenset[str] = frozenset({"induction", "reinduction"})
-DAYS_PER_MONTH = 365.25 / 12
 # Events that end whatever phase is under way (without completing it). The timeline closes its
 # bars on the same events, so it never shows a phase running on past a relapse.
 PHASE_ENDING_EVENTS: frozenset[str] = frozenset({"induction_failed", "relapsed", "hospice_started", "died"})
@@ -118,10 +118,6 @@ class CourseState(BaseModel):
         """Regimens received: an induction-type phase counts once its outcome is known."""
         pending = 1 if self.line_started and not self.line_outcome_known else 0
         return self.regimens_started - pending
-
-
-def months_between(start: dt.date, end: dt.date) -> float:
-    return round((end - start).days / DAYS_PER_MONTH, 1)
 
 
 def apply(state: CourseState, event: CourseEvent) -> CourseState:

@@ -6,10 +6,22 @@ importing this package stays cheap.
 
 from allpath.fhir.importer import (
     FhirInputError,
+    Importer,
+    ImporterConfigError,
     ImportResult,
+    default_importer,
     facts_from_bundle,
     facts_from_resources,
     validate_resource,
 )
 
-__all__ = ["FhirInputError", "ImportResult", "facts_from_bundle", "facts_from_resources", "validate_resource"]
+__all__ = [
+    "FhirInputError",
+    "ImportResult",
+    "Importer",
+    "ImporterConfigError",
+    "default_importer",
+    "facts_from_bundle",
+    "facts_from_resources",
+    "validate_resource",
+]

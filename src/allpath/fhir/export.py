@@ -22,7 +22,7 @@ from allpath.fhir.codes import NCIT, RXNORM
 from allpath.fhir.importer import ImportResult
 from allpath.knowledge import KnowledgeBase
 from allpath.knowledge.schema import AlertRule, AllOf, NotOf, NotRecommendedRule, RecommendationRule
-from allpath.plan import SEVERITY_ORDER, Alert, Citation, Plan
+from allpath.plan import Citation, Plan
 from allpath.rules.fhirpath import facts_to_parameters, to_fhirpath
 from allpath.rules.tree import describe
 
@@ -193,12 +193,6 @@ def plan_definition(kb: KnowledgeBase) -> dict[str, Any]:
     }
 
 
-def merge_alerts(plan: Plan, imported: list[Alert]) -> Plan:
-    """The plan with the import's alerts added, most severe first (import alerts first within a severity)."""
-    alerts = sorted([*imported, *plan.alerts], key=lambda a: SEVERITY_ORDER.index(a.severity))
-    return plan.model_copy(update={"alerts": alerts})
-
-
 def care_plan(
     engine: Engine,
     facts: PatientFacts,
@@ -214,11 +208,8 @@ def care_plan(
     change the plan are one more CarePlan note.
     """
     kb = engine.kb
-    plan = engine.recommend(facts)
-    if imported is not None:
-        plan = merge_alerts(plan, imported.alerts)
+    plan = engine.recommend(facts, extra_alerts=imported.alerts if imported is not None else ())
     subject = subject or {"display": "the patient whose facts were given"}
-    agent_ids = {a.name: a.id for a in kb.agents.values()}
     actions = []
     for rec in plan.recommendations:
         action: dict[str, Any] = {
@@ -241,10 +232,9 @@ def care_plan(
             action["description"] += f" Expected: {rec.expected_outcome}"
         sub = []
         for agent in rec.agents:
-            agent_id = agent_ids[agent.name]
             codings = [
                 {"system": c.system, "code": c.code, "display": c.display or agent.name}
-                for c in kb.agents[agent_id].codes
+                for c in kb.agents[agent.id].codes
                 if c.system == RXNORM
             ]
             entry: dict[str, Any] = {

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from allpath.dates import DAYS_PER_MONTH, age_in_years
 from allpath.engine import default_engine
 from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
 from allpath.fhir.codes import (
@@ -32,16 +33,26 @@ from allpath.fhir.codes import (
     agent_by_code,
     code_tables,
 )
+from allpath.knowledge import KnowledgeBase
 from allpath.plan import Alert, Citation
 
-__all__ = ["FhirInputError", "ImportResult", "facts_from_bundle", "facts_from_resources", "validate_resource"]
+__all__ = [
+    "FhirInputError",
+    "ImportResult",
+    "Importer",
+    "ImporterConfigError",
+    "default_importer",
+    "facts_from_bundle",
+    "facts_from_resources",
+    "validate_resource",
+]
 
 SOURCE = "cancernet-all-2017"
 INTERPRETED = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationAdministration", "Procedure")
 _IGNORED_STATUSES = {"entered-in-error", "cancelled"}
 _P210_LOINC = (LOINC, "69380-4")
 # Months per UCUM unit accepted on duration facts.
-_MONTHS_PER_UNIT = {"mo": 1.0, "a": 12.0, "wk": 7 / 30.4375, "d": 1 / 30.4375}
+_MONTHS_PER_UNIT = {"mo": 1.0, "a": 12.0, "wk": 7 / DAYS_PER_MONTH, "d": 1 / DAYS_PER_MONTH}
 
 _ENUM_FACTS = {
     "lineage": ("B", "T"),
@@ -67,53 +78,118 @@ class ImportResult:
     notes: list[str]
 
 
-def facts_from_bundle(bundle: dict[str, Any], *, as_of: dt.date | None = None) -> ImportResult:
-    """Read one patient's facts from a FHIR R4 Bundle (any type: collection, searchset, ...)."""
-    if not isinstance(bundle, Mapping):
-        raise FhirInputError([Problem("Bundle", "expected a JSON object")])
-    if bundle.get("resourceType") != "Bundle":
-        raise FhirInputError([Problem("Bundle.resourceType", f"must be 'Bundle', got {bundle.get('resourceType')!r}")])
-    problems = _validate_bundle_shell(bundle)
-    entries = bundle.get("entry") or []
-    located: list[tuple[str, dict[str, Any], str | None]] = []
-    if isinstance(entries, list):
-        for i, entry in enumerate(entries):
-            if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
-                located.append((f"Bundle.entry[{i}].resource", dict(entry["resource"]), entry.get("fullUrl")))
-    if problems:
-        raise FhirInputError(problems)
-    return _import(located, as_of)
+class Importer:
+    """FHIR R4 in, for one knowledge base: its drug codes say which medications are read.
+
+    Build one per knowledge base and hand it to every path that reads FHIR (the CLI, a Bulk Data
+    import, the CDS service), so the record is read with the same knowledge the plan is made
+    from. Construction checks that every source section the import alerts cite is in that
+    knowledge base, so a pack set without them fails at start-up, not on a patient. Only plain
+    tables are kept, so an Importer is cheap to send to worker processes.
+    """
+
+    def __init__(self, kb: KnowledgeBase):
+        _check_citations(kb)
+        self.drugs: Mapping[tuple[str, str], str] = agent_by_code(kb)
+        self.tables = code_tables()
+
+    def wants(self, resource: Mapping[str, Any]) -> bool:
+        """Whether reading the resource can matter. Medication orders only reach the facts through
+        the KB's drug codes; an uncoded one would cost a full FHIR validation for nothing."""
+        if resource.get("resourceType") != "MedicationRequest":
+            return True
+        if "medicationReference" in resource:
+            return True
+        return any(c in self.drugs for c in _codings(resource.get("medicationCodeableConcept")))
+
+    def from_bundle(self, bundle: Any, *, as_of: dt.date | None = None) -> ImportResult:
+        """Read one patient's facts from a FHIR R4 Bundle (any type: collection, searchset, ...)."""
+        if not isinstance(bundle, Mapping):
+            raise FhirInputError([Problem("Bundle", "expected a JSON object")])
+        if bundle.get("resourceType") != "Bundle":
+            raise FhirInputError(
+                [Problem("Bundle.resourceType", f"must be 'Bundle', got {bundle.get('resourceType')!r}")]
+            )
+        problems = _validate_bundle_shell(bundle)
+        entries = bundle.get("entry") or []
+        located: list[tuple[str, dict[str, Any], str | None]] = []
+        if isinstance(entries, list):
+            for i, entry in enumerate(entries):
+                if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
+                    located.append((f"Bundle.entry[{i}].resource", dict(entry["resource"]), entry.get("fullUrl")))
+        if problems:
+            raise FhirInputError(problems)
+        return _import(located, as_of, self)
+
+    def from_resources(
+        self, resources: list[dict[str, Any]], *, as_of: dt.date | None = None, validated: bool = False
+    ) -> ImportResult:
+        """Read one patient's facts from loose resources (a CDS Hooks prefetch): Patient, Condition,
+        Observation, MedicationRequest, MedicationAdministration, Procedure. A searchset Bundle in
+        the list is unpacked, so prefetch answers can be passed as they come.
+
+        `validated=True` skips the FHIR R4 validation of each resource, for a caller that has already
+        passed every one of them through `validate_resource` (a Bulk Data import validates each line
+        as it reads it; validating twice would double the cost of the import)."""
+        located: list[tuple[str, dict[str, Any], str | None]] = []
+        problems: list[Problem] = []
+        for i, resource in enumerate(resources):
+            where = f"resources[{i}]"
+            if not isinstance(resource, Mapping):
+                problems.append(Problem(where, "expected a FHIR resource (a JSON object)"))
+            elif resource.get("resourceType") == "Bundle":
+                problems.extend(
+                    Problem(f"{where}.{p.field.removeprefix('Bundle.')}", p.problem)
+                    for p in _validate_bundle_shell(resource)
+                )
+                for j, entry in enumerate(resource.get("entry") or []):
+                    if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
+                        located.append((f"{where}.entry[{j}].resource", dict(entry["resource"]), entry.get("fullUrl")))
+            else:
+                located.append((where, dict(resource), None))
+        if problems:
+            raise FhirInputError(problems)
+        return _import(located, as_of, self, validate=not validated)
+
+
+class ImporterConfigError(ValueError):
+    """The knowledge base lacks a source section the import alerts cite."""
+
+
+def _check_citations(kb: KnowledgeBase) -> None:
+    source = kb.sources.get(SOURCE)
+    if source is None:
+        raise ImporterConfigError(
+            f"the FHIR import alerts cite source {SOURCE!r}, which the knowledge base ({kb.version}) does not hold"
+        )
+    missing = sorted(s for s in {*_SECTION.values(), _FALLBACK_SECTION} if s not in source.sections)
+    if missing:
+        raise ImporterConfigError(
+            f"the FHIR import alerts cite sections of {SOURCE!r} that the knowledge base does not list: {missing}"
+        )
+
+
+_default: Importer | None = None
+
+
+def default_importer() -> Importer:
+    """The Importer over the default knowledge base (the one `allpath.engine.default_engine` uses)."""
+    global _default
+    if _default is None:
+        _default = Importer(default_engine().kb)
+    return _default
+
+
+def facts_from_bundle(bundle: Any, *, as_of: dt.date | None = None) -> ImportResult:
+    """`Importer.from_bundle` over the default knowledge base; adapters pass their own Importer."""
+    return default_importer().from_bundle(bundle, as_of=as_of)
 
 
 def facts_from_resources(
     resources: list[dict[str, Any]], *, as_of: dt.date | None = None, validated: bool = False
 ) -> ImportResult:
-    """Read one patient's facts from loose resources (a CDS Hooks prefetch): Patient, Condition,
-    Observation, MedicationRequest, MedicationAdministration, Procedure. A searchset Bundle in
-    the list is unpacked, so prefetch answers can be passed as they come.
-
-    `validated=True` skips the FHIR R4 validation of each resource, for a caller that has already
-    passed every one of them through `validate_resource` (a Bulk Data import validates each line
-    as it reads it; validating twice would double the cost of the import)."""
-    located: list[tuple[str, dict[str, Any], str | None]] = []
-    problems: list[Problem] = []
-    for i, resource in enumerate(resources):
-        where = f"resources[{i}]"
-        if not isinstance(resource, Mapping):
-            problems.append(Problem(where, "expected a FHIR resource (a JSON object)"))
-        elif resource.get("resourceType") == "Bundle":
-            problems.extend(
-                Problem(f"{where}.{p.field.removeprefix('Bundle.')}", p.problem)
-                for p in _validate_bundle_shell(resource)
-            )
-            for j, entry in enumerate(resource.get("entry") or []):
-                if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
-                    located.append((f"{where}.entry[{j}].resource", dict(entry["resource"]), entry.get("fullUrl")))
-        else:
-            located.append((where, dict(resource), None))
-    if problems:
-        raise FhirInputError(problems)
-    return _import(located, as_of, validate=not validated)
+    """`Importer.from_resources` over the default knowledge base; adapters pass their own Importer."""
+    return default_importer().from_resources(resources, as_of=as_of, validated=validated)
 
 
 def validate_resource(resource: Mapping[str, Any]) -> list[Problem]:
@@ -223,7 +299,7 @@ class _State:
         self.alerts.append(
             Alert(
                 id=alert_id,
-                severity=severity,  # type: ignore[arg-type]
+                severity=severity,
                 message=message,
                 citations=[Citation(source_id=SOURCE, section=section)],
             )
@@ -244,12 +320,16 @@ def _when(resource: Mapping[str, Any], *keys: str) -> str:
         if isinstance(value, str):
             return value
         if isinstance(value, Mapping) and isinstance(value.get("start"), str):
-            return value["start"]
+            return str(value["start"])
     return ""
 
 
 def _import(
-    located: list[tuple[str, dict[str, Any], str | None]], as_of: dt.date | None, *, validate: bool = True
+    located: list[tuple[str, dict[str, Any], str | None]],
+    as_of: dt.date | None,
+    importer: Importer,
+    *,
+    validate: bool = True,
 ) -> ImportResult:
     problems: list[Problem] = []
     for where, resource, _ in located if validate else ():
@@ -273,9 +353,7 @@ def _import(
     if p_url:
         refs.add(p_url)
 
-    engine_kb = default_engine().kb
-    drugs = agent_by_code(engine_kb)
-    tables = code_tables()
+    drugs, tables = importer.drugs, importer.tables
     other_patient = 0
     for where, resource, _ in located:
         kind = resource["resourceType"]
@@ -341,28 +419,6 @@ def _age(path: str, patient: Mapping[str, Any], as_of: dt.date) -> float:
     if born > as_of:
         raise FhirInputError([Problem(f"{path}.birthDate", f"is after the as-of date {as_of.isoformat()}")])
     return age_in_years(born, as_of)
-
-
-def _birthday(born: dt.date, year: int) -> dt.date:
-    try:
-        return born.replace(year=year)
-    except ValueError:  # 29 February in a common year: the birthday is reached on 1 March
-        return dt.date(year, 3, 1)
-
-
-def age_in_years(born: dt.date, as_of: dt.date) -> float:
-    """Completed years plus the elapsed share of the current year, floored to 0.01.
-
-    Flooring (never rounding up) keeps the boundaries exact: the day before the 22nd birthday
-    the age is below 22, from the birthday on it is 22 or more.
-    """
-    years = as_of.year - born.year
-    if as_of < _birthday(born, as_of.year):
-        years -= 1
-    last = _birthday(born, born.year + years)
-    following = _birthday(born, born.year + years + 1)
-    fraction = (as_of - last).days / (following - last).days
-    return float(years) + int(fraction * 100) / 100
 
 
 def _condition_skipped(resource: Mapping[str, Any]) -> bool:
@@ -532,6 +588,7 @@ _SECTION = {
     "prior_regimen_count": "Remission and the chance of recurrence",
     "expected_survival_months": "If treatment doesn't work",
 }
+_FALLBACK_SECTION = "Treatment overview"
 
 
 def _latest(state: _State, fact: str, readings: list[_Reading]) -> _Reading | None:
@@ -546,7 +603,7 @@ def _latest(state: _State, fact: str, readings: list[_Reading]) -> _Reading | No
             f"fhir-conflicting-{fact.replace('_', '-')}",
             "warning",
             f"The record gives different values for {fact} at the same time ({paths}); it is treated as not known.",
-            _SECTION.get(fact, "Treatment overview"),
+            _SECTION.get(fact, _FALLBACK_SECTION),
         )
         return None
     return top[0]

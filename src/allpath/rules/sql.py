@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from allpath.knowledge.loader import KnowledgeBase
-from allpath.knowledge.schema import AlertRule, Condition, FactTest, NotRecommendedRule, RecommendationRule
-from allpath.plan import SEVERITY_ORDER
+from allpath.knowledge.schema import Condition, FactTest
+from allpath.rules.order import plan_order
 from allpath.rules.tree import fold
 
 
@@ -116,13 +116,9 @@ def to_sql(node: Condition, dialect: Dialect = DUCKDB) -> str:
     )
 
 
-def plan_order(kb: KnowledgeBase) -> dict[str, list[str]]:
-    """Rule ids per output list, in the order a `Plan` lists them (alerts most severe first)."""
-    recs = [r.id for r in kb.rules if isinstance(r, RecommendationRule)]
-    nots = [r.id for r in kb.rules if isinstance(r, NotRecommendedRule)]
-    alerts = [r for r in kb.rules if isinstance(r, AlertRule)]
-    alerts.sort(key=lambda r: SEVERITY_ORDER.index(r.severity))  # stable: KB order within a severity
-    return {"recommendations": recs, "not_recommended": nots, "alerts": [r.id for r in alerts]}
+def plan_ids(kb: KnowledgeBase) -> dict[str, list[str]]:
+    """Rule ids per output list, in the order a `Plan` lists them (`allpath.rules.order`)."""
+    return {name: [kb.rules[i].id for i in positions] for name, positions in plan_order(kb.rules).items()}
 
 
 def _id_list(cases: Sequence[tuple[str, str]], dialect: Dialect) -> str:
@@ -155,7 +151,7 @@ def _list_entries(kb: KnowledgeBase, dialect: Dialect = DUCKDB) -> dict[str, lis
     """
     index = {r.id: i for i, r in enumerate(kb.rules)}
     q = dialect.quote
-    entries = {name: [(i, q(f"__r{index[i]}")) for i in ids] for name, ids in plan_order(kb).items()}
+    entries = {name: [(i, q(f"__r{index[i]}")) for i in ids] for name, ids in plan_ids(kb).items()}
     variants: list[tuple[str, str]] = []
     for rule in kb.rules:
         r = f"__r{index[rule.id]}"

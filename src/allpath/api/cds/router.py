@@ -66,13 +66,19 @@ class ImportResultLike(Protocol):
     notes: Sequence[str]
 
 
-Importer = Callable[..., ImportResultLike]
+class ImporterLike(Protocol):
+    """What the service needs of `allpath.fhir.Importer` (tests stand in for it)."""
+
+    def wants(self, resource: dict[str, Any]) -> bool: ...
+
+    def from_resources(self, resources: list[dict[str, Any]]) -> ImportResultLike: ...
 
 
-def _default_importer() -> Importer:
-    from allpath.fhir.importer import facts_from_resources
+def _importer_for(engine: Engine) -> ImporterLike:
+    # Imported here: fhir.resources is heavy, and a test app may never read FHIR.
+    from allpath.fhir import Importer
 
-    return facts_from_resources
+    return Importer(engine.kb)
 
 
 def _open(variable: str, store: Callable[[str], T], path: str) -> T:
@@ -148,14 +154,15 @@ def create_cds_router(
     engine: Engine,
     settings: CdsSettings,
     *,
-    importer: Importer | None = None,
+    importer: ImporterLike | None = None,
     feedback_store: FeedbackStore | None = None,
     http_transport: Any = None,
     verifier: JwtVerifier | None = None,
 ) -> APIRouter:
     """The CDS Hooks endpoints for one engine; mount it at the root of an app (paths start /cds-services).
 
-    `importer` turns FHIR resources into facts (default: `allpath.fhir.importer.facts_from_resources`);
+    `importer` turns FHIR resources into facts (default: an `allpath.fhir.Importer` over the engine's
+    knowledge base, so the prefetch filter, the mapping and the plan use one knowledge base);
     `http_transport` lets tests stand in for the EHR's FHIR server.
     """
     if settings.insecure_dev:
@@ -168,7 +175,7 @@ def create_cds_router(
             settings.jwks, settings.allowed_issuers, leeway_seconds=settings.leeway_seconds, replay_cache=replays
         )
     base_url = settings.service_url or ""
-    import_facts = importer or _default_importer()
+    reader = importer or _importer_for(engine)
     if feedback_store is None:
         feedback_store = (
             _open(ENV_FEEDBACK_DB, SqliteFeedbackStore, settings.feedback_db)
@@ -179,20 +186,6 @@ def create_cds_router(
     cards = CardFactory(engine.kb, engine.kb.disclaimer)
     checks = OrderChecks(engine.kb, cards)
     index = CardIndex()
-    drug_codes = frozenset((c.system, c.code) for agent in engine.kb.agents.values() for c in agent.codes)
-
-    def wanted_by_importer(resource: dict[str, Any]) -> bool:
-        # Medication orders only reach the facts through the KB's drug codes; uncoded ones (the
-        # order checks still read them by name) would cost a full FHIR validation each for nothing.
-        if resource.get("resourceType") != "MedicationRequest":
-            return True
-        concept = resource.get("medicationCodeableConcept")
-        codings = concept.get("coding") if isinstance(concept, dict) else None
-        return (
-            any(isinstance(c, dict) and (c.get("system"), c.get("code")) in drug_codes for c in codings or [])
-            or "medicationReference" in resource
-        )
-
     discovery = discovery_document()
     services = {s["id"]: s for s in discovery["services"]}
     router = APIRouter(tags=["cds-hooks"])
@@ -252,7 +245,7 @@ def create_cds_router(
 
     def answer(service_id: str, hook: HookRequest, resources: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
         try:
-            imported = import_facts([r for r in resources if wanted_by_importer(r)])
+            imported = reader.from_resources([r for r in resources if reader.wants(r)])
         except ValueError as exc:
             problems = getattr(exc, "problems", None)
             if problems is None:
@@ -264,9 +257,8 @@ def create_cds_router(
             card = cards.problem_card(hook.hook_instance, problems)
             return [card], ["record-not-usable"]
         if service_id == PATIENT_VIEW_ID:
-            plan = engine.recommend(imported.facts)
-            extra = list(imported.alerts)
-            return cards.plan_cards(plan, hook.hook_instance, extra)
+            plan = engine.recommend(imported.facts, extra_alerts=imported.alerts)
+            return cards.plan_cards(plan, hook.hook_instance)
         checked = checks.cards_for(
             imported.facts,
             draft_orders(hook.context["draftOrders"]),

@@ -1,0 +1,69 @@
+"""One Bundle, one Plan: the CLI, `$apply` and CDS all show the plan `Engine.recommend` makes from
+the import, with the import's alerts ranked in the same place (the CDS half is in
+tests/cds/test_cds_fhir_end_to_end.py, which holds the cards to the same plan)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from allpath.cli import app
+from allpath.engine import Engine
+from allpath.fhir import Importer, ImporterConfigError
+from allpath.knowledge import load_kb
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json"))
+AS_OF = "2026-11-26"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def base_engine() -> Engine:
+    return Engine(load_kb(["base"]))
+
+
+def _plan_json(engine: Engine, path: Path) -> str:
+    imported = Importer(engine.kb).from_bundle(json.loads(path.read_text()), as_of=dt.date.fromisoformat(AS_OF))
+    return engine.recommend(imported.facts, extra_alerts=imported.alerts).model_dump_json(indent=2)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name.split(".")[0] for p in EXAMPLES])
+def test_cli_recommend_fhir_prints_byte_for_byte_the_plan_of_the_import(base_engine: Engine, path: Path) -> None:
+    result = runner.invoke(app, ["recommend", "--fhir", str(path), "--as-of", AS_OF, "--packs", "base"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.rstrip("\n") == _plan_json(base_engine, path)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name.split(".")[0] for p in EXAMPLES])
+def test_fhir_apply_shows_the_same_alerts_and_options_in_the_same_order(base_engine: Engine, path: Path) -> None:
+    plan = json.loads(_plan_json(base_engine, path))
+    result = runner.invoke(app, ["fhir", "apply", "--fhir", str(path), "--as-of", AS_OF, "--packs", "base"])
+    assert result.exit_code == 0, result.output
+    care = json.loads(result.stdout)
+    group = next(r for r in care["contained"] if r["resourceType"] == "RequestGroup")
+    alert_notes = [m.group(1) for n in group.get("note", []) if (m := re.match(r"Alert \(\w+, ([^)]+)\)", n["text"]))]
+    assert alert_notes == [a["id"] for a in plan["alerts"]]
+    assert [a["title"] for a in group["action"]] == [r["title"] for r in plan["recommendations"]]
+
+
+def test_importer_refuses_a_knowledge_base_without_the_source_its_alerts_cite() -> None:
+    kb = load_kb(["base"])
+    stripped = dataclasses.replace(kb, sources={k: v for k, v in kb.sources.items() if k != "cancernet-all-2017"})
+    with pytest.raises(ImporterConfigError, match="cancernet-all-2017"):
+        Importer(stripped)
+
+
+def test_importer_reads_medications_by_the_drug_codes_of_the_knowledge_base_it_was_given() -> None:
+    kb = load_kb(["base"])
+    agent = next(a for a in kb.agents.values() if a.codes)
+    coding = {"system": agent.codes[0].system, "code": agent.codes[0].code}
+    order = {"resourceType": "MedicationRequest", "medicationCodeableConcept": {"coding": [coding]}}
+    assert Importer(kb).wants(order)
+    assert not Importer(dataclasses.replace(kb, agents={})).wants(order)
