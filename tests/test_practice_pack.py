@@ -157,9 +157,7 @@ def test_every_practice_scenario_names_a_source_it_rests_on() -> None:
 
     import yaml
 
-    cases = yaml.safe_load(
-        (Path(__file__).parent / "scenarios" / "practice-2026.yaml").read_text(encoding="utf-8")
-    )
+    cases = yaml.safe_load((Path(__file__).parent / "scenarios" / "practice-2026.yaml").read_text(encoding="utf-8"))
     sources = set(engine().kb.sources)
     unnamed = [c["name"] for c in cases if not any(s in c.get("why", "") for s in sources)]
     assert len(cases) >= 60 and unnamed == []
