@@ -15,6 +15,9 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from allpath.errors import BadInputError
+from allpath.errors import Problem as Problem  # re-exported: most callers know Problem from here
+
 Lineage = Literal["B", "T", "unknown"]
 PhStatus = Literal["positive", "negative", "unknown"]
 MrdStatus = Literal["positive", "negative", "unknown"]
@@ -91,21 +94,7 @@ FIELD_NAMES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with an input, named by its field (dotted path for nested input)."""
-
-    field: str
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.problem}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "problem": self.problem}
-
-
-class ProblemsError(ValueError):
+class ProblemsError(BadInputError):
     """Bad input, with every problem found (field and problem), never just the first.
 
     The base of each layer's input error, so every adapter can turn `.problems` into a CLI exit
@@ -113,12 +102,13 @@ class ProblemsError(ValueError):
     """
 
     def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+        super().__init__(None, problems)
 
 
 class FactsError(ProblemsError):
     """Raised by `PatientFacts.parse` with every problem found, never just the first."""
+
+    title = "invalid facts"
 
 
 class PatientFacts(BaseModel):

@@ -14,8 +14,9 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allpath.course import EVENT_TYPES
-from allpath.facts import FactsError, Problem, describe_validation_error
-from allpath.store.service import StoreError
+from allpath.errors import AllpathError
+from allpath.facts import Problem, describe_validation_error
+from allpath.httperrors import http_status, retry_headers
 
 log = logging.getLogger("allpath.api")
 _LOCATIONS = {"body", "query", "path"}
@@ -78,13 +79,9 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, detail, problems, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, exc.problems, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(FactsError)
-    async def _facts(request: Request, exc: FactsError) -> JSONResponse:
-        return error_response(422, "invalid facts", exc.problems)
+    @app.exception_handler(AllpathError)
+    async def _allpath(request: Request, exc: AllpathError) -> JSONResponse:
+        return error_response(http_status(exc), exc.message, exc.problems, headers=retry_headers(exc))
 
     @app.exception_handler(OperationalError)
     async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

@@ -13,7 +13,6 @@ import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from allpath.course import (
     parse_stored_event,
     replay,
 )
+from allpath.errors import AllpathError, BadInputError, NotAllowedError, RecordNotFoundError, StaleWriteError
 from allpath.facts import FactsError, PatientFacts, Problem, describe_validation_error
 from allpath.store.db import durable_session
 from allpath.store.models import AuditRow, EventRow, PatientRow, UserRow
@@ -64,28 +64,19 @@ def new_event_id() -> str:
 # --- errors ---------------------------------------------------------------------------------
 
 
-class StoreError(Exception):
-    """Base of the errors the service raises on purpose; each maps to one HTTP status."""
-
-    status_code = 400
-
-    def __init__(self, message: str, problems: Sequence[Problem] = ()):
-        super().__init__(message)
-        self.message = message
-        self.problems = list(problems)
+# The store's errors are allpath's own; the name stays for the callers that catch any of them.
+StoreError = AllpathError
 
 
-class NotFoundError(StoreError):
-    status_code = 404
+class NotFoundError(RecordNotFoundError):
+    pass
 
 
-class ForbiddenError(StoreError):
-    status_code = 403
+class ForbiddenError(NotAllowedError):
+    pass
 
 
-class ConflictError(StoreError):
-    status_code = 409
-
+class ConflictError(StaleWriteError):
     def __init__(self, message: str, current_version: int):
         super().__init__(
             message, [Problem("expected_version", f"is stale: the record is at version {current_version}")]
@@ -93,8 +84,8 @@ class ConflictError(StoreError):
         self.current_version = current_version
 
 
-class InvalidInputError(StoreError):
-    status_code = 422
+class InvalidInputError(BadInputError):
+    pass
 
 
 # --- records (what leaves the store) ---------------------------------------------------------

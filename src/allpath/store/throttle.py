@@ -23,25 +23,23 @@ from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from allpath.errors import TooManyRequestsError
 from allpath.facts import Problem
 from allpath.settings import AuthSettings
 from allpath.store.db import read_only_session
 from allpath.store.models import LoginThrottleRow
-from allpath.store.service import StoreError, audit, audit_now, utcnow
+from allpath.store.service import audit, audit_now, utcnow
 
 
-class ThrottledError(StoreError):
-    """Too many failed log-ins for this account or address: 429, with `Retry-After` in seconds."""
-
-    status_code = 429
+class ThrottledError(TooManyRequestsError):
+    """Too many failed log-ins for this account or address: answered with `Retry-After` in seconds."""
 
     def __init__(self, retry_after: int):
         super().__init__(
             "too many failed log-ins; try again later",
             [Problem("username", f"log-in is locked for {retry_after} s after repeated failures")],
+            retry_after=retry_after,
         )
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
 
 
 @dataclass(frozen=True, slots=True)

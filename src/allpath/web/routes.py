@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from allpath.course import EVENT_TYPES
 from allpath.explain.labels import missing_fact_views
 from allpath.facts import Problem
+from allpath.httperrors import http_status, retry_headers
 from allpath.plan import Plan
 from allpath.store.auth import UserRecord, authenticate_throttled
 from allpath.store.context import AppContext
@@ -237,12 +238,12 @@ def create_web_router() -> APIRouter:
                 request,
                 "login.html",
                 None,
-                status_code=429,
+                status_code=http_status(exc),
                 next=_safe_next(next) or "",
                 errors=errors,
                 username=username,
             )
-            page.headers["Retry-After"] = str(exc.retry_after)
+            page.headers.update(retry_headers(exc) or {})
             return page
         if user is None:
             if not errors:
@@ -335,11 +336,14 @@ def create_web_router() -> APIRouter:
         records = Records(session, user.actor())
         try:
             course = records.course(patient_id, _as_of(request.query_params.get("as_of")), action="plan.read")
-        except NotFoundError:
-            return _error(request, user, 404, "Patient not found", "There is no patient record with that id.")
+        except NotFoundError as exc:
+            return _error(
+                request, user, http_status(exc), "Patient not found", "There is no patient record with that id."
+            )
         except StoreError as exc:  # an as_of out of range
             message = "; ".join(f"{p.field} {p.problem}" for p in exc.problems) or exc.message
-            return _error(request, user, 422, "Cannot show the record as of that date", _sentence(message) + ".")
+            title = "Cannot show the record as of that date"
+            return _error(request, user, http_status(exc), title, _sentence(message) + ".")
         plan = _plan_for(context, course)
         now_phase, next_phase = current_and_next(plan, course.state.current_phase) if plan else (None, None)
         svg = render_timeline(timeline_events(course.events), course.as_of, title=f"Treatment timeline of {patient_id}")
@@ -398,10 +402,12 @@ def create_web_router() -> APIRouter:
             try:
                 records = Records(session, user.actor())
                 records.append_event(patient_id, event, int(expected) if expected and expected.isdigit() else None)
-            except NotFoundError:
-                return _error(request, user, 404, "Patient not found", "There is no patient record with that id.")
-            except ConflictError:
-                status = 409
+            except NotFoundError as exc:
+                return _error(
+                    request, user, http_status(exc), "Patient not found", "There is no patient record with that id."
+                )
+            except ConflictError as exc:
+                status = http_status(exc)
                 errors["_form"] = (
                     "Someone else changed this record while you were on this page. "
                     "Nothing was saved. Check the record below and enter the event again."
