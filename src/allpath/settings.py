@@ -17,13 +17,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from allpath.errors import ConfigurationError
+
 DEFAULT_DATABASE_URL = "sqlite:///./allpath.db"
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigurationError):
     """A variable holds a value that cannot be used; the message starts with its name."""
 
 

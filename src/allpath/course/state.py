@@ -40,6 +40,7 @@ from allpath.course.events import (
     TrialEnrolled,
 )
 from allpath.dates import months_between
+from allpath.errors import CourseConflictError, Problem
 from allpath.facts import GeneticSubtype, MarkerStatus, MrdTimepoint, PriorTherapy, RelapseSite
 
 _T = TypeVar("_T")
@@ -52,12 +53,17 @@ PHASE_ENDING_EVENTS: frozenset[str] = frozenset({"induction_failed", "relapsed",
 
 
 @dataclass(frozen=True, slots=True)
-class CourseError(ValueError):
+class CourseError(CourseConflictError):
     """An event that cannot be accepted, with the reason and the event it concerns."""
 
     reason: str
     event_id: str | None = None
     field: str = "type"
+
+    def __post_init__(self) -> None:
+        # Frozen: the base's attributes are set past the dataclass's guard, once, here.
+        object.__setattr__(self, "problems", [Problem(self.field, self.reason)])
+        object.__setattr__(self, "message", self.title)
 
     def __str__(self) -> str:
         where = f"event {self.event_id}: " if self.event_id else ""

@@ -22,6 +22,7 @@ from typing import Any
 
 from allpath.dates import DAYS_PER_MONTH, age_in_years
 from allpath.engine import default_engine
+from allpath.errors import ConfigurationError, NotAnAllPatientError
 from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
 from allpath.fhir.codes import (
     CASE_FEATURE_SYSTEM,
@@ -41,6 +42,7 @@ __all__ = [
     "ImportResult",
     "Importer",
     "ImporterConfigError",
+    "NotAnAllPatientInputError",
     "default_importer",
     "facts_from_bundle",
     "facts_from_resources",
@@ -69,6 +71,12 @@ CASE_FEATURES = (*_ENUM_FACTS, *_INTEGER_FACTS, *_DURATION_FACTS, *_BOOLEAN_FACT
 
 class FhirInputError(ProblemsError):
     """The input is not valid FHIR R4, or cannot be read as one ALL patient; `.problems` name each path."""
+
+
+class NotAnAllPatientInputError(FhirInputError, NotAnAllPatientError):
+    """The record is readable but holds no ALL diagnosis (and no recorded disease status)."""
+
+    title = "not an ALL patient"
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,7 @@ class Importer:
         return _import(located, as_of, self, validate=not validated)
 
 
-class ImporterConfigError(ValueError):
+class ImporterConfigError(ConfigurationError):
     """The knowledge base lacks a source section the import alerts cite."""
 
 
@@ -291,6 +299,7 @@ class _State:
     notes: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
+    no_all_diagnosis: bool = False
 
     def read(self, fact: str, value: Any, path: str, when: str) -> None:
         self.readings.setdefault(fact, []).append(_Reading(value, path, when))
@@ -382,6 +391,8 @@ def _import(
     if state.problems:
         raise FhirInputError(state.problems)
     data, provenance = _assemble(state, age)
+    if state.no_all_diagnosis:
+        raise NotAnAllPatientInputError(state.problems)
     if state.problems:
         raise FhirInputError(state.problems)
     try:
@@ -672,6 +683,7 @@ def _disease_status(
             return None
         from_condition, condition_path = sorted(readings)[0]
     if from_condition is None and recorded is None:
+        state.no_all_diagnosis = True
         state.problems.append(
             Problem(
                 "Condition",

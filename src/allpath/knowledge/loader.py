@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from allpath.errors import KnowledgeBaseError
 from allpath.facts import FACT_KINDS
 from allpath.knowledge.schema import (
     PRACTICE_CHANGES,
@@ -51,7 +52,7 @@ PACK_FILES = ("pack.yaml", "agents.yaml", "phases.yaml", "topics.yaml", "rules.y
 _M = TypeVar("_M", bound=BaseModel)
 
 
-class KnowledgeError(ValueError):
+class KnowledgeError(KnowledgeBaseError):
     """The knowledge base is malformed. The message names the file and the path inside it."""
 
 

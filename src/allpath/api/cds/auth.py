@@ -29,6 +29,7 @@ import jwt
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from allpath.api.cds.settings import CdsConfigError
+from allpath.errors import Problem, UnauthenticatedError
 
 # Signature algorithms by JWK key type; EC algorithms are tied to their curve.
 _RSA_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -41,12 +42,15 @@ MAX_TOKEN_BYTES = 8 * 1024
 MAX_LIFETIME_SECONDS = 300
 
 
-class AuthError(Exception):
+class AuthError(UnauthenticatedError):
     """The request is not authenticated; `problem` says why, in words safe to return."""
 
     def __init__(self, problem: str):
+        super().__init__("unauthorized", [Problem("Authorization", problem)])
         self.problem = problem
-        super().__init__(problem)
+
+    def __str__(self) -> str:
+        return self.problem
 
 
 @dataclass(frozen=True)

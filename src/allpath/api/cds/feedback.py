@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from allpath.api.cds.validate import is_uuid
+from allpath.errors import BadRequestError
 from allpath.facts import Problem, ProblemsError
 
 OUTCOMES = frozenset({"accepted", "overridden"})
 
 
-class FeedbackError(ProblemsError):
+class FeedbackError(ProblemsError, BadRequestError):
     """A feedback request the service cannot store (each problem names its element)."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from allpath.errors import BadRequestError
 from allpath.facts import Problem, ProblemsError
 
 # FHIR R4 `id`: 1-64 of these characters. Checking it also keeps ids safe to put in a URL path.
@@ -20,8 +21,10 @@ FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 REFERENCE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 
 
-class HookRequestError(ProblemsError):
+class HookRequestError(ProblemsError, BadRequestError):
     """A hook request that is not valid CDS Hooks 2.0 (answered with 400 and the problems)."""
+
+    title = "invalid hook request"
 
 
 @dataclass(frozen=True)

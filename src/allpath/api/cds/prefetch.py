@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 from allpath.api.cds.hookrequest import HookRequest
+from allpath.errors import BadRequestError, UnavailableError
 from allpath.facts import Problem
 
 
@@ -75,14 +76,12 @@ PREFETCH: dict[str, str] = {t.key: t.query for t in TEMPLATES}
 MAX_PAGES = 20  # a search that needs more pages than this is not answered within the hook's time budget
 
 
-class PrefetchError(Exception):
-    """The data cannot be used: `status` 400 (the EHR sent something wrong) or 412 (cannot get it)."""
+class InvalidPrefetchError(BadRequestError):
+    """The EHR sent prefetch data that is wrong (another patient's, not FHIR): a 400 under CDS Hooks."""
 
-    def __init__(self, status: int, error: str, problems: list[Problem]):
-        self.status = status
-        self.error = error
-        self.problems = problems
-        super().__init__(error)
+
+class PrefetchUnavailableError(UnavailableError):
+    """The data cannot be got (the FHIR server failed or refused): a 412 under CDS Hooks."""
 
 
 def fill(query: str, context: Mapping[str, Any]) -> str:
@@ -112,38 +111,37 @@ def resources_of(template: Template, value: Any, patient_id: str, path: str) -> 
     if value is None:
         return [], True
     if not isinstance(value, Mapping) or not isinstance(value.get("resourceType"), str):
-        raise PrefetchError(400, "invalid prefetch", [Problem(path, "must be a FHIR resource or null")])
+        raise InvalidPrefetchError("invalid prefetch", [Problem(path, "must be a FHIR resource or null")])
     if not template.search:
         if value["resourceType"] != template.resource_type:
-            raise PrefetchError(
-                400, "invalid prefetch", [Problem(f"{path}.resourceType", f"must be {template.resource_type}")]
+            raise InvalidPrefetchError(
+                "invalid prefetch", [Problem(f"{path}.resourceType", f"must be {template.resource_type}")]
             )
         if value.get("id") != patient_id:
-            raise PrefetchError(
-                400, "invalid prefetch", [Problem(f"{path}.id", "is not the patient named by context.patientId")]
+            raise InvalidPrefetchError(
+                "invalid prefetch", [Problem(f"{path}.id", "is not the patient named by context.patientId")]
             )
         return [dict(value)], True
     if value["resourceType"] != "Bundle":
-        raise PrefetchError(
-            400, "invalid prefetch", [Problem(f"{path}.resourceType", "a search result must be a Bundle")]
+        raise InvalidPrefetchError(
+            "invalid prefetch", [Problem(f"{path}.resourceType", "a search result must be a Bundle")]
         )
     entries = value.get("entry", [])
     if not isinstance(entries, list):
-        raise PrefetchError(400, "invalid prefetch", [Problem(f"{path}.entry", "must be an array")])
+        raise InvalidPrefetchError("invalid prefetch", [Problem(f"{path}.entry", "must be an array")])
     found: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
         if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
-            raise PrefetchError(
-                400, "invalid prefetch", [Problem(f"{path}.entry[{index}].resource", "must be a FHIR resource")]
+            raise InvalidPrefetchError(
+                "invalid prefetch", [Problem(f"{path}.entry[{index}].resource", "must be a FHIR resource")]
             )
         if resource["resourceType"] != template.resource_type:
             continue  # OperationOutcome notes, _include'd resources: not what this template asked for
         owner = _reference_patient(resource)
         if owner is not None and not _belongs_to(owner, patient_id):
             # Another patient's data would yield advice about the wrong person: refuse outright.
-            raise PrefetchError(
-                400,
+            raise InvalidPrefetchError(
                 "invalid prefetch",
                 [Problem(f"{path}.entry[{index}].resource", "belongs to a patient other than context.patientId")],
             )
@@ -162,7 +160,8 @@ async def gather(
     timeout_seconds: float = 5.0,
     allow_http: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every resource the templates ask for, from prefetch or the FHIR server; raises `PrefetchError`."""
+    """Every resource the templates ask for, from prefetch or the FHIR server; raises `InvalidPrefetchError`
+    or `PrefetchUnavailableError`."""
     patient_id = request.patient_id
     resources: list[dict[str, Any]] = []
     missing: list[Template] = []
@@ -185,8 +184,7 @@ async def _fetch(
 ) -> list[dict[str, Any]]:
     keys = ", ".join(t.key for t in templates)
     if request.fhir_server is None or request.fhir_authorization is None:
-        raise PrefetchError(
-            412,
+        raise PrefetchUnavailableError(
             "precondition failed: required FHIR data was not prefetched and cannot be fetched",
             [
                 Problem(f"prefetch.{t.key}", "not supplied, and no fhirServer with fhirAuthorization to fetch it")
@@ -195,8 +193,7 @@ async def _fetch(
         )
     base = request.fhir_server
     if urlparse(base).scheme != "https" and not allow_http:
-        raise PrefetchError(
-            412,
+        raise PrefetchUnavailableError(
             "precondition failed: the FHIR server must be reached over https",
             [Problem("fhirServer", f"is not https; cannot fetch {keys}")],
         )
@@ -242,8 +239,7 @@ async def _fetch(
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
     except httpx.HTTPError as exc:
-        raise PrefetchError(
-            412,
+        raise PrefetchUnavailableError(
             "precondition failed: the FHIR server could not be reached",
             [Problem("fhirServer", f"request failed ({type(exc).__name__}); cannot fetch {keys}")],
         ) from None
@@ -258,16 +254,14 @@ def _next_link(bundle: Mapping[str, Any], base: str) -> str:
             if urlparse(url).netloc != urlparse(base).netloc:
                 break
             return url
-    raise PrefetchError(
-        412,
+    raise PrefetchUnavailableError(
         "precondition failed: a search result could not be completed",
         [Problem("fhirServer", "a next-page link is missing or points to another server")],
     )
 
 
-def _unavailable(template: Template, why: str) -> PrefetchError:
-    return PrefetchError(
-        412,
+def _unavailable(template: Template, why: str) -> PrefetchUnavailableError:
+    return PrefetchUnavailableError(
         "precondition failed: required FHIR data could not be fetched",
         [Problem(f"prefetch.{template.key}", f"{why} for {fill(template.query, {})}")],
     )

@@ -43,10 +43,12 @@ from allpath.api.cds.hookrequest import (
     parse_json_body,
 )
 from allpath.api.cds.ordersign import OrderChecks, draft_orders
-from allpath.api.cds.prefetch import PREFETCH, PrefetchError, gather
+from allpath.api.cds.prefetch import PREFETCH, InvalidPrefetchError, PrefetchUnavailableError, gather
 from allpath.api.cds.settings import ENV_FEEDBACK_DB, ENV_REPLAY_DB, CdsConfigError, CdsSettings
 from allpath.engine import Engine
+from allpath.errors import BadInputError, NotAnAllPatientError
 from allpath.facts import PatientFacts, Problem
+from allpath.httperrors import http_status
 from allpath.plan import Alert
 
 log = logging.getLogger("allpath.cds")
@@ -87,11 +89,6 @@ def _open(variable: str, store: Callable[[str], T], path: str) -> T:
         return store(path)
     except sqlite3.Error as exc:
         raise CdsConfigError(f"{variable}: cannot open {path}: {exc}") from None
-
-
-def not_an_all_patient(problems: Sequence[Problem]) -> bool:
-    """The importer's way of saying the record holds no ALL diagnosis (pinned by an end-to-end test)."""
-    return any(p.field == "Condition" and p.problem.startswith("no Condition coded as ALL") for p in problems)
 
 
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -198,9 +195,9 @@ def create_cds_router(
         except AuthError as exc:
             log.info("cds auth rejected: %s", exc.problem)
             return error_response(
-                401,
-                "unauthorized",
-                [Problem("Authorization", exc.problem)],
+                http_status(exc),
+                exc.message,
+                exc.problems,
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         return None
@@ -230,12 +227,10 @@ def create_cds_router(
                 timeout_seconds=settings.fhir_timeout_seconds,
                 allow_http=settings.insecure_dev,
             )
-        except HookRequestError as exc:
-            log.info("cds %s: 400 invalid hook request (%d problems)", service_id, len(exc.problems))
-            return error_response(400, "invalid hook request", exc.problems)
-        except PrefetchError as exc:
-            log.info("cds %s: %d %s", service_id, exc.status, exc.error)
-            return error_response(exc.status, exc.error, exc.problems)
+        except (HookRequestError, InvalidPrefetchError, PrefetchUnavailableError) as exc:
+            status = http_status(exc)
+            log.info("cds %s: %d %s (%d problems)", service_id, status, exc.message, len(exc.problems))
+            return error_response(status, exc.message, exc.problems)
         result_cards, rule_ids = answer(service_id, hook, resources)
         index.remember(result_cards, rule_ids)
         log.info(
@@ -246,15 +241,12 @@ def create_cds_router(
     def answer(service_id: str, hook: HookRequest, resources: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
         try:
             imported = reader.from_resources([r for r in resources if reader.wants(r)])
-        except ValueError as exc:
-            problems = getattr(exc, "problems", None)
-            if problems is None:
-                raise
-            if service_id == ORDER_SIGN_ID or not_an_all_patient(problems):
+        except BadInputError as exc:
+            if service_id == ORDER_SIGN_ID or isinstance(exc, NotAnAllPatientError):
                 # No ALL on record: nothing to advise. No facts: no basis for an order check
                 # (patient-view explains what is missing).
                 return [], []
-            card = cards.problem_card(hook.hook_instance, problems)
+            card = cards.problem_card(hook.hook_instance, exc.problems)
             return [card], ["record-not-usable"]
         if service_id == PATIENT_VIEW_ID:
             plan = engine.recommend(imported.facts, extra_alerts=imported.alerts)
@@ -278,7 +270,7 @@ def create_cds_router(
         try:
             records = parse_feedback(parse_json_body(await request.body()), service_id, index.as_mapping())
         except (HookRequestError, FeedbackError) as exc:
-            return error_response(400, "invalid feedback", exc.problems)
+            return error_response(http_status(exc), "invalid feedback", exc.problems)
         store.add(records)
         log.info("cds %s feedback: %d outcomes stored", service_id, len(records))
         return json_response({"stored": len(records)})
