@@ -13,7 +13,9 @@ from tests.strategies import NOTHING_MISSING
 from allpath.api.cds.cards import MISSING_FACTS_KEY, card_uuid
 from allpath.api.cds.prefetch import PREFETCH
 from allpath.api.cds.validate import validate_discovery
-from allpath.facts import PatientFacts
+from allpath.facts import PatientFacts, Problem
+from allpath.fhir import FhirInputError
+from allpath.fhir.importer import NotAnAllPatientInputError
 from allpath.plan import Alert, Citation
 
 SERVICE = "allpath-patient-view"
@@ -420,3 +422,24 @@ def test_patient_view_gives_no_missing_facts_card_when_no_unknown_fact_matters(c
     assert engine.recommend(importer.facts["all-known"]).missing_facts == []
     cards = call(SERVICE, hook_request(pid="all-known", prefetch=full_prefetch("all-known"))).json()["cards"]
     assert cards and sharpen_cards(cards) == []
+
+
+NO_ALL = Problem("Condition", "no Condition coded as ALL (ICD-10-CM C91.0x) and no allpath disease_status Observation")
+
+
+def test_not_an_all_patient_is_decided_by_the_error_type_not_its_wording(call, importer, monkeypatch):
+    def raise_(error: Exception) -> Any:
+        def from_resources(resources: list[dict[str, Any]]) -> Any:
+            raise error
+
+        return from_resources
+
+    # The same words under a plain input error: the record is unusable, and the card says why.
+    monkeypatch.setattr(importer, "from_resources", raise_(FhirInputError([NO_ALL])))
+    (card,) = call(SERVICE, hook_request(prefetch=full_prefetch("p1"))).json()["cards"]
+    assert "no Condition coded as ALL" in card["detail"]
+
+    # The importer's not-an-ALL-patient type: nothing to advise, whatever the wording.
+    monkeypatch.setattr(importer, "from_resources", raise_(NotAnAllPatientInputError([Problem("x", "y")])))
+    response = call(SERVICE, hook_request(prefetch=full_prefetch("p1")))
+    assert response.status_code == 200 and response.json()["cards"] == []
