@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from allpath.explain.labels import FAMILY_STRENGTH_LABELS
 from allpath.knowledge.loader import KnowledgeBase
 from allpath.knowledge.schema import FamilyText
 from allpath.plan import Citation, Plan
@@ -37,12 +38,6 @@ CATEGORY_TOPICS = {
     "supportive_care": "modality-palliative-care",
     "palliative_care": "modality-palliative-care",
     "hospice_care": "modality-hospice-care",
-}
-STRENGTH_WORDS = {
-    "standard": "the usual treatment",
-    "recommended": "advised",
-    "option": "one choice",
-    "consider": "ask about it",
 }
 
 
@@ -70,7 +65,7 @@ class Item:
 class Option:
     rule_id: str
     title: str
-    strength: str  # plain words, see STRENGTH_WORDS
+    strength: str  # plain words, see FAMILY_STRENGTH_LABELS
     citations: tuple[Citation, ...]
     update: str | None = None  # a later knowledge pack's note on this option (superseded_by)
 
@@ -163,7 +158,7 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
     for r in plan.recommendations:
         topic_id = CATEGORY_TOPICS.get(r.category)
         if topic_id in kb.topics:
-            option = Option(r.id, r.title, STRENGTH_WORDS[r.strength], tuple(r.citations), r.superseded_by)
+            option = Option(r.id, r.title, FAMILY_STRENGTH_LABELS[r.strength], tuple(r.citations), r.superseded_by)
             groups.setdefault(topic_id, []).append(option)
     treatments = [
         TreatmentGroup(kb.topics[t].title, kb.topics[t].summary, tuple(kb.topics[t].citations), tuple(options))
