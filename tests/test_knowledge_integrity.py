@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from allpath.knowledge import available_packs, load_kb
+from allpath.knowledge.loader import PACK_FILES
 from allpath.knowledge.schema import AlertRule, RecommendationRule
 from allpath.rules.tree import facts_used
 
@@ -94,7 +95,7 @@ def test_kb_has_a_version_string() -> None:
 
 
 @pytest.mark.parametrize("pack", available_packs())
-@pytest.mark.parametrize("name", ["pack.yaml", "agents.yaml", "phases.yaml", "topics.yaml", "rules.yaml"])
+@pytest.mark.parametrize("name", PACK_FILES)
 def test_pack_files_parse_as_yaml_with_unique_keys(pack: str, name: str) -> None:
     node = resources.files("allpath.knowledge") / "packs" / pack / name
     if not node.is_file():

@@ -68,6 +68,14 @@ def test_copied_pack_loads_unchanged(pack_copy: Path) -> None:
         ("pack.yaml", "id: base", "id: other", "pack.yaml: id"),
         ("rules.yaml", "source_id: cancernet-all-2017, section: Targeted therapy}", "source_id: wiki, section: x}",
          "unknown source 'wiki'"),
+        # The family page's own sentences are checked like every other entry: a renamed section
+        # of the page fails the load instead of dropping the sentence's footnote.
+        ("family.yaml", "section: Refractory ALL}\n  - id: status-relapsed",
+         "section: Refractory}\n  - id: status-relapsed",
+         "packs/base/family.yaml: texts.status-refractory.citations[0]: section 'Refractory' is not a section"),
+        ("family.yaml", "id: call-worries", "id: call-fever", "id 'call-fever': duplicate family text id"),
+        ("family.yaml", "section: call_team\n    title: Fever", "section: call_us\n    title: Fever",
+         "packs/base/family.yaml: texts[8].section"),
     ],
 )  # fmt: skip
 def test_malformed_kb_fails_naming_file_and_path(pack_copy: Path, name: str, old: str, new: str, expected: str) -> None:

@@ -115,3 +115,30 @@ def test_pdf_renders(engine) -> None:
     pdf = html_to_pdf(family_html(engine, load("newly-diagnosed-child-b-cell")))
     assert pdf.startswith(b"%PDF-")
     assert len(pdf) > 5_000
+
+
+def test_family_sentences_and_their_footnotes_come_from_the_knowledge_base(engine, tmp_path: Path) -> None:
+    import shutil
+    from importlib import resources
+
+    from allpath.engine import Engine
+    from allpath.knowledge import load_kb
+
+    with resources.as_file(resources.files("allpath.knowledge") / "packs") as folder:
+        shutil.copytree(folder, tmp_path / "packs")
+    family_yaml = tmp_path / "packs" / "base" / "family.yaml"
+    text = family_yaml.read_text()
+    old = (
+        "text: Should I get a second opinion?\n"
+        "    citations:\n"
+        "      - {source_id: cancernet-all-2017, section: Refractory ALL}"
+    )
+    assert old in text
+    family_yaml.write_text(
+        text.replace(old, old.replace("Should I get", "Would it help to get").replace("Refractory ALL", "Introduction"))
+    )
+    kb = load_kb(root=tmp_path / "packs")
+    f = build_family_plan(Engine(kb).recommend(PatientFacts.parse(load("refractory-adult"))), kb)
+    second = next(q for q in f.questions if q.title == "Second opinion")
+    assert second.text == "Would it help to get a second opinion?"
+    assert [(c.source_id, c.section) for c in second.citations] == [("cancernet-all-2017", "Introduction")]

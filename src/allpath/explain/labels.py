@@ -42,6 +42,155 @@ FACT_LABELS: dict[str, str] = {
 }
 
 
+_MARKER = {"positive": "Positive", "negative": "Negative", "unknown": "Not known"}
+PHASE_LABELS: dict[str, str] = {
+    "induction": "Induction",
+    "consolidation": "Consolidation",
+    "maintenance": "Maintenance",
+    "reinduction": "Re-induction",
+    "cns_prophylaxis": "CNS prophylaxis",
+}
+SUBTYPE_LABELS: dict[str, str] = {
+    "bcr-abl1": "BCR::ABL1 (Philadelphia)",
+    "ph-like": "Ph-like",
+    "abl-class": "ABL-class fusion",
+    "kmt2a": "KMT2A rearranged",
+    "etv6-runx1": "ETV6::RUNX1",
+    "high-hyperdiploid": "High hyperdiploid",
+    "hypodiploid": "Hypodiploid",
+    "iamp21": "iAMP21",
+    "tcf3-pbx1": "TCF3::PBX1",
+    "tcf3-hlf": "TCF3::HLF",
+    "abl1-t315i": "ABL1 T315I mutation",
+}
+THERAPY_LABELS: dict[str, str] = {
+    "blinatumomab": "Blinatumomab",
+    "inotuzumab-ozogamicin": "Inotuzumab ozogamicin",
+    "car-t": "CAR T-cell therapy",
+    "allogeneic-sct": "Allogeneic (donor) stem cell transplant",
+    "tki": "Tyrosine kinase inhibitor",
+    "nelarabine": "Nelarabine",
+    "clofarabine": "Clofarabine",
+    "rituximab": "Rituximab",
+    "cranial-radiation": "Cranial radiation",
+}
+RELAPSE_SITE_LABELS: dict[str, str] = {
+    "marrow": "Bone marrow",
+    "cns": "Central nervous system",
+    "testicular": "Testicular",
+    "combined": "Combined (marrow and elsewhere)",
+    "other_extramedullary": "Other, outside the marrow",
+    "unknown": "Not known",
+}
+# The name of each allowed value of each enum or list fact, as forms and record lines show it.
+VALUE_LABELS: dict[str, dict[str, str]] = {
+    "lineage": {"B": "B-cell", "T": "T-cell", "unknown": "Not known"},
+    "ph_status": _MARKER,
+    "disease_status": {
+        "newly_diagnosed": "Newly diagnosed",
+        "in_remission": "In remission",
+        "refractory": "Refractory",
+        "relapsed": "Relapsed",
+    },
+    "completed_phases": PHASE_LABELS,
+    "mrd_status": _MARKER,
+    "phase_in_progress": {**PHASE_LABELS, "none": "Not started", "unknown": "Not known"},
+    "mrd_timepoint": {
+        "end_of_induction": "End of induction",
+        "end_of_consolidation": "End of consolidation",
+        "later": "Later",
+        "unknown": "Not known",
+    },
+    "relapse_site": RELAPSE_SITE_LABELS,
+    "cd19_status": _MARKER,
+    "cd20_status": _MARKER,
+    "cd22_status": _MARKER,
+    "genetic_subtypes": SUBTYPE_LABELS,
+    "prior_therapies": THERAPY_LABELS,
+}
+# The course record's status: the disease statuses, plus before a diagnosis and after death.
+COURSE_STATUS_LABELS: dict[str, str] = {
+    "not_diagnosed": "No diagnosis recorded",
+    **VALUE_LABELS["disease_status"],
+    "deceased": "Deceased",
+}
+# Inside a sentence of the text plan ("The leukemia is ..."), with the meaning spelt out.
+DISEASE_STATUS_PHRASES: dict[str, str] = {
+    "newly_diagnosed": "newly diagnosed",
+    "in_remission": "in remission",
+    "refractory": "refractory (did not respond to induction)",
+    "relapsed": "relapsed (came back)",
+}
+CATEGORY_LABELS: dict[str, str] = {
+    "chemotherapy": "Chemotherapy",
+    "targeted_therapy": "Targeted therapy",
+    "radiation_therapy": "Radiation therapy",
+    "stem_cell_transplant": "Stem cell transplant",
+    "supportive_care": "Supportive care",
+    "palliative_care": "Palliative care",
+    "hospice_care": "Hospice care",
+    "clinical_trial": "Clinical trial",
+    "testing": "Testing",
+    "consultation": "Talk with a specialist",
+    "cellular_therapy": "Cellular therapy",
+}
+STRENGTH_LABELS: dict[str, str] = {
+    "standard": "standard treatment",
+    "recommended": "recommended",
+    "option": "an option",
+    "consider": "worth asking about",
+}
+# The family page says the same in simpler words (it is read at grade 8 or below).
+FAMILY_STRENGTH_LABELS: dict[str, str] = {
+    "standard": "the usual treatment",
+    "recommended": "advised",
+    "option": "one choice",
+    "consider": "ask about it",
+}
+SEVERITY_LABELS: dict[str, str] = {"info": "Information", "warning": "Warning", "critical": "Critical"}
+# Each kind of course event as its line in the record reads when it has nothing more to say.
+EVENT_LABELS: dict[str, str] = {
+    "diagnosed": "Diagnosed",
+    "phase_started": "Phase started",
+    "phase_completed": "Phase completed",
+    "remission_achieved": "Complete remission",
+    "induction_failed": "No remission (refractory)",
+    "relapsed": "Relapse",
+    "mrd_result": "MRD result",
+    "transplant": "Transplant",
+    "therapy_given": "Therapy given",
+    "immunophenotype": "Immunophenotype",
+    "genetics_result": "Genetic finding",
+    "fitness_assessed": "Fitness assessed",
+    "pregnancy_status": "Pregnancy status",
+    "trial_enrolled": "Joined a clinical trial",
+    "survival_estimate": "Expected survival",
+    "hospice_started": "Hospice started",
+    "treatment_completed": "Treatment completed",
+    "died": "Died",
+    "retracted": "Retracted",
+}
+# The values of an event's fields, by field name (a name means the same in every event).
+EVENT_VALUE_LABELS: dict[str, dict[str, str]] = {
+    "lineage": VALUE_LABELS["lineage"],
+    "ph_status": VALUE_LABELS["ph_status"],
+    "phase": PHASE_LABELS,
+    "site": RELAPSE_SITE_LABELS,
+    "result": _MARKER,
+    "kind": {"allogeneic": "Allogeneic (donor)", "autologous": "Autologous (own cells)"},
+    "therapy": THERAPY_LABELS,
+    "cd19": _MARKER,
+    "cd20": _MARKER,
+    "cd22": _MARKER,
+    "findings": SUBTYPE_LABELS,
+}
+
+
+def value_label(field: str, value: str) -> str:
+    """The name of one value of a fact (`value_label("lineage", "B")` is "B-cell")."""
+    return VALUE_LABELS.get(field, {}).get(value) or value.replace("_", " ").capitalize()
+
+
 def fact_label(field: str) -> str:
     return FACT_LABELS.get(field) or field.replace("_", " ").capitalize()
 

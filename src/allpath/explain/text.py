@@ -7,35 +7,9 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from allpath.explain.labels import missing_fact_views
+from allpath.explain.labels import CATEGORY_LABELS, DISEASE_STATUS_PHRASES, STRENGTH_LABELS, missing_fact_views
 from allpath.knowledge import KnowledgeBase
 from allpath.plan import Alert, NotRecommended, Plan, Recommendation
-
-CATEGORY_LABELS = {
-    "chemotherapy": "Chemotherapy",
-    "targeted_therapy": "Targeted therapy",
-    "radiation_therapy": "Radiation therapy",
-    "stem_cell_transplant": "Stem cell transplant",
-    "supportive_care": "Supportive care",
-    "palliative_care": "Palliative care",
-    "hospice_care": "Hospice care",
-    "clinical_trial": "Clinical trial",
-    "testing": "Testing",
-    "consultation": "Talk with a specialist",
-    "cellular_therapy": "Cellular therapy",
-}
-STRENGTH_LABELS = {
-    "standard": "standard treatment",
-    "recommended": "recommended",
-    "option": "an option",
-    "consider": "worth asking about",
-}
-DISEASE_STATUS_LABELS = {
-    "newly_diagnosed": "newly diagnosed",
-    "in_remission": "in remission",
-    "refractory": "refractory (did not respond to induction)",
-    "relapsed": "relapsed (came back)",
-}
 
 
 @cache
@@ -86,7 +60,7 @@ def render_text(plan: Plan, kb: KnowledgeBase | None = None) -> str:
             sources=sources,
             category_labels=CATEGORY_LABELS,
             strength_labels=STRENGTH_LABELS,
-            status_label=DISEASE_STATUS_LABELS[plan.facts.disease_status],
+            status_label=DISEASE_STATUS_PHRASES[plan.facts.disease_status],
             missing=missing_fact_views(plan, kb),
         )
     )

@@ -30,6 +30,8 @@ from allpath.knowledge.schema import (
     AnyOf,
     Condition,
     FactTest,
+    FamilyFile,
+    FamilyText,
     NamedCondition,
     NotOf,
     NotRecommendedRule,
@@ -47,7 +49,15 @@ from allpath.knowledge.schema import (
 )
 
 DEFAULT_PACKS: tuple[str, ...] = ("base", "updates-2026", "practice-2026")
-PACK_FILES = ("pack.yaml", "agents.yaml", "phases.yaml", "topics.yaml", "rules.yaml", "amendments.yaml")
+PACK_FILES = (
+    "pack.yaml",
+    "agents.yaml",
+    "phases.yaml",
+    "topics.yaml",
+    "family.yaml",
+    "rules.yaml",
+    "amendments.yaml",
+)
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -77,6 +87,8 @@ class KnowledgeBase:
     amendments: tuple[Amendment, ...] = ()
     # "rule:<id>", "agent:<id>", "source:<id>", ... -> the id of the pack that defines it.
     origins: Mapping[str, str] = field(default_factory=dict)
+    # The family page's own sentences, in pack order (a later pack's entry may add to a section).
+    family_texts: Mapping[str, FamilyText] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -135,6 +147,7 @@ class _RawPack:
     agents: list[Agent]
     phases: list[Phase]
     topics: list[Topic]
+    family: list[FamilyText]
     rules: list[RecommendationRule | NotRecommendedRule | AlertRule]
     conditions: list[NamedCondition]
     amendments: list[Amendment]
@@ -177,6 +190,7 @@ def _read_pack(base: Any, pack_id: str) -> _RawPack:
         agents=agents,
         phases=read("phases.yaml", PhasesFile, {"phases": []}).phases,
         topics=read("topics.yaml", TopicsFile, {"topics": []}).topics,
+        family=read("family.yaml", FamilyFile, {"texts": []}).texts,
         rules=list(rules.rules),
         conditions=list(rules.conditions),
         amendments=read("amendments.yaml", AmendmentsFile, {"amendments": []}).amendments,
@@ -238,6 +252,8 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
             checker.citations(ph.citations, f"packs/{p.id}/phases.yaml: phases.{ph.id}")
         for t in p.topics:
             checker.citations(t.citations, f"packs/{p.id}/topics.yaml: topics.{t.id}")
+        for f in p.family:
+            checker.citations(f.citations, f"packs/{p.id}/family.yaml: texts.{f.id}")
 
     resolver = _Resolver(
         rules={
@@ -287,6 +303,9 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
             _check_update_pack(p, raw[:k])
     rules, agents, topics, amendments = _apply_amendments(raw, rules, agents, topics, checker)
 
+    family_texts: dict[str, FamilyText] = _unique(
+        "family text", ((f.id, f"packs/{p.id}/family.yaml", f) for p in raw for f in p.family)
+    )
     disclaimer = next((p.pack.disclaimer for p in reversed(raw) if p.pack.disclaimer), None)
     if disclaimer is None:
         raise KnowledgeError("pack.yaml: disclaimer: no pack gives one")
@@ -299,6 +318,7 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
             ("agent", [a.id for a in p.agents]),
             ("phase", [x.id for x in p.phases]),
             ("topic", [t.id for t in p.topics]),
+            ("family", [f.id for f in p.family]),
             ("rule", [r.id for r in p.rules]),
             ("condition", [c.id for c in p.conditions]),
             ("amendment", [f"{a.target_kind}:{a.target}" for a in p.amendments]),
@@ -320,6 +340,7 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
         parameter_overrides=dict(overrides),
         amendments=tuple(amendments),
         origins=origins,
+        family_texts=family_texts,
     )
 
 
@@ -388,6 +409,7 @@ def _check_update_pack(p: _RawPack, earlier: list[_RawPack]) -> None:
         *((f"agents.yaml: agents.{a.id}", a) for a in p.agents),
         *((f"phases.yaml: phases.{x.id}", x) for x in p.phases),
         *((f"topics.yaml: topics.{t.id}", t) for t in p.topics),
+        *((f"family.yaml: texts.{f.id}", f) for f in p.family),
         *((f"rules.yaml: rules.{r.id}", r) for r in p.rules),
         *((f"amendments.yaml: amendments.{a.target}", a) for a in p.amendments),
     ]

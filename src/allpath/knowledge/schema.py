@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from allpath.facts import DiseaseStatus
 from allpath.plan import Category, Citation, PhaseId, Route, Severity, Strength
 
 Op = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "is_null", "not_null", "contains", "not_contains"]
@@ -114,6 +115,24 @@ class Topic(_Strict):
     summary: str
     points: list[str]
     keywords: list[str]
+    citations: list[Citation] = Field(min_length=1)
+
+
+class FamilyText(_Strict):
+    """One sentence (or two) of ours on the family's plan page, and the page sections it rests on.
+
+    Kept in the packs, not in the web code, so its citations are checked at load like every
+    other entry: a renamed source section fails the load instead of dropping the reference.
+    One `text` per entry so that a translation can sit beside it.
+    """
+
+    id: str = Field(pattern=ID_PATTERN)
+    section: Literal["status", "after", "side_effects", "call_team", "questions"]
+    title: str | None = Field(None, description="The short heading an item carries (call the team, questions).")
+    text: str
+    disease_status: list[DiseaseStatus] = Field(
+        [], description="Shown only for these disease statuses; empty: for every status."
+    )
     citations: list[Citation] = Field(min_length=1)
 
 
@@ -347,6 +366,10 @@ class PhasesFile(_Strict):
 
 class TopicsFile(_Strict):
     topics: list[Topic]
+
+
+class FamilyFile(_Strict):
+    texts: list[FamilyText]
 
 
 class AmendmentsFile(_Strict):

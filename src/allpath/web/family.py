@@ -1,10 +1,10 @@
 """The "My treatment plan" page: the plan in plain language for a patient and family, as HTML and PDF.
 
-The words come from the knowledge base (phase goals and timing, topic summaries and points,
-the plain-language summary of each recommendation) and from short sentences of our own in the
-template. Every section says where its facts come from. Readability (US grade <= 8, Flesch-
-Kincaid) is asserted in tests on the rendered text, so a KB edit that makes the page harder to
-read fails the suite.
+The words come from the knowledge base: phase goals and timing, topic summaries and points, the
+plain-language summary of each recommendation, and allpath's own sentences for this page
+(`family.yaml`, whose citations the loader checks); the template adds only headings. Every
+section says where its facts come from. Readability (US grade <= 8, Flesch-Kincaid) is asserted
+in tests on the rendered text, so a KB edit that makes the page harder to read fails the suite.
 """
 
 from __future__ import annotations
@@ -14,15 +14,11 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from allpath.explain.labels import FAMILY_STRENGTH_LABELS
 from allpath.knowledge.loader import KnowledgeBase
+from allpath.knowledge.schema import FamilyText
 from allpath.plan import Citation, Plan
 
-STATUS_WORDS = {
-    "newly_diagnosed": "The leukemia was found a short time ago. Treatment starts with the first phase.",
-    "in_remission": "The leukemia is in remission. This means tests do not find it now.",
-    "refractory": "The first phase of treatment did not lead to a remission. This is called refractory ALL.",
-    "relapsed": "The leukemia has come back after treatment. This is called a relapse.",
-}
 # Which KB topic explains the side effects of each kind of treatment.
 SIDE_EFFECT_TOPICS = {
     "chemotherapy": "side-effects-chemotherapy",
@@ -42,12 +38,6 @@ CATEGORY_TOPICS = {
     "supportive_care": "modality-palliative-care",
     "palliative_care": "modality-palliative-care",
     "hospice_care": "modality-hospice-care",
-}
-STRENGTH_WORDS = {
-    "standard": "the usual treatment",
-    "recommended": "advised",
-    "option": "one choice",
-    "consider": "ask about it",
 }
 
 
@@ -75,7 +65,7 @@ class Item:
 class Option:
     rule_id: str
     title: str
-    strength: str  # plain words, see STRENGTH_WORDS
+    strength: str  # plain words, see FAMILY_STRENGTH_LABELS
     citations: tuple[Citation, ...]
     update: str | None = None  # a later knowledge pack's note on this option (superseded_by)
 
@@ -139,28 +129,36 @@ def _topic_item(kb: KnowledgeBase, topic_id: str, *, with_points: bool = True) -
     return Item(t.title, t.summary, tuple(t.citations), tuple(t.points) if with_points else ())
 
 
-def _cite(kb: KnowledgeBase, topic_id: str) -> tuple[Citation, ...]:
-    t = kb.topics.get(topic_id)
-    return tuple(t.citations) if t else ()
+def _texts(kb: KnowledgeBase, section: str, disease_status: str) -> list[FamilyText]:
+    return [
+        t
+        for t in kb.family_texts.values()
+        if t.section == section and (not t.disease_status or disease_status in t.disease_status)
+    ]
+
+
+def _text_item(text: FamilyText) -> Item:
+    return Item(text.title or "", text.text, tuple(text.citations))
 
 
 def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | None = None) -> FamilyPlan:
     now_id, next_id = current_and_next(plan, current_phase)
     facts = plan.facts
+    texts = kb.family_texts
     after_text = None
     if next_id is None:
         if facts.disease_status in ("refractory", "relapsed"):
-            after_text = "Your care team will talk with you about the next step once they see how this phase goes."
+            after_text = texts["after-refractory-or-relapsed"].text
         elif now_id == "maintenance":
-            after_text = "When maintenance ends, you will have check-ups for a long time."
+            after_text = texts["after-maintenance"].text
         elif now_id is None:
-            after_text = "You have finished the planned phases. Regular check-ups come next. They matter for years."
+            after_text = texts["after-all-phases"].text
 
     groups: dict[str, list[Option]] = {}
     for r in plan.recommendations:
         topic_id = CATEGORY_TOPICS.get(r.category)
         if topic_id in kb.topics:
-            option = Option(r.id, r.title, STRENGTH_WORDS[r.strength], tuple(r.citations), r.superseded_by)
+            option = Option(r.id, r.title, FAMILY_STRENGTH_LABELS[r.strength], tuple(r.citations), r.superseded_by)
             groups.setdefault(topic_id, []).append(option)
     treatments = [
         TreatmentGroup(kb.topics[t].title, kb.topics[t].summary, tuple(kb.topics[t].citations), tuple(options))
@@ -173,49 +171,14 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
         if cat in categories and (item := _topic_item(kb, topic)) is not None
     ]
     if "stem_cell_transplant" in categories and "modality-stem-cell-transplant" in kb.topics:
-        side_effects.append(
-            Item(
-                "Side effects of a transplant",
-                "They depend on the kind of transplant and on your health. Ask your team what to expect.",
-                _cite(kb, "modality-stem-cell-transplant"),
-            )
-        )
+        side_effects.append(_text_item(texts["side-effects-transplant"]))
 
-    call_team = [
-        Item(
-            "Fever", "You have a fever or other signs of infection. Call at once.", _cite(kb, "supportive-antibiotics")
-        ),
-        Item(
-            "New problems",
-            "You have a side effect that is new or getting worse. Tell the team quickly.",
-            _cite(kb, "modality-palliative-care"),
-        ),
-        Item("Worries", "You feel scared, sad or alone. The team can help you find support.", _cite(kb, "recurrence")),
-    ]
-
-    questions = [
-        Item("Goal", "What is the goal of this phase? What should we expect?", _cite(kb, "care-team")),
-        Item(
-            "Side effects",
-            "Which side effects are likely? How will you ease them?",
-            _cite(kb, "modality-palliative-care"),
-        ),
-        Item(
-            "Medicines",
-            "Do any of my medicines mix badly with other medicines I take?",
-            _cite(kb, "side-effects-targeted-therapy"),
-        ),
-        Item("Trials", "Is there a clinical trial that could fit me?", _cite(kb, "modality-clinical-trials")),
-    ]
-    if facts.disease_status == "newly_diagnosed":
-        questions.append(
-            Item("Children later", "Can I protect my chance to have children later?", _cite(kb, "supportive-fertility"))
-        )
-    if facts.disease_status == "refractory":
-        questions.append(Item("Second opinion", "Should I get a second opinion?", _cite(kb, "refractory-all")))
+    status = facts.disease_status
+    call_team = [_text_item(t) for t in _texts(kb, "call_team", status)]
+    questions = [_text_item(t) for t in _texts(kb, "questions", status)]
 
     family = FamilyPlan(
-        status=STATUS_WORDS[facts.disease_status],
+        status=_texts(kb, "status", status)[0].text,
         now=_phase(kb, now_id),
         next=_phase(kb, next_id),
         after_text=after_text,

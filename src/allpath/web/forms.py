@@ -11,6 +11,14 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from allpath.course.events import PHASES
+from allpath.explain.labels import (
+    EVENT_VALUE_LABELS,
+    PHASE_LABELS,
+    RELAPSE_SITE_LABELS,
+    SUBTYPE_LABELS,
+    THERAPY_LABELS,
+)
 from allpath.facts import GENETIC_SUBTYPES, PRIOR_THERAPIES, Problem
 
 
@@ -34,58 +42,27 @@ class EventForm:
     fields: tuple[Field, ...] = ()
 
 
+def _options(field: str, values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # The order is the form's (the likelier answer first); the words are the labels module's.
+    return tuple((v, EVENT_VALUE_LABELS[field][v]) for v in values)
+
+
 YES_NO = (("false", "No"), ("true", "Yes"))
 NOT_KNOWN_YES_NO = (("", "Not known"), *YES_NO)
-MARKER_OPTIONS = (("", "Not reported"), ("positive", "Positive"), ("negative", "Negative"))
-SUBTYPE_LABELS = {
-    "bcr-abl1": "BCR::ABL1 (Philadelphia)",
-    "ph-like": "Ph-like",
-    "abl-class": "ABL-class fusion",
-    "kmt2a": "KMT2A rearranged",
-    "etv6-runx1": "ETV6::RUNX1",
-    "high-hyperdiploid": "High hyperdiploid",
-    "hypodiploid": "Hypodiploid",
-    "iamp21": "iAMP21",
-    "tcf3-pbx1": "TCF3::PBX1",
-    "tcf3-hlf": "TCF3::HLF",
-    "abl1-t315i": "ABL1 T315I mutation",
-}
-THERAPY_LABELS = {
-    "blinatumomab": "Blinatumomab",
-    "inotuzumab-ozogamicin": "Inotuzumab ozogamicin",
-    "car-t": "CAR T-cell therapy",
-    "tki": "Tyrosine kinase inhibitor",
-    "nelarabine": "Nelarabine",
-    "clofarabine": "Clofarabine",
-    "rituximab": "Rituximab",
-    "cranial-radiation": "Cranial radiation",
-}
-RELAPSE_SITE_LABELS = {
-    "marrow": "Bone marrow",
-    "cns": "Central nervous system",
-    "testicular": "Testicular",
-    "combined": "Combined (marrow and elsewhere)",
-    "other_extramedullary": "Other, outside the marrow",
-    "unknown": "Not known",
-}
-PHASE_OPTIONS = (
-    ("induction", "Induction"),
-    ("consolidation", "Consolidation"),
-    ("maintenance", "Maintenance"),
-    ("reinduction", "Re-induction"),
-)
+MARKER_OPTIONS = (("", "Not reported"), *_options("cd19", ("positive", "negative")))
+PHASE_OPTIONS = tuple((p, PHASE_LABELS[p]) for p in PHASES)
 EVENT_FORMS: tuple[EventForm, ...] = (
     EventForm(
         "diagnosed",
         "Diagnosis",
         "Record diagnosis",
         (
-            Field("lineage", "Lineage", "select", (("B", "B-cell"), ("T", "T-cell"), ("unknown", "Not known"))),
+            Field("lineage", "Lineage", "select", _options("lineage", ("B", "T", "unknown"))),
             Field(
                 "ph_status",
                 "Philadelphia chromosome",
                 "select",
-                (("negative", "Negative"), ("positive", "Positive"), ("unknown", "Not known")),
+                _options("ph_status", ("negative", "positive", "unknown")),
             ),
             Field(
                 "cns_involvement",
@@ -113,7 +90,7 @@ EVENT_FORMS: tuple[EventForm, ...] = (
         "mrd_result",
         "MRD result",
         "Record MRD result",
-        (Field("result", "Result", "select", (("negative", "Negative"), ("positive", "Positive"))),),
+        (Field("result", "Result", "select", _options("result", ("negative", "positive"))),),
     ),
     EventForm(
         "relapsed",
@@ -130,7 +107,7 @@ EVENT_FORMS: tuple[EventForm, ...] = (
                 "kind",
                 "Kind",
                 "select",
-                (("allogeneic", "Allogeneic (donor)"), ("autologous", "Autologous (own cells)")),
+                _options("kind", ("allogeneic", "autologous")),
             ),
         ),
     ),

@@ -17,8 +17,16 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from allpath.course import EVENT_TYPES
-from allpath.explain.labels import missing_fact_views
+from allpath.explain.labels import (
+    COURSE_STATUS_LABELS,
+    EVENT_LABELS,
+    EVENT_VALUE_LABELS,
+    PHASE_LABELS,
+    RELAPSE_SITE_LABELS,
+    SUBTYPE_LABELS,
+    THERAPY_LABELS,
+    missing_fact_views,
+)
 from allpath.facts import Problem
 from allpath.httperrors import http_status, retry_headers
 from allpath.plan import Plan
@@ -39,29 +47,16 @@ from allpath.web.family import build_family_plan, current_and_next
 from allpath.web.forms import (
     EVENT_FORMS,
     FORMS_BY_TYPE,
-    RELAPSE_SITE_LABELS,
-    SUBTYPE_LABELS,
-    THERAPY_LABELS,
     event_from_form,
     form_field,
 )
 from allpath.web.render import html_to_pdf, render, static_text
-from allpath.web.timeline import PHASE_LABELS, TimelineEvent, render_timeline
+from allpath.web.timeline import TimelineEvent, render_timeline
 
 log = logging.getLogger("allpath.web")
 SessionDep = Annotated[Session, Depends(db_session)]
 # The kinds the knowledge page has a section for (sources are cited, not listed).
 WEB_SEARCH_KINDS = ("topic", "phase", "agent", "rule")
-
-STATUS_LABELS = {
-    "not_diagnosed": "No diagnosis recorded",
-    "newly_diagnosed": "Newly diagnosed",
-    "in_remission": "In remission",
-    "refractory": "Refractory",
-    "relapsed": "Relapsed",
-    "deceased": "Deceased",
-}
-EVENT_LABELS = {t: t.replace("_", " ").capitalize() for t in EVENT_TYPES}
 
 
 # --- page plumbing -------------------------------------------------------------------------------
@@ -115,7 +110,7 @@ def _safe_next(target: str | None) -> str | None:
 def event_label(e: EventRecord) -> str:
     p = e.payload
     if e.type == "diagnosed":
-        lineage = {"B": "B-cell", "T": "T-cell"}.get(p.get("lineage", ""), "lineage unknown")
+        lineage = EVENT_VALUE_LABELS["lineage"][p["lineage"]] if p.get("lineage") in ("B", "T") else "lineage unknown"
         ph = {"positive": "Ph-positive", "negative": "Ph-negative"}.get(p.get("ph_status", ""), "Ph unknown")
         cns = {True: ", CNS involved", False: ""}.get(p.get("cns_involvement"), ", CNS unknown")
         down = ", Down syndrome" if p.get("down_syndrome") else ""
@@ -280,7 +275,9 @@ def create_web_router() -> APIRouter:
         for p in records.list_patients():
             course = records.course(p.id, action="course.read")
             rows.append((p, course.state))
-        return _page(request, "patients.html", user, rows=rows, status_labels=STATUS_LABELS, phase_labels=PHASE_LABELS)
+        return _page(
+            request, "patients.html", user, rows=rows, status_labels=COURSE_STATUS_LABELS, phase_labels=PHASE_LABELS
+        )
 
     @router.get("/clinic/patients/new", name="web_patient_new")
     def patient_new_form(request: Request, session: SessionDep) -> Response:
@@ -361,7 +358,7 @@ def create_web_router() -> APIRouter:
             now_phase=now_phase,
             next_phase=next_phase,
             phase_labels=PHASE_LABELS,
-            status_labels=STATUS_LABELS,
+            status_labels=COURSE_STATUS_LABELS,
             timeline_svg=svg,
             events=course.events,
             event_label=event_label,

@@ -14,14 +14,8 @@ from datetime import date
 from html import escape
 
 from allpath.course import PHASE_ENDING_EVENTS
+from allpath.explain.labels import PHASE_LABELS
 
-PHASE_LABELS = {
-    "induction": "Induction",
-    "consolidation": "Consolidation",
-    "maintenance": "Maintenance",
-    "reinduction": "Re-induction",
-    "cns_prophylaxis": "CNS prophylaxis",
-}
 # Fill colours chosen for >= 4.5:1 contrast against the white label text on the bar.
 PHASE_FILLS = {
     "induction": "#8a2b0e",
