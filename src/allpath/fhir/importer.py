@@ -18,7 +18,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from allpath.engine import default_engine
 from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
@@ -223,7 +223,7 @@ class _State:
         self.alerts.append(
             Alert(
                 id=alert_id,
-                severity=severity,  # type: ignore[arg-type]
+                severity=severity,
                 message=message,
                 citations=[Citation(source_id=SOURCE, section=section)],
             )
@@ -244,7 +244,7 @@ def _when(resource: Mapping[str, Any], *keys: str) -> str:
         if isinstance(value, str):
             return value
         if isinstance(value, Mapping) and isinstance(value.get("start"), str):
-            return value["start"]
+            return cast(str, value["start"])
     return ""
 
 
