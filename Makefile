@@ -29,6 +29,7 @@ demo: run
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

@@ -40,7 +40,7 @@ def http_status(error: AllpathError | type[AllpathError]) -> int:
     """The HTTP status for an error (or error class): that of its nearest ancestor in `HTTP_STATUS`."""
     cls = error if isinstance(error, type) else type(error)
     for klass in cls.__mro__:
-        if klass in HTTP_STATUS:  # type: ignore[comparison-overlap]
+        if klass in HTTP_STATUS:
             return HTTP_STATUS[klass]
     raise LookupError(f"{cls.__name__} has no HTTP status: add it (or an ancestor) to HTTP_STATUS")
 

@@ -28,7 +28,7 @@ def bounded_http_protocol(max_head_bytes: int) -> dict[str, Any]:
     except ImportError:  # no httptools: h11 enforces the bound itself
         return {"http": "h11", "h11_max_incomplete_event_size": max_head_bytes}
 
-    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """Counts the bytes received while a request head is incomplete; over the limit: 431, close."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from allpath.cohort.staging import CSV_READ_OPTIONS, TableError, first_line
 from allpath.facts import Problem
 from allpath.knowledge import KnowledgeBase
 from allpath.rules.sql import literal
 
-# allpath's own procedure vocabulary for the treatments table. No external code system is
-# claimed here: SNOMED CT or CPT codes for these were not confirmed, so none are used.
-PROCEDURE_CODES = ("allogeneic-sct", "autologous-sct", "palliative-care", "hospice-care", "cns-radiation")
+# Procedure codes in the treatments table (allogeneic-sct, palliative-care, ...) are allpath's own
+# vocabulary. No external code system is claimed: SNOMED CT or CPT codes for these were not
+# confirmed, so none are used.
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +241,3 @@ def write_csv(results: Sequence[MeasureResult], path: str | Path) -> None:
         for r in results:
             rate = "" if r.rate is None else f"{r.rate:.6f}"
             writer.writerow([r.measure.id, r.measure.title, r.numerator, r.denominator, rate, r.measure.better])
-
-
-def summary_rows(results: Sequence[MeasureResult]) -> list[dict[str, Any]]:
-    return [
-        {"id": r.measure.id, "numerator": r.numerator, "denominator": r.denominator, "rate": r.rate} for r in results
-    ]

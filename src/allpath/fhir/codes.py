@@ -72,11 +72,3 @@ def code_tables() -> CodeTables:
 def agent_by_code(kb: KnowledgeBase) -> dict[tuple[str, str], str]:
     """(system, code) -> agent id, for every drug code the knowledge base carries."""
     return {(c.system, c.code): agent.id for agent in kb.agents.values() for c in agent.codes}
-
-
-def rxnorm_coding(kb: KnowledgeBase, agent_id: str) -> dict[str, str] | None:
-    """The agent's RxNorm coding as FHIR JSON, or None when the KB has no confirmed RXCUI for it."""
-    for c in kb.agents[agent_id].codes:
-        if c.system == RXNORM:
-            return {"system": RXNORM, "code": c.code, "display": c.display or kb.agents[agent_id].name}
-    return None

@@ -129,7 +129,7 @@ def plan_definition(kb: KnowledgeBase) -> dict[str, Any]:
                 {"type": "successor", "label": "superseded_by", "display": f"Superseded by {rule.superseded_by}"}
             )
         if isinstance(rule, RecommendationRule):
-            sub = []
+            sub: list[dict[str, Any]] = []
             for use in rule.agents:
                 agent_id = use if isinstance(use, str) else use.agent
                 sub.append(
@@ -268,7 +268,7 @@ def care_plan(
     if notes:
         request_group["note"] = notes
     parameters = {**facts_to_parameters(plan.facts), "id": "facts"}
-    care = {
+    care: dict[str, Any] = {
         "resourceType": "CarePlan",
         "id": "allpath-options",
         "contained": [request_group, parameters],

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allpath.store.auth import create_user
-from allpath.store.models import PatientRow, UserRow
+from allpath.store.models import UserRow
 from allpath.store.service import Records, utcnow
 
 DEMO_PASSWORDS: dict[str, tuple[str, str]] = {
@@ -184,7 +184,3 @@ def _logins(linked: dict[str, str | None]) -> dict[str, tuple[str, str, str | No
     return {
         name: (role, password, linked.get(name)) for name, (role, password) in DEMO_PASSWORDS.items() if name in linked
     }
-
-
-def demo_patient_count(session: Session) -> int:
-    return len(session.scalars(select(PatientRow.id).where(PatientRow.display_name.like("%(demo)"))).all())

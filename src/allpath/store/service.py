@@ -33,7 +33,7 @@ from allpath.course import (
 from allpath.errors import AllpathError, BadInputError, NotAllowedError, RecordNotFoundError, StaleWriteError
 from allpath.facts import FactsError, PatientFacts, Problem, describe_validation_error
 from allpath.store.db import durable_session
-from allpath.store.models import AuditRow, EventRow, PatientRow, UserRow
+from allpath.store.models import AuditRow, EventRow, PatientRow
 
 log = logging.getLogger("allpath.store")
 
@@ -509,7 +509,3 @@ class Records:
         if course.facts is None:
             raise InvalidInputError("no facts for this date", course.facts_problems)
         return course.facts
-
-
-def get_user(session: Session, username: str) -> UserRow | None:
-    return session.scalar(select(UserRow).where(UserRow.username == username))

@@ -157,7 +157,7 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
     groups: dict[str, list[Option]] = {}
     for r in plan.recommendations:
         topic_id = CATEGORY_TOPICS.get(r.category)
-        if topic_id in kb.topics:
+        if topic_id is not None and topic_id in kb.topics:
             option = Option(r.id, r.title, FAMILY_STRENGTH_LABELS[r.strength], tuple(r.citations), r.superseded_by)
             groups.setdefault(topic_id, []).append(option)
     treatments = [

@@ -40,5 +40,5 @@ def html_to_pdf(html: str) -> bytes:
 
     css = CSS(string=static_text("allpath.css"))
     pdf = HTML(string=html, base_url=None).write_pdf(stylesheets=[css])
-    assert pdf is not None
+    assert isinstance(pdf, bytes)  # write_pdf without a target returns the document's bytes
     return pdf

@@ -112,7 +112,8 @@ def event_label(e: EventRecord) -> str:
     if e.type == "diagnosed":
         lineage = EVENT_VALUE_LABELS["lineage"][p["lineage"]] if p.get("lineage") in ("B", "T") else "lineage unknown"
         ph = {"positive": "Ph-positive", "negative": "Ph-negative"}.get(p.get("ph_status", ""), "Ph unknown")
-        cns = {True: ", CNS involved", False: ""}.get(p.get("cns_involvement"), ", CNS unknown")
+        cns_words: dict[bool | None, str] = {True: ", CNS involved", False: ""}
+        cns = cns_words.get(p.get("cns_involvement"), ", CNS unknown")
         down = ", Down syndrome" if p.get("down_syndrome") else ""
         return f"Diagnosed ({lineage}, {ph}{cns}{down})"
     if e.type in ("phase_started", "phase_completed"):

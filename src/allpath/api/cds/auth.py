@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey, Ed448PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from allpath.api.cds.settings import CdsConfigError
@@ -140,9 +144,16 @@ class SqliteReplayCache:
         self._conn.close()
 
 
-def _public_key_for(jwk: Mapping[str, Any]) -> tuple[Any, frozenset[str]]:
+PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
+_PrivateKey = RSAPrivateKey | EllipticCurvePrivateKey | Ed25519PrivateKey | Ed448PrivateKey
+_PRIVATE_KEY_TYPES = (RSAPrivateKey, EllipticCurvePrivateKey, Ed25519PrivateKey, Ed448PrivateKey)
+
+
+def _public_key_for(jwk: Mapping[str, Any]) -> tuple[PublicKey, frozenset[str]]:
     """The verification key of one JWK and the algorithms it may be used with."""
     kty = jwk.get("kty")
+    # One variable for the three key families: `from_jwk` gives a private key when the JWK holds one.
+    key: PublicKey | _PrivateKey
     try:
         if kty == "RSA":
             key = RSAAlgorithm.from_jwk(dict(jwk))
@@ -163,7 +174,7 @@ def _public_key_for(jwk: Mapping[str, Any]) -> tuple[Any, frozenset[str]]:
         if isinstance(exc, CdsConfigError):
             raise
         raise CdsConfigError(f"JWK kid={jwk.get('kid')!r}: not a valid {kty} key ({exc})") from None
-    if hasattr(key, "public_key"):  # a private JWK was configured; verify with its public half only
+    if isinstance(key, _PRIVATE_KEY_TYPES):  # a private JWK was configured; verify with its public half only
         key = key.public_key()
     if "alg" in jwk:
         if jwk["alg"] not in algs:
@@ -184,7 +195,7 @@ class JwtVerifier:
         replay_cache: ReplayStore | None = None,
         clock: Any = time.time,
     ):
-        self._keys: dict[str, tuple[Any, frozenset[str]]] = {}
+        self._keys: dict[str, tuple[PublicKey, frozenset[str]]] = {}
         for index, jwk in enumerate(jwks.get("keys", [])):
             if not isinstance(jwk, Mapping):
                 raise CdsConfigError(f"JWK Set keys[{index}]: must be an object")

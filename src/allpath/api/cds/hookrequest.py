@@ -153,10 +153,11 @@ def _fhir_authorization(data: Mapping[str, Any], out: list[Problem]) -> FhirAuth
         out.append(Problem("fhirAuthorization.expires_in", "must be a whole number of seconds >= 0"))
     if len(out) > before:
         return None
+    assert isinstance(expires, int)  # checked above: otherwise a problem was recorded
     return FhirAuthorization(
         access_token=str(strings["access_token"]),
         token_type="Bearer",
-        expires_in=int(expires),
+        expires_in=expires,
         scope=str(strings["scope"]),
         subject=str(strings["subject"]),
     )

@@ -95,8 +95,8 @@ def fill(query: str, context: Mapping[str, Any]) -> str:
 def _reference_patient(resource: Mapping[str, Any]) -> str | None:
     for key in ("subject", "patient"):
         ref = resource.get(key)
-        if isinstance(ref, Mapping) and isinstance(ref.get("reference"), str):
-            return ref["reference"]
+        if isinstance(ref, Mapping) and isinstance(reference := ref.get("reference"), str):
+            return reference
     return None
 
 
@@ -248,8 +248,12 @@ async def _fetch(
 
 def _next_link(bundle: Mapping[str, Any], base: str) -> str:
     for link in bundle.get("link", []) or []:
-        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            url = urljoin(base + "/", link["url"])
+        if (
+            isinstance(link, Mapping)
+            and link.get("relation") == "next"
+            and isinstance(next_url := link.get("url"), str)
+        ):
+            url = urljoin(base + "/", next_url)
             # The bearer token must only ever go to the EHR's own server.
             if urlparse(url).netloc != urlparse(base).netloc:
                 break

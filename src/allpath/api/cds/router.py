@@ -63,9 +63,13 @@ INSECURE_WARNING = (
 
 
 class ImportResultLike(Protocol):
-    facts: PatientFacts
-    alerts: Sequence[Alert]
-    notes: Sequence[str]
+    # Read-only members: an importer's result may hold lists (covariant only when not settable).
+    @property
+    def facts(self) -> PatientFacts: ...
+    @property
+    def alerts(self) -> Sequence[Alert]: ...
+    @property
+    def notes(self) -> Sequence[str]: ...
 
 
 class ImporterLike(Protocol):
