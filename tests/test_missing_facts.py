@@ -3,7 +3,7 @@
 The brute force shares nothing with `rules.sensitivity` but the engine's `fired`: it tries each
 value of each unknown field (numbers over a dense grid, which also holds every number written in
 the KB and in the facts, and their close neighbours), keeps the values that give valid facts by
-`PatientFacts.parse`, and compares the rules that fire and their variants.
+the contract's own `contradictions`, and compares the rules that fire and their variants.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from allpath.engine import Engine
-from allpath.facts import FACT_KINDS, FactsError, PatientFacts
+from allpath.facts import FACT_KINDS, PatientFacts, contradictions
 from allpath.knowledge import available_packs, load_kb
 from allpath.rules.tree import leaves
 from tests.strategies import valid_facts
@@ -71,9 +71,10 @@ def brute_force(engine: Engine, facts: PatientFacts, packs: tuple[str, ...]) -> 
             continue
         changed: set[str] = set()
         for value in candidate_values(field, facts, packs):
-            try:
-                other = PatientFacts.parse({**data, field: value})
-            except FactsError:
+            # The facts contract decides what is allowed: the value's own range and type (the grid
+            # holds only in-range values of the field's type) and `contradictions` across fields.
+            other = facts.model_copy(update={field: value})
+            if contradictions(other):
                 continue
             fired = engine.fired(other)
             changed |= {r for r in base.keys() | fired.keys() if base.get(r, -1) != fired.get(r, -1)}
