@@ -141,15 +141,15 @@ class AuthSettings(_Section):
     secret_key: str = var(
         "ALLPATH_SECRET_KEY",
         _text,
-        "store (`httpauth`, CSRF)",
+        "http (`csrf`)",
         default_factory=lambda: secrets.token_urlsafe(32),
         repr=False,
     )
     # None = decide per request: Secure cookies whenever the request came over https.
-    cookie_secure: bool | None = var("ALLPATH_COOKIE_SECURE", _flag_or_auto, "store (`httpauth`)", default=None)
+    cookie_secure: bool | None = var("ALLPATH_COOKIE_SECURE", _flag_or_auto, "http (`cookies`)", default=None)
     # Bearer tokens are short-lived (log in again when one expires); browser sessions last a working day.
     token_ttl_seconds: int = var("ALLPATH_TOKEN_TTL_SECONDS", _whole(1), "api (`/auth/token`)", default=30 * 60)
-    session_ttl_seconds: int = var("ALLPATH_SESSION_TTL_SECONDS", _whole(1), "store (`httpauth`)", default=8 * 3600)
+    session_ttl_seconds: int = var("ALLPATH_SESSION_TTL_SECONDS", _whole(1), "http (`sessions`)", default=8 * 3600)
     # Log-in throttling (docs/security.md): after this many failures in a row within the window,
     # an account or a client address is locked, for lock_seconds doubling with each further
     # failure up to lock_max_seconds.

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from allpath.api.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware
+from allpath.http.csrf import CSRFMiddleware
 from allpath.knowledge import KnowledgeBase, load_kb
 from allpath.settings import Settings
 from allpath.store.context import AppContext
-from allpath.store.httpauth import CSRFMiddleware
 
 log = logging.getLogger("allpath.api")
 __all__ = ["create_app"]

@@ -1,4 +1,8 @@
-"""Dependencies, as `Annotated` aliases: routes say `session: SessionDep, user: CurrentUser`."""
+"""Dependencies, as `Annotated` aliases: routes say `session: SessionDep, user: CurrentUser`.
+
+The session and context ones come from `allpath.http.deps` (shared with the web pages); the
+bearer-token user and the records, KB and engine ones are the API's own.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,26 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from allpath.engine import Engine
+from allpath.http.deps import ContextDep, SessionDep
 from allpath.knowledge import KnowledgeBase
 from allpath.store.auth import resolve_token
-from allpath.store.context import AppContext
-from allpath.store.httpauth import db_session, get_context
 from allpath.store.service import Actor, Records, audit_now
 
 bearer_scheme = HTTPBearer(auto_error=False, description="A token from POST /auth/token.")
 
-SessionDep = Annotated[Session, Depends(db_session)]
-
-
-async def _context(request: Request) -> AppContext:
-    # async: a plain lookup, not worth a trip to the thread pool (FastAPI runs sync deps there)
-    return get_context(request)
-
-
-ContextDep = Annotated[AppContext, Depends(_context)]
+# `SessionDep` and `ContextDep` are `allpath.http.deps`'s, shared with the web pages.
+__all__ = [
+    "ContextDep",
+    "CurrentUser",
+    "KnowledgeDep",
+    "RecommenderDep",
+    "RecordsDep",
+    "SessionDep",
+    "bearer_scheme",
+]
 
 
 # The dependencies below are `async def` on purpose. FastAPI runs every plain `def` dependency in

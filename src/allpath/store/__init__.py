@@ -4,9 +4,11 @@
     upgrade(engine)                           (migrations shipped in the package)
     Records(session, actor)                   (patients and events, access-checked and audited)
     create_user / authenticate / issue_token / resolve_token
-    allpath.store.httpauth                    (browser sessions and CSRF, for the web pages)
+    AppContext (allpath.store.context)        (settings, database engine, KB and engine of a running service)
 
-No module-level engine: every engine comes from `make_engine`.
+No module-level engine: every engine comes from `make_engine`. Storage only: no web framework
+here (an import-linter contract says so); cookies, CSRF and the per-request session dependency
+are `allpath.http`'s.
 """
 
 from allpath.settings import Settings

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from allpath.explain.labels import (
@@ -28,18 +30,13 @@ from allpath.explain.labels import (
     missing_fact_views,
 )
 from allpath.facts import Problem
+from allpath.http.csrf import csrf_token
+from allpath.http.deps import SessionDep, get_context
+from allpath.http.sessions import current_user_from_cookie, end_browser_session, start_browser_session
 from allpath.httperrors import http_status, retry_headers
 from allpath.plan import Plan
 from allpath.store.auth import UserRecord, authenticate_throttled
 from allpath.store.context import AppContext
-from allpath.store.httpauth import (
-    csrf_token,
-    current_user_from_cookie,
-    db_session,
-    end_browser_session,
-    get_context,
-    start_browser_session,
-)
 from allpath.store.kbsearch import knowledge_index
 from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
 from allpath.store.throttle import ThrottledError
@@ -54,7 +51,6 @@ from allpath.web.render import html_to_pdf, render, static_text
 from allpath.web.timeline import TimelineEvent, render_timeline
 
 log = logging.getLogger("allpath.web")
-SessionDep = Annotated[Session, Depends(db_session)]
 # The kinds the knowledge page has a section for (sources are cited, not listed).
 WEB_SEARCH_KINDS = ("topic", "phase", "agent", "rule")
 
@@ -88,13 +84,54 @@ def _to_login(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-def _staff_or_response(request: Request, session: Session) -> UserRecord | Response:
+class PageInsteadError(Exception):
+    """Answer with `response` instead of the page asked for (a log-in redirect, an error page).
+
+    Raised by the user dependencies and helpers of the routes; `_PageRoute` turns it into its response.
+    """
+
+    def __init__(self, response: Response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class _PageRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PageInsteadError as instead:
+                return instead.response
+
+        return route
+
+
+# The user dependencies are `async def` like the API's (`allpath.api.deps`): a session look-up is
+# one indexed read, not worth a thread-pool hop.
+
+
+async def signed_in_user(request: Request, session: SessionDep) -> UserRecord:
+    """The user of the session cookie; anyone else goes to the log-in page (and back here after)."""
     user = current_user_from_cookie(request, session)
     if user is None:
-        return _to_login(request)
-    if user.role not in ("clinician", "admin"):
-        return _error(request, user, 403, "Not for this account", "This page is for the care team.")
+        raise PageInsteadError(_to_login(request))
     return user
+
+
+async def staff_user(request: Request, session: SessionDep) -> UserRecord:
+    """A clinician or an administrator; others get a 403 page, and anyone not logged in the log-in page."""
+    user = await signed_in_user(request, session)
+    if user.role not in ("clinician", "admin"):
+        raise PageInsteadError(_error(request, user, 403, "Not for this account", "This page is for the care team."))
+    return user
+
+
+StaffUser = Annotated[UserRecord, Depends(staff_user)]
+# The family pages: any logged-in account (a patient or family member sees only its own plan:
+# `Records` answers 404 for anyone else's).
+FamilyUser = Annotated[UserRecord, Depends(signed_in_user)]
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -177,7 +214,7 @@ def _as_of(raw: str | None) -> dt.date | None:
 
 
 def create_web_router() -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, route_class=_PageRoute)
 
     @router.get("/static/{name}", name="web_static")
     def static(name: str) -> Response:
@@ -267,10 +304,7 @@ def create_web_router() -> APIRouter:
     # clinician pages ---------------------------------------------------------------------------
 
     @router.get("/clinic/patients", name="web_patients")
-    def patients(request: Request, session: SessionDep) -> Response:
-        user = _staff_or_response(request, session)
-        if isinstance(user, Response):
-            return user
+    def patients(request: Request, session: SessionDep, user: StaffUser) -> Response:
         records = Records(session, user.actor())
         rows = []
         for p in records.list_patients():
@@ -281,22 +315,17 @@ def create_web_router() -> APIRouter:
         )
 
     @router.get("/clinic/patients/new", name="web_patient_new")
-    def patient_new_form(request: Request, session: SessionDep) -> Response:
-        user = _staff_or_response(request, session)
-        if isinstance(user, Response):
-            return user
+    def patient_new_form(request: Request, session: SessionDep, user: StaffUser) -> Response:
         return _page(request, "patient_new.html", user, errors={}, values={})
 
     @router.post("/clinic/patients/new")
     def patient_new(
         request: Request,
         session: SessionDep,
+        user: StaffUser,
         birth_date: Annotated[str, Form()] = "",
         display_name: Annotated[str, Form()] = "",
     ) -> Response:
-        user = _staff_or_response(request, session)
-        if isinstance(user, Response):
-            return user
         errors: dict[str, str] = {}
         values = {"birth_date": birth_date, "display_name": display_name}
         born = None
@@ -372,20 +401,14 @@ def create_web_router() -> APIRouter:
         )
 
     @router.get("/clinic/patients/{patient_id}", name="web_patient")
-    def patient_page(request: Request, session: SessionDep, patient_id: str) -> Response:
-        user = _staff_or_response(request, session)
-        if isinstance(user, Response):
-            return user
+    def patient_page(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
         flashes = ["Patient record created."] if request.query_params.get("created") else []
         if request.query_params.get("recorded") in FORMS_BY_TYPE:
             flashes.append(f"{FORMS_BY_TYPE[request.query_params['recorded']].title}: recorded.")
         return _patient_page(request, session, user, patient_id, flashes=flashes)
 
     @router.post("/clinic/patients/{patient_id}/events", name="web_add_event")
-    async def add_event(request: Request, session: SessionDep, patient_id: str) -> Response:
-        user = _staff_or_response(request, session)
-        if isinstance(user, Response):
-            return user
+    async def add_event(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
         form = await request.form()
         data = {k: v for k, v in form.items() if isinstance(v, str)}
         event_type, event, problems = event_from_form(data)
@@ -431,19 +454,18 @@ def create_web_router() -> APIRouter:
 
     # family pages --------------------------------------------------------------------------------
 
-    def _family(request: Request, session: Session, patient_id: str) -> tuple[UserRecord | None, Any]:
-        user = current_user_from_cookie(request, session)
-        if user is None:
-            return None, _to_login(request)
+    def _family(request: Request, session: Session, user: UserRecord, patient_id: str) -> dict[str, Any]:
         context = get_context(request)
         try:
             course = Records(session, user.actor()).course(patient_id, action="family_plan.read")
         except NotFoundError:
-            return user, _error(request, user, 404, "Plan not found", "There is no plan here for this account.")
+            raise PageInsteadError(
+                _error(request, user, 404, "Plan not found", "There is no plan here for this account.")
+            ) from None
         plan = _plan_for(context, course)
         family = build_family_plan(plan, context.kb, current_phase=course.state.current_phase) if plan else None
         label = course.patient.display_name or course.patient.id
-        return user, {
+        return {
             "f": family,
             "patient_label": label,
             "patient_id": course.patient.id,
@@ -451,26 +473,19 @@ def create_web_router() -> APIRouter:
         }
 
     @router.get("/my-plan", name="web_my_plan")
-    def my_plan(request: Request, session: SessionDep) -> Response:
-        user = current_user_from_cookie(request, session)
-        if user is None:
-            return _to_login(request)
+    def my_plan(request: Request, user: FamilyUser) -> Response:
         if user.patient_id is None:
             return _error(request, user, 404, "No plan for this account", "This account is not linked to a patient.")
         return RedirectResponse(f"/plan/{user.patient_id}", status_code=303)
 
     @router.get("/plan/{patient_id}", name="web_family")
-    def family_page(request: Request, session: SessionDep, patient_id: str) -> Response:
-        user, result = _family(request, session, patient_id)
-        if isinstance(result, Response):
-            return result
+    def family_page(request: Request, session: SessionDep, user: FamilyUser, patient_id: str) -> Response:
+        result = _family(request, session, user, patient_id)
         return _page(request, "family.html", user, pdf_url=f"/plan/{patient_id}/plan.pdf", **result)
 
     @router.get("/plan/{patient_id}/plan.pdf", name="web_family_pdf")
-    def family_pdf(request: Request, session: SessionDep, patient_id: str) -> Response:
-        _user, result = _family(request, session, patient_id)
-        if isinstance(result, Response):
-            return result
+    def family_pdf(request: Request, session: SessionDep, user: FamilyUser, patient_id: str) -> Response:
+        result = _family(request, session, user, patient_id)
         pdf = html_to_pdf(render("family_pdf.html", **result))
         return Response(
             pdf,

@@ -10,8 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials
 from allpath.api.deps import ContextDep, CurrentUser, SessionDep, bearer_scheme
 from allpath.api.errors import ERROR_RESPONSES
 from allpath.api.models import PasswordChange, TokenPublic, UserPublic
+from allpath.http.csrf import csrf_token
+from allpath.http.sessions import current_user_from_cookie, end_browser_session, start_browser_session
 from allpath.store.auth import authenticate_throttled, change_password, issue_token, revoke_token
-from allpath.store.httpauth import csrf_token, current_user_from_cookie, end_browser_session, start_browser_session
 
 router = APIRouter(
     prefix="/auth",

@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from allpath.api.deps import KnowledgeDep
 from allpath.api.errors import ERROR_RESPONSES
 from allpath.api.models import SearchHitPublic
+from allpath.http.deps import get_context
 from allpath.knowledge.schema import Agent, Phase, Source, Topic
-from allpath.store.httpauth import get_context
 from allpath.store.kbsearch import knowledge_index
 
 router = APIRouter(prefix="/knowledge", tags=["knowledge"], responses={404: ERROR_RESPONSES[404]})

@@ -1,43 +1,39 @@
-"""Browser sessions and CSRF protection, for the server-rendered pages (and the API's middleware).
+"""CSRF protection: signed double-submit, for every unsafe request a browser could forge.
 
-They live below `allpath.web` in the layers so the web pages can use them:
-
-- `get_context(request)`, `db_session(request)`: the service's `AppContext` and a DB session.
-- `current_user_from_cookie(request)`: the logged-in user of a browser session, or None.
-- `start_browser_session(request, response, user)` / `end_browser_session(request, response)`.
 - `csrf_token(request)`: the token to put in every form (`<input type="hidden" name="csrf_token">`).
-- `verify_csrf(request, token)`: raises `CSRFError` (403) unless the token fits the request.
+- `verify_csrf(request, token)`: raises `CSRFError` (a `NotAllowedError`: 403) unless the token fits the request.
 
-CSRF uses signed double-submit: a random seed in the `allpath_csrf` cookie (set by
-`CSRFMiddleware`), and the token is an HMAC of it under the server's secret. A cross-site
-form cannot read the cookie, so it cannot produce the token. `CSRFMiddleware` enforces it on
-every unsafe request that a browser could forge: one that carries the session cookie (whatever
-other headers come with it), or a form body without an `Authorization: Bearer` header.
+A random seed sits in the `allpath_csrf` cookie (set by `CSRFMiddleware`), and the token is an
+HMAC of it under the server's secret. A cross-site form cannot read the cookie, so it cannot
+produce the token. `CSRFMiddleware` enforces it on every unsafe request that a browser could
+forge: one that carries the session cookie (whatever other headers come with it), or a form body
+without an `Authorization: Bearer` header.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import HTTPException, Request, Response
-from sqlalchemy.orm import Session
+from fastapi import Request
 from starlette.datastructures import Headers
+from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from allpath.store.auth import UserRecord, issue_token, resolve_token, revoke_token
+from allpath.errors import NotAllowedError, Problem
+from allpath.http.cookies import CSRF_COOKIE, SESSION_COOKIE, parse_cookies
+from allpath.http.deps import get_context
+from allpath.store.auth import resolve_token
 from allpath.store.context import AppContext
 from allpath.store.service import audit_now
 
-log = logging.getLogger("allpath.store")
+log = logging.getLogger("allpath.http")
 
-SESSION_COOKIE = "allpath_session"
-CSRF_COOKIE = "allpath_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -46,72 +42,14 @@ CSRF_EXEMPT_PATHS = frozenset({"/auth/token"})
 MAX_FORM_BYTES = 1 << 20
 
 
-class CSRFError(HTTPException):
+class CSRFError(NotAllowedError):
+    """An unsafe request without the CSRF token of this browser (403, like the middleware's answer)."""
+
+    title = "CSRF token is missing or does not match"
+
     def __init__(self, problem: str = "is missing or does not match"):
-        super().__init__(status_code=403, detail=f"CSRF token {problem}")
+        super().__init__(f"CSRF token {problem}", [Problem(CSRF_FIELD, problem)])
         self.problem = problem
-
-
-def get_context(request: Request) -> AppContext:
-    return request.app.state.allpath  # type: ignore[no-any-return]
-
-
-async def db_session(request: Request) -> AsyncIterator[Session]:
-    """A session per request (a FastAPI dependency); closed (and any open transaction rolled back) after.
-
-    `async` so that FastAPI spends no thread-pool hops on it (it does two for a sync generator):
-    opening a session touches no database, and closing one returns its connection to the pool and
-    rolls back a transaction left open, which on SQLite never waits for a lock.
-    """
-    session = get_context(request).sessions()
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-def _cookie_secure(request: Request) -> bool:
-    configured = get_context(request).settings.auth.cookie_secure
-    return request.url.scheme == "https" if configured is None else configured
-
-
-def current_user_from_cookie(request: Request, session: Session | None = None) -> UserRecord | None:
-    secret = request.cookies.get(SESSION_COOKIE)
-    if not secret:
-        return None
-    if session is not None:
-        return resolve_token(session, secret, "session")
-    with get_context(request).sessions() as own:
-        return resolve_token(own, secret, "session")
-
-
-def start_browser_session(request: Request, response: Response, user: UserRecord, session: Session) -> None:
-    """Log `user` in: a new session cookie (HttpOnly, SameSite=Lax; Secure over https or when configured)."""
-    settings = get_context(request).settings
-    secret, _ = issue_token(session, user, "session", settings.auth.session_ttl_seconds)
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        max_age=settings.auth.session_ttl_seconds,
-        httponly=True,
-        secure=_cookie_secure(request),
-        samesite="lax",
-        path="/",
-    )
-    # A fresh CSRF seed at login, so a seed planted before login is worth nothing after it.
-    _set_csrf_cookie(request, response, secrets.token_urlsafe(32))
-
-
-def end_browser_session(request: Request, response: Response, session: Session) -> None:
-    secret = request.cookies.get(SESSION_COOKIE)
-    if secret:
-        revoke_token(session, secret)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-
-
-def _set_csrf_cookie(request: Request, response: Response, seed: str) -> None:
-    request.state.csrf_seed = seed
-    response.set_cookie(CSRF_COOKIE, seed, httponly=True, secure=_cookie_secure(request), samesite="lax", path="/")
 
 
 def _sign(secret_key: str, seed: str) -> str:
@@ -154,7 +92,7 @@ class CSRFMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        cookies = _cookies(headers.get("cookie", ""))
+        cookies = parse_cookies(headers.get("cookie", ""))
         seed = cookies.get(CSRF_COOKIE)
         new_seed = None
         # A browser never adds a Bearer header by itself (it does add Basic credentials, e.g. behind
@@ -195,15 +133,6 @@ class CSRFMiddleware:
         await self.app(scope, receive, send_with_cookie)
 
 
-def _cookies(header: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in header.split(";"):
-        name, sep, value = part.strip().partition("=")
-        if sep and name:
-            out.setdefault(name, value)
-    return out
-
-
 async def _read_body(receive: Receive) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
@@ -239,8 +168,6 @@ async def _form_token(scope: Scope, content_type: str, body: bytes) -> str | Non
         values = parse_qs(body.decode("latin-1"), keep_blank_values=True).get(CSRF_FIELD)
         return values[0] if values else None
     if content_type == "multipart/form-data":
-        from starlette.requests import Request as StarletteRequest
-
         try:
             form = await StarletteRequest(scope, _replay(body)).form()
         except Exception:  # a malformed multipart body simply has no token
@@ -251,8 +178,6 @@ async def _form_token(scope: Scope, content_type: str, body: bytes) -> str | Non
 
 
 async def _reject(scope: Scope, send: Send, problem: str, session_secret: str | None) -> None:
-    import json
-
     context: AppContext = scope["app"].state.allpath
     actor = "anonymous"
     try:
