@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from allpath.dates import DAYS_PER_MONTH, age_in_years
 from allpath.engine import default_engine
-from allpath.errors import ConfigurationError, NotAnAllPatientError
+from allpath.errors import ConfigurationError, NotAnAllPatientError, field_path
 from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
 from allpath.fhir.codes import (
     CASE_FEATURE_SYSTEM,
@@ -53,6 +53,7 @@ SOURCE = "cancernet-all-2017"
 INTERPRETED = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationAdministration", "Procedure")
 _IGNORED_STATUSES = {"entered-in-error", "cancelled"}
 _P210_LOINC = (LOINC, "69380-4")
+_ROOT = ("__root__", "root")  # a root model's own step in a location: not an element of the resource
 # Months per UCUM unit accepted on duration facts.
 _MONTHS_PER_UNIT = {"mo": 1.0, "a": 12.0, "wk": 7 / DAYS_PER_MONTH, "d": 1 / DAYS_PER_MONTH}
 
@@ -228,19 +229,13 @@ def _model_problems(model: Any, data: Mapping[str, Any], where: str) -> list[Pro
     try:
         model.model_validate(data)
     except ValidationError as exc:
-        return [Problem(_join_loc(where, e["loc"]), _error_text(e)) for e in exc.errors(include_url=False)]
+        return [
+            Problem(field_path((p for p in e["loc"] if p not in _ROOT), where), _error_text(e))
+            for e in exc.errors(include_url=False)
+        ]
     except (TypeError, ValueError) as exc:  # fhir.resources raises plain errors for some shapes
         return [Problem(where, str(exc).splitlines()[0])]
     return []
-
-
-def _join_loc(where: str, loc: Iterable[Any]) -> str:
-    out = where
-    for part in loc:
-        if part in ("__root__", "root"):
-            continue
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
 
 
 def _error_text(err: Mapping[str, Any]) -> str:
