@@ -64,6 +64,9 @@ RELAPSE_FIELDS: tuple[str, ...] = (
     "relapse_during_therapy",
     "months_from_therapy_end_to_relapse",
 )
+# The column that names the patient in a table of facts (a cohort's input, a Bulk Data import's
+# output, the rows a cohort query keeps): one row per patient, this column beside FIELD_NAMES.
+ID_COLUMN = "patient_id"
 FIELD_NAMES: tuple[str, ...] = (
     "age_years",
     "lineage",
