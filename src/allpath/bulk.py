@@ -42,12 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from allpath.facts import FIELD_NAMES, Problem, ProblemsError
+from allpath.facts import FIELD_NAMES, ID_COLUMN, Problem, ProblemsError
 from allpath.fhir import FhirInputError, Importer, default_importer, validate_resource
 from allpath.fhir.importer import INTERPRETED
 
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz")
-ID_COLUMN = "patient_id"
 KEPT_PROBLEMS = 1000
 """Problems kept in memory for the summary; the rejects files hold every one."""
 SORT_MEMORY = "256MB"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,19 @@ class Problem:
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "problem": self.problem}
+
+
+def field_path(loc: Iterable[Any], start: str = "") -> str:
+    """A validation error's location as a problem's field: `("agents", 3, "codes")` -> `agents[3].codes`.
+
+    `start` is a prefix the path continues (`Bundle.entry[3]` + `("meta",)` -> `Bundle.entry[3].meta`);
+    with no prefix and no location the path is `$`, the input as a whole. The one formatter for every
+    place that names a field from a pydantic location (facts, the knowledge loader, the FHIR importer).
+    """
+    out = start
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "$"
 
 
 class AllpathError(Exception):

@@ -8,14 +8,14 @@ one `Problem(field, problem)` per fault, naming the field.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from allpath.errors import BadInputError
+from allpath.errors import BadInputError, field_path
 from allpath.errors import Problem as Problem  # re-exported: most callers know Problem from here
 
 Lineage = Literal["B", "T", "unknown"]
@@ -64,6 +64,9 @@ RELAPSE_FIELDS: tuple[str, ...] = (
     "relapse_during_therapy",
     "months_from_therapy_end_to_relapse",
 )
+# The column that names the patient in a table of facts (a cohort's input, a Bulk Data import's
+# output, the rows a cohort query keeps): one row per patient, this column beside FIELD_NAMES.
+ID_COLUMN = "patient_id"
 FIELD_NAMES: tuple[str, ...] = (
     "age_years",
     "lineage",
@@ -330,25 +333,13 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _loc_to_field(loc: Iterable[Any]) -> str:
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        elif parts:
-            parts.append(f".{part}")
-        else:
-            parts.append(str(part))
-    return "".join(parts) or "$"
-
-
 def describe_validation_error(exc: ValidationError) -> list[Problem]:
     """Turn pydantic's errors into short, field-first sentences (`age_years: must be >= 0`)."""
     problems: list[Problem] = []
     for err in exc.errors(include_url=False):
         kind = err["type"]
         ctx = err.get("ctx") or {}
-        field = _loc_to_field(err["loc"])
+        field = field_path(err["loc"])
         if kind == "contradiction":
             problems.extend(Problem(p["field"], p["problem"]) for p in ctx["problems"])
             continue

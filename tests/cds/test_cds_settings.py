@@ -105,3 +105,9 @@ def test_a_state_file_that_cannot_be_opened_is_a_configuration_error_naming_the_
     settings = CdsSettings.from_env(env(rsa, **{variable: unopenable}))
     with pytest.raises(CdsConfigError, match=f"{variable}: cannot open"):
         create_cds_router(default_engine(), settings)
+
+
+def test_the_cds_only_app_answers_errors_in_the_api_error_shape(client: TestClient) -> None:
+    response = client.get("/no-such-path")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not Found", "details": []}

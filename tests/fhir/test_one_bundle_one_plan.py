@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from allpath.cli import app
 from allpath.engine import Engine
 from allpath.fhir import Importer, ImporterConfigError
+from allpath.fhir.alerts import AlertCitation, alert_definitions
 from allpath.knowledge import load_kb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,23 @@ def test_importer_refuses_a_knowledge_base_without_the_source_its_alerts_cite() 
     stripped = dataclasses.replace(kb, sources={k: v for k, v in kb.sources.items() if k != "cancernet-all-2017"})
     with pytest.raises(ImporterConfigError, match="cancernet-all-2017"):
         Importer(stripped)
+
+
+def test_importer_refuses_an_alert_citing_a_section_the_knowledge_base_lacks() -> None:
+    kb = load_kb(["base"])
+    alerts = dict(alert_definitions())
+    bad = alerts["fhir-missing-mrd-status"]
+    alerts[bad.id] = bad.model_copy(
+        update={"citations": (AlertCitation(source_id="cancernet-all-2017", section="No such section"),)}
+    )
+    with pytest.raises(ImporterConfigError, match=r"'fhir-missing-mrd-status' cites section 'No such section'"):
+        Importer(kb, alerts=alerts)
+
+
+def test_importer_refuses_to_raise_an_alert_that_is_not_defined() -> None:
+    alerts = {k: v for k, v in alert_definitions().items() if k != "fhir-conflicting-disease-status"}
+    with pytest.raises(ImporterConfigError, match="'fhir-conflicting-disease-status' is raised by the importer"):
+        Importer(load_kb(["base"]), alerts=alerts)
 
 
 def test_importer_reads_medications_by_the_drug_codes_of_the_knowledge_base_it_was_given() -> None:

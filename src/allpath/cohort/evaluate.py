@@ -21,7 +21,6 @@ from typing import Any
 
 from allpath.cohort.staging import (
     CSV_READ_OPTIONS,
-    ID_COLUMN,
     ROW_COLUMN,
     STAGING,
     SUSPECT_COLUMN,
@@ -33,7 +32,7 @@ from allpath.cohort.staging import (
     suspect_sql,
     typed_sql,
 )
-from allpath.facts import FIELD_NAMES, Problem
+from allpath.facts import FIELD_NAMES, ID_COLUMN, Problem
 from allpath.knowledge import KnowledgeBase
 from allpath.rules.sql import mask_columns, mask_sql, select_sql
 

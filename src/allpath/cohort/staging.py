@@ -24,6 +24,7 @@ from annotated_types import Ge, Le
 from allpath.facts import (
     FACT_KINDS,
     FIELD_NAMES,
+    ID_COLUMN,
     RELAPSE_FIELDS,
     FactsError,
     PatientFacts,
@@ -32,7 +33,6 @@ from allpath.facts import (
 )
 from allpath.rules.sql import DUCKDB, Dialect, literal
 
-ID_COLUMN = "patient_id"
 ROW_COLUMN = "__row"
 SUSPECT_COLUMN = "__suspect"
 ALLOWED_COLUMNS = (ID_COLUMN, *FIELD_NAMES)
@@ -150,7 +150,7 @@ class StagedColumn:
 def check_columns(columns: Iterable[str]) -> None:
     """Refuse a table whose columns cannot be facts: unknown names, or a required field missing."""
     present = list(columns)
-    problems = [Problem(c, "is not a PatientFacts field or patient_id") for c in present if c not in ALLOWED_COLUMNS]
+    problems = [Problem(c, f"is not a PatientFacts field or {ID_COLUMN}") for c in present if c not in ALLOWED_COLUMNS]
     for name in (ID_COLUMN, *(n for n, r in FIELD_RULES.items() if r.required)):
         if name not in present:
             problems.append(Problem(name, "column is required"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from allpath.cohort.staging import ROW_COLUMN, SourceKind, typed_sql
-from allpath.facts import FACT_KINDS, GENETIC_SUBTYPES, PHASE_ORDER, PRIOR_THERAPIES
+from allpath.facts import FACT_KINDS, GENETIC_SUBTYPES, ID_COLUMN, PHASE_ORDER, PRIOR_THERAPIES
 from allpath.knowledge import KnowledgeBase
 from allpath.rules.sql import to_sql
 
@@ -217,7 +217,7 @@ def facts_table(n: int, seed: int) -> Any:
 
     return pa.table(
         {
-            "patient_id": pa.array(np.char.add("P", np.arange(1, n + 1).astype(str)), pa.string()),
+            ID_COLUMN: pa.array(np.char.add("P", np.arange(1, n + 1).astype(str)), pa.string()),
             "age_years": pa.array(age, pa.float64()),
             "lineage": pa.array(lineage, pa.string()),
             "ph_status": pa.array(ph, pa.string()),
@@ -418,7 +418,7 @@ def treatments_table(facts: Any, kb: KnowledgeBase, seed: int, deviation: float)
         ),
     )
     status = np.asarray(facts.column("disease_status").to_numpy(zero_copy_only=False))
-    ids = np.asarray(facts.column("patient_id").to_numpy(zero_copy_only=False))
+    ids = np.asarray(facts.column(ID_COLUMN).to_numpy(zero_copy_only=False))
     treated = status != "newly_diagnosed"
     deviate = rng.random(n) < deviation
 
@@ -456,16 +456,16 @@ def treatments_table(facts: Any, kb: KnowledgeBase, seed: int, deviation: float)
 
     start = np.datetime64("2015-01-01")
     diagnosed = start + rng.integers(0, 3650, n).astype("timedelta64[D]")
-    columns: dict[str, list[Any]] = {"patient_id": [], "kind": [], "code": [], "date": []}
+    columns: dict[str, list[Any]] = {ID_COLUMN: [], "kind": [], "code": [], "date": []}
     for mask, kind, codes in parts:
         index = np.flatnonzero(mask)
-        columns["patient_id"].append(ids[index])
+        columns[ID_COLUMN].append(ids[index])
         columns["kind"].append(np.full(len(index), kind, dtype=object))
         columns["code"].append(codes[index])
         columns["date"].append(diagnosed[index] + rng.integers(0, 720, len(index)).astype("timedelta64[D]"))
     return pa.table(
         {
-            "patient_id": pa.array(np.concatenate(columns["patient_id"]), pa.string()),
+            ID_COLUMN: pa.array(np.concatenate(columns[ID_COLUMN]), pa.string()),
             "kind": pa.array(np.concatenate(columns["kind"]), pa.string()),
             "code": pa.array(np.concatenate(columns["code"]), pa.string()),
             "date": pa.array(np.concatenate(columns["date"]), pa.date32()),

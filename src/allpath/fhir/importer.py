@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from allpath.dates import DAYS_PER_MONTH, age_in_years
 from allpath.engine import default_engine
-from allpath.errors import ConfigurationError, NotAnAllPatientError
+from allpath.errors import NotAnAllPatientError, field_path
 from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
+from allpath.fhir.alerts import AlertDefinition, ImporterConfigError, alert_definitions, check_alerts
 from allpath.fhir.codes import (
     CASE_FEATURE_SYSTEM,
     CONDITION_CLINICAL,
@@ -35,7 +36,7 @@ from allpath.fhir.codes import (
     code_tables,
 )
 from allpath.knowledge import KnowledgeBase
-from allpath.plan import Alert, Citation
+from allpath.plan import Alert
 
 __all__ = [
     "FhirInputError",
@@ -49,10 +50,10 @@ __all__ = [
     "validate_resource",
 ]
 
-SOURCE = "cancernet-all-2017"
 INTERPRETED = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationAdministration", "Procedure")
 _IGNORED_STATUSES = {"entered-in-error", "cancelled"}
 _P210_LOINC = (LOINC, "69380-4")
+_ROOT = ("__root__", "root")  # a root model's own step in a location: not an element of the resource
 # Months per UCUM unit accepted on duration facts.
 _MONTHS_PER_UNIT = {"mo": 1.0, "a": 12.0, "wk": 7 / DAYS_PER_MONTH, "d": 1 / DAYS_PER_MONTH}
 
@@ -67,6 +68,25 @@ _INTEGER_FACTS = ("remission_count", "relapse_count", "prior_regimen_count")
 _DURATION_FACTS = ("remission_duration_months", "expected_survival_months")
 _BOOLEAN_FACTS = ("cns_involvement",)
 CASE_FEATURES = (*_ENUM_FACTS, *_INTEGER_FACTS, *_DURATION_FACTS, *_BOOLEAN_FACTS)
+
+
+def _dashed(fact: str) -> str:
+    return fact.replace("_", "-")
+
+
+# Every alert the import can raise (defined in alerts.yaml) and the message fields it fills.
+_RAISED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    *(
+        (f"fhir-missing-{name}", ())
+        for name in ("lineage", "ph-status", "cns-involvement", "mrd-status", "remission-duration", "completed-phases")
+    ),
+    *((f"fhir-missing-{_dashed(f)}", ("fact", "value")) for f in _INTEGER_FACTS),
+    ("fhir-conflicting-lineage", ("paths",)),
+    *(
+        (f"fhir-conflicting-{_dashed(f)}", ("fact", "paths"))
+        for f in ("ph_status", "mrd_status", "cns_involvement", *_DURATION_FACTS, *_INTEGER_FACTS, "disease_status")
+    ),
+)
 
 
 class FhirInputError(ProblemsError):
@@ -92,12 +112,14 @@ class Importer:
     Build one per knowledge base and hand it to every path that reads FHIR (the CLI, a Bulk Data
     import, the CDS service), so the record is read with the same knowledge the plan is made
     from. Construction checks that every source section the import alerts cite is in that
-    knowledge base, so a pack set without them fails at start-up, not on a patient. Only plain
-    tables are kept, so an Importer is cheap to send to worker processes.
+    knowledge base, so a pack set without them fails at start-up, not on a patient (the alerts and
+    their citations are data: `alerts.yaml`). Only plain tables are kept, so an Importer is cheap
+    to send to worker processes.
     """
 
-    def __init__(self, kb: KnowledgeBase):
-        _check_citations(kb)
+    def __init__(self, kb: KnowledgeBase, *, alerts: Mapping[str, AlertDefinition] | None = None):
+        self.alerts: Mapping[str, AlertDefinition] = alert_definitions() if alerts is None else dict(alerts)
+        check_alerts(self.alerts, kb, _RAISED)
         self.drugs: Mapping[tuple[str, str], str] = agent_by_code(kb)
         self.tables = code_tables()
 
@@ -160,23 +182,6 @@ class Importer:
         return _import(located, as_of, self, validate=not validated)
 
 
-class ImporterConfigError(ConfigurationError):
-    """The knowledge base lacks a source section the import alerts cite."""
-
-
-def _check_citations(kb: KnowledgeBase) -> None:
-    source = kb.sources.get(SOURCE)
-    if source is None:
-        raise ImporterConfigError(
-            f"the FHIR import alerts cite source {SOURCE!r}, which the knowledge base ({kb.version}) does not hold"
-        )
-    missing = sorted(s for s in {*_SECTION.values(), _FALLBACK_SECTION} if s not in source.sections)
-    if missing:
-        raise ImporterConfigError(
-            f"the FHIR import alerts cite sections of {SOURCE!r} that the knowledge base does not list: {missing}"
-        )
-
-
 _default: Importer | None = None
 
 
@@ -228,19 +233,13 @@ def _model_problems(model: Any, data: Mapping[str, Any], where: str) -> list[Pro
     try:
         model.model_validate(data)
     except ValidationError as exc:
-        return [Problem(_join_loc(where, e["loc"]), _error_text(e)) for e in exc.errors(include_url=False)]
+        return [
+            Problem(field_path((p for p in e["loc"] if p not in _ROOT), where), _error_text(e))
+            for e in exc.errors(include_url=False)
+        ]
     except (TypeError, ValueError) as exc:  # fhir.resources raises plain errors for some shapes
         return [Problem(where, str(exc).splitlines()[0])]
     return []
-
-
-def _join_loc(where: str, loc: Iterable[Any]) -> str:
-    out = where
-    for part in loc:
-        if part in ("__root__", "root"):
-            continue
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
 
 
 def _error_text(err: Mapping[str, Any]) -> str:
@@ -292,6 +291,7 @@ class _Reading:
 
 @dataclass
 class _State:
+    definitions: Mapping[str, AlertDefinition]
     readings: dict[str, list[_Reading]] = field(default_factory=dict)
     all_conditions: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)  # when, path, means, cs
     lineage_codes: list[_Reading] = field(default_factory=list)
@@ -304,15 +304,8 @@ class _State:
     def read(self, fact: str, value: Any, path: str, when: str) -> None:
         self.readings.setdefault(fact, []).append(_Reading(value, path, when))
 
-    def alert(self, alert_id: str, severity: str, message: str, section: str) -> None:
-        self.alerts.append(
-            Alert(
-                id=alert_id,
-                severity=severity,
-                message=message,
-                citations=[Citation(source_id=SOURCE, section=section)],
-            )
-        )
+    def alert(self, alert_id: str, **fields: Any) -> None:
+        self.alerts.append(self.definitions[alert_id].alert(**fields))
 
 
 def _codings(concept: Any) -> list[tuple[str, str]]:
@@ -347,7 +340,7 @@ def _import(
         raise FhirInputError(problems)
 
     as_of = as_of or dt.date.today()
-    state = _State()
+    state = _State(importer.alerts)
     patients = [(w, r, u) for w, r, u in located if r.get("resourceType") == "Patient"]
     if not patients:
         raise FhirInputError([Problem("Patient", "no Patient resource: age_years comes from Patient.birthDate")])
@@ -587,20 +580,6 @@ def _read_medication(
 
 # --- from readings to facts ------------------------------------------------------------------
 
-_SECTION = {
-    "lineage": "Targeted therapy",
-    "ph_status": "Targeted therapy",
-    "cns_involvement": "Radiation therapy",
-    "mrd_status": "Remission and the chance of recurrence",
-    "remission_duration_months": "Remission and the chance of recurrence",
-    "completed_phases": "Chemotherapy",
-    "remission_count": "Remission and the chance of recurrence",
-    "relapse_count": "Remission and the chance of recurrence",
-    "prior_regimen_count": "Remission and the chance of recurrence",
-    "expected_survival_months": "If treatment doesn't work",
-}
-_FALLBACK_SECTION = "Treatment overview"
-
 
 def _latest(state: _State, fact: str, readings: list[_Reading]) -> _Reading | None:
     """The most recent reading of a fact; equally recent readings that disagree leave it unknown."""
@@ -610,12 +589,7 @@ def _latest(state: _State, fact: str, readings: list[_Reading]) -> _Reading | No
     top = [r for r in readings if r.when == newest]
     if len({repr(r.value) for r in top}) > 1:
         paths = ", ".join(r.path for r in top)
-        state.alert(
-            f"fhir-conflicting-{fact.replace('_', '-')}",
-            "warning",
-            f"The record gives different values for {fact} at the same time ({paths}); it is treated as not known.",
-            _SECTION.get(fact, _FALLBACK_SECTION),
-        )
+        state.alert(f"fhir-conflicting-{_dashed(fact)}", fact=fact, paths=paths)
         return None
     return top[0]
 
@@ -634,12 +608,7 @@ def _assemble(state: _State, age: float) -> tuple[dict[str, Any], dict[str, str]
     lineage_readings = state.lineage_codes + state.readings.get("lineage", [])
     if len({r.value for r in lineage_readings}) > 1:
         paths = ", ".join(r.path for r in lineage_readings)
-        state.alert(
-            "fhir-conflicting-lineage",
-            "warning",
-            f"The record gives both B-cell and T-cell lineage ({paths}); lineage is treated as not known.",
-            _SECTION["lineage"],
-        )
+        state.alert("fhir-conflicting-lineage", paths=paths)
         lineage = None
     else:
         lineage = take("lineage", lineage_readings)
@@ -760,57 +729,20 @@ def _fill_counts(state: _State, status: str, counts: Mapping[str, int | None], d
 
 
 def _lower_bound(state: _State, fact: str, value: int) -> None:
-    state.alert(
-        f"fhir-missing-{fact.replace('_', '-')}",
-        "warning",
-        f"The record does not give {fact}; {value} is used, the least the disease status allows. "
-        "Options that need a higher count are not shown until it is recorded.",
-        _SECTION[fact],
-    )
+    state.alert(f"fhir-missing-{_dashed(fact)}", fact=fact, value=value)
 
 
 def _missing_alerts(state: _State, data: Mapping[str, Any]) -> None:
     status = data["disease_status"]
     if data["lineage"] == "unknown":
-        state.alert(
-            "fhir-missing-lineage",
-            "warning",
-            "No B-cell or T-cell lineage found (SNOMED CT 277571004, NCIt C3183 or an allpath lineage Observation).",
-            _SECTION["lineage"],
-        )
+        state.alert("fhir-missing-lineage")
     if data["ph_status"] == "unknown":
-        state.alert(
-            "fhir-missing-ph-status",
-            "warning",
-            "No Philadelphia chromosome result found (a positive BCR-ABL1 LOINC 69380-4 result or an allpath "
-            "ph_status Observation); Ph status is treated as unknown.",
-            _SECTION["ph_status"],
-        )
+        state.alert("fhir-missing-ph-status")
     if data["cns_involvement"] is None:
-        state.alert(
-            "fhir-missing-cns-involvement",
-            "info",
-            "Whether leukemia was found in the brain or spinal fluid is not recorded; it is treated as unknown.",
-            _SECTION["cns_involvement"],
-        )
+        state.alert("fhir-missing-cns-involvement")
     if data["mrd_status"] == "unknown" and status != "newly_diagnosed":
-        state.alert(
-            "fhir-missing-mrd-status",
-            "info",
-            "No minimal residual disease result found; MRD status is treated as unknown.",
-            _SECTION["mrd_status"],
-        )
+        state.alert("fhir-missing-mrd-status")
     if status == "relapsed" and data["remission_duration_months"] is None:
-        state.alert(
-            "fhir-missing-remission-duration",
-            "warning",
-            "The length of the remission before the relapse is not recorded; it is left unknown.",
-            _SECTION["remission_duration_months"],
-        )
+        state.alert("fhir-missing-remission-duration")
     if status in ("in_remission", "refractory") and not data["completed_phases"]:
-        state.alert(
-            "fhir-missing-completed-phases",
-            "warning",
-            "No completed treatment phase is recorded; phase-specific options may be missing.",
-            _SECTION["completed_phases"],
-        )
+        state.alert("fhir-missing-completed-phases")

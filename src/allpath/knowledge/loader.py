@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from allpath.errors import KnowledgeBaseError
+from allpath.errors import KnowledgeBaseError, field_path
 from allpath.facts import FACT_KINDS
 from allpath.knowledge.schema import (
     PRACTICE_CHANGES,
@@ -168,7 +168,7 @@ def _read_pack(base: Any, pack_id: str) -> _RawPack:
             return model.model_validate(data)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[:5]
-            lines = [f"{path}: {_loc(e['loc'])}: {e['msg']}" for e in first]
+            lines = [f"{path}: {field_path(e['loc'])}: {e['msg']}" for e in first]
             raise KnowledgeError("\n".join(lines)) from None
 
     pack = read("pack.yaml", PackFile, {})
@@ -195,13 +195,6 @@ def _read_pack(base: Any, pack_id: str) -> _RawPack:
         conditions=list(rules.conditions),
         amendments=read("amendments.yaml", AmendmentsFile, {"amendments": []}).amendments,
     )
-
-
-def _loc(loc: Iterable[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "$"
 
 
 def _unique(kind: str, items: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from allpath.facts import ID_COLUMN
 from allpath.knowledge.loader import KnowledgeBase
 from allpath.knowledge.schema import Condition, FactTest
 from allpath.rules.order import plan_order
@@ -173,7 +174,7 @@ def select_sql(
     source: str,
     dialect: Dialect = DUCKDB,
     *,
-    keep: Sequence[str] = ("patient_id",),
+    keep: Sequence[str] = (ID_COLUMN,),
     where: str | None = None,
 ) -> str:
     """`SELECT keep..., recommendations, not_recommended, alerts, variants FROM source [WHERE ...]`.
@@ -228,7 +229,7 @@ def mask_sql(
     source: str,
     dialect: Dialect = DUCKDB,
     *,
-    keep: Sequence[str] = ("patient_id",),
+    keep: Sequence[str] = (ID_COLUMN,),
     where: str | None = None,
 ) -> str:
     """Like `select_sql`, with the lists as the bit masks of `mask_columns`."""

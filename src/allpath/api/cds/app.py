@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from allpath.api.cds.router import create_cds_router
 from allpath.api.cds.settings import CdsSettings
+from allpath.api.errors import install_error_handlers
 from allpath.api.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from allpath.engine import Engine, default_engine
 from allpath.settings import HttpSettings
@@ -40,13 +39,9 @@ def create_cds_app(
         RequestLimitsMiddleware, max_body_bytes=http.max_body_bytes, max_header_bytes=http.max_header_bytes
     )
     app.add_middleware(SecurityHeadersMiddleware)
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"field": ".".join(str(p) for p in err.get("loc", ())) or "$", "problem": str(err.get("msg", "invalid"))}
-            for err in exc.errors()
-        ]
-        return JSONResponse(status_code=400, content={"error": "invalid request", "details": details})
-
+    # The same handlers as the full API, where this router is mounted too, so a CDS endpoint answers
+    # alike on both. The router reads each body itself and answers a malformed one with 400
+    # (BadRequestError); its routes declare no parameter FastAPI could reject, so the shared 422
+    # for a RequestValidationError is never reached here.
+    install_error_handlers(app)
     return app
