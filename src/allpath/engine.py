@@ -46,7 +46,6 @@ class Engine:
         # Equal answers share one frozen object: a plan holds a handful, from a small set.
         self._missing_objects: dict[tuple[str, tuple[str, ...]], MissingFact] = {}
         self._outputs: list[tuple[Output, ...]] = [self._build_outputs(r) for r in kb.rules]
-        self._slots = [self._slot(r) for r in kb.rules]
         order = plan_order(kb.rules)
         self._rec_order = order["recommendations"]
         self._not_order = order["not_recommended"]
@@ -66,10 +65,6 @@ class Engine:
             ],
             packs=[PackRef(id=p.id, version=p.version, reviewed=p.reviewed) for p in kb.packs],
         )
-
-    @staticmethod
-    def _slot(rule: Any) -> str:
-        return {"recommendation": "rec", "not_recommended": "not", "alert": "alert"}[rule.kind]
 
     def _agent_info(self, use: str | AgentUse) -> AgentInfo:
         agent_id = use if isinstance(use, str) else use.agent

@@ -85,6 +85,7 @@ def test_ph_positive_patient_sees_the_tki_option_with_its_source(call):
     assert card["indicator"] == "info"
     assert card["source"]["url"].startswith("https://www.cancer.net/")
     assert card["source"]["topic"]["code"] == "targeted_therapy"
+    assert card["source"]["topic"]["display"] == "Targeted therapy"
     assert "imatinib" in card["detail"] and "Targeted therapy" in card["detail"]
     assert card["links"][0]["type"] == "absolute"
 

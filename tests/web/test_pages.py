@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from allpath.api import create_app
+from allpath.explain.labels import CATEGORY_LABELS, STRENGTH_LABELS
 from allpath.store.auth import create_user
 from allpath.store.service import SYSTEM, Records
 
@@ -146,16 +147,22 @@ def test_every_demo_patient_renders_on_every_page(tmp_path: Path) -> None:
         client = logged_in({"app": app}, "demo-clinician", password)
         listing = client.get("/clinic/patients")
         assert listing.status_code == 200
+        badges: set[str] = set()
         assert len(seeded.patients) >= 6
         for key, patient_id in seeded.patients.items():
             assert patient_id in listing.text, key
             page = client.get(f"/clinic/patients/{patient_id}")
             assert page.status_code == 200, key
             assert "<svg" in page.text and 'role="img"' in page.text, key
+            badges.update(re.findall(r'<span class="badge">([^<]*)</span>', page.text))
             family = client.get(f"/plan/{patient_id}")
             assert family.status_code == 200, key
             if "There is no plan here yet." not in family.text:
                 assert reading_grade(family.text) <= 8.0, key
+        # Categories and strengths show the shared display words, never the raw ids.
+        assert set(CATEGORY_LABELS.values()) & badges and set(STRENGTH_LABELS.values()) & badges, badges
+        raw_ids = {k for labels in (CATEGORY_LABELS, STRENGTH_LABELS) for k, v in labels.items() if k != v}
+        assert not raw_ids & badges, badges
         pdf = client.get(f"/plan/{next(iter(seeded.patients.values()))}/plan.pdf")
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
     finally:

@@ -8,6 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from allpath.explain.labels import CATEGORY_LABELS, STRENGTH_LABELS
+
 STATIC_FILES = ("allpath.css",)
 
 
@@ -21,6 +23,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["static_url"] = lambda name: f"/static/{name}"
+    # Display words shared with the text plan and CDS cards (allpath.explain.labels).
+    env.globals["category_labels"] = CATEGORY_LABELS
+    env.globals["strength_labels"] = STRENGTH_LABELS
     return env
 
 

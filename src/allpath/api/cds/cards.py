@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from allpath.explain.labels import missing_fact_views
+from allpath.explain.labels import CATEGORY_LABELS, missing_fact_views
 from allpath.knowledge import KnowledgeBase
 from allpath.plan import Alert, Citation, NotRecommended, Plan, Recommendation
 
@@ -118,7 +118,7 @@ class CardFactory:
             "summary": shorten(f"{rec.strength.capitalize()}: {rec.title}"),
             "indicator": "info",
             "detail": "\n".join(parts),
-            "source": self.source(rec.citations, rec.category, rec.category.replace("_", " ")),
+            "source": self.source(rec.citations, rec.category, CATEGORY_LABELS.get(rec.category, rec.category)),
         }
         return self._finish(card, rec.citations)
 
