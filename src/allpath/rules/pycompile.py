@@ -58,6 +58,14 @@ def to_python(node: Condition) -> str:
     )
 
 
+def choice_expression(condition: Condition, variants: Sequence[Condition]) -> str:
+    """One rule's choice as a Python expression: -1 (not fired), 0 (fired), k (its variant k-1 holds first)."""
+    choice = "0"
+    for k in range(len(variants), 0, -1):
+        choice = f"({k} if {to_python(variants[k - 1])} else {choice})"
+    return f"({choice} if {to_python(condition)} else -1)"
+
+
 def compile_chooser(rules: Sequence[tuple[Condition, Sequence[Condition]]]) -> tuple[Chooser, str]:
     """Build `choose(facts) -> tuple[int, ...]`, one entry per rule, in order.
 
@@ -70,11 +78,7 @@ def compile_chooser(rules: Sequence[tuple[Condition, Sequence[Condition]]]) -> t
     lines += [f"    f_{name} = f.{name}" for name in used]
     outputs = []
     for index, (condition, variants) in enumerate(rules):
-        fired = to_python(condition)
-        choice = "0"
-        for k in range(len(variants), 0, -1):
-            choice = f"({k} if {to_python(variants[k - 1])} else {choice})"
-        lines.append(f"    c{index} = {choice} if {fired} else -1")
+        lines.append(f"    c{index} = {choice_expression(condition, variants)}")
         outputs.append(f"c{index}")
     lines.append("    return (" + "".join(f"{o}, " for o in outputs) + ")")
     source = "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ from typing import Any
 
 from allpath.facts import FACT_KINDS, RELAPSE_FIELDS
 from allpath.knowledge.schema import Condition
-from allpath.rules.pycompile import to_python
+from allpath.rules.pycompile import choice_expression
 from allpath.rules.tree import leaves
 
 Missing = Callable[[Any, tuple[int, ...]], list[tuple[str, tuple[str, ...]]]]
@@ -73,7 +73,7 @@ def numeric_points(constants: tuple[float, ...], lo: float, hi: float, integer: 
             points.add(int(hi_i))
         else:
             points.add(max(points) + 1)
-        return tuple(sorted(float(p) if not integer else p for p in points))
+        return tuple(sorted(points))
     breaks = sorted({lo, *(c for c in constants if lo < c < hi), *(() if math.isinf(hi) else (hi,))})
     points = set(breaks)
     points.update((a + b) / 2 for a, b in pairwise(breaks))
@@ -119,7 +119,7 @@ def compile_missing(
         lines.append(f"        for {local} in {alternatives}:")
         for i, flag in zip(indexes, flags, strict=True):
             condition, variants = rules[i]
-            choice = _choice(condition, variants)
+            choice = choice_expression(condition, variants)
             lines.append(f"            if not {flag} and ({choice}) != b[{i}]: {flag} = True")
         lines.append(f"        {local} = {unknown_value}")
         ordered = sorted(zip((rule_ids[i] for i in indexes), flags, strict=True))
@@ -131,13 +131,6 @@ def compile_missing(
     exec(compile(source, "<allpath-missing>", "exec"), {"__builtins__": {"tuple": tuple}, **namespace}, namespace)
     function: Missing = namespace["missing"]
     return function, source
-
-
-def _choice(condition: Condition, variants: Sequence[Condition]) -> str:
-    choice = "0"
-    for k in range(len(variants), 0, -1):
-        choice = f"({k} if {to_python(variants[k - 1])} else {choice})"
-    return f"({choice} if {to_python(condition)} else -1)"
 
 
 def _domain(field: str, kind: Any, constants: tuple[float, ...], namespace: dict[str, Any]) -> tuple[str, str]:
