@@ -117,9 +117,12 @@ class Engine:
         for variant in rule.variants:
             changes = {
                 k: (v.strip() if isinstance(v, str) else v)
-                for k, v in variant.model_dump(exclude={"when"}).items()
+                for k, v in variant.model_dump(exclude={"when", "citations"}).items()
                 if v is not None
             }
+            extra = [Citation(source_id=c.source_id, section=c.section) for c in variant.citations]
+            if extra:
+                changes["citations"] = [*citations, *(c for c in extra if c not in citations)]
             outputs.append(Recommendation(**{**base, **changes}))
         return tuple(outputs)
 

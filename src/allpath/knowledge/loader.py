@@ -264,6 +264,8 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
         checker.citations(rule.citations, where)
         conditions[rule.id] = resolver.resolve_rule(rule.id)
         if isinstance(rule, RecommendationRule):
+            for i, v in enumerate(rule.variants):
+                checker.citations(v.citations, f"{where}.variants[{i}]")
             for use in rule.agents:
                 agent_id = use if isinstance(use, str) else use.agent
                 if agent_id not in agents:
@@ -382,9 +384,13 @@ def _amend_rules(
             if a.variants:
                 if not isinstance(rule, RecommendationRule):
                     raise KnowledgeError(f"{where}.variants: only recommendations have variants")
-                update["variants"] = [*a.variants, *rule.variants]
-            # The amended rule now speaks for the practice pack too: its outputs cite both.
-            update["citations"] = [*rule.citations, *(c for c in a.citations if c not in rule.citations)]
+                # A case the practice pack adds cites the practice sources when, and only when, it
+                # applies: a plain induction must not cite the hospice rule behind its short-survival case.
+                cited = [v if v.citations else v.model_copy(update={"citations": a.citations}) for v in a.variants]
+                update["variants"] = [*cited, *rule.variants]
+            if a.when is not None or a.also_when is not None:
+                # The practice pack now decides when the rule fires: every output cites it too.
+                update["citations"] = [*rule.citations, *(c for c in a.citations if c not in rule.citations)]
             amended[index[a.target]] = (rule.model_copy(update=update), path, position)
     return [entry for entry in amended if entry[0].id not in suppressed], suppressed
 

@@ -202,6 +202,7 @@ class Variant(_Strict):
     when: Condition
     strength: Strength | None = None
     title: str | None = None
+    citations: list[Citation] = Field([], description="Sources of this case, cited beside the rule's own.")
     expected_outcome: str | None = None
     rationale: str | None = None
     summary: str | None = None
