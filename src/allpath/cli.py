@@ -531,6 +531,10 @@ def serve(
     cds_only: Annotated[
         bool, typer.Option("--cds-only", help="Serve only the CDS Hooks endpoints (/cds-services).")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Worker processes (default: the machine's cores)."),
+    ] = None,
 ) -> None:
     """Run the web service (REST API, web pages, CDS Hooks) with uvicorn; --cds-only for CDS Hooks alone."""
     import uvicorn

@@ -227,7 +227,7 @@ def resolve_token(session: Session, secret: str, kind: TokenKind) -> UserRecord 
     if not secret or len(secret) > 200:
         return None
     read_only_session(session)
-    found = session.execute(_TOKEN_LOOKUP, {"token_hash": token_hash(secret)}).first()
+    found = session.connection().execute(_TOKEN_LOOKUP, {"token_hash": token_hash(secret)}).first()
     user = None
     if found is not None:
         token_kind, revoked, expires_at, user_id, username, role, patient_id, active = found

@@ -1,0 +1,269 @@
+"""Server CPU per request of allpath's endpoints, as multiples of a minimal FastAPI endpoint (`make bench-floor`).
+
+Starts two servers under the same uvicorn settings, one worker each: the floor
+(`benchmarks/floor_app.py`, one JSON route) and `allpath serve` over a fresh SQLite database seeded
+with the demo, with CDS Hooks on (JWT authentication, a key of its own). Then, in each of
+`--rounds` rounds, it sends each endpoint a run of sequential requests on one keep-alive connection
+and reads the server's CPU time (every thread of the process, `/proc/<pid>/task/*/schedstat`)
+before and after the run. The floor is measured in the same round as the endpoints, so a ratio
+compares two figures taken seconds apart on the same machine under the same load; the table gives
+each figure's median over the rounds.
+
+Targets (issue 16): every authenticated REST read and CDS patient-view at most 4x the floor,
+`POST /recommend` at most 2x, in the same run.
+
+    python benchmarks/bench_floor.py [--rounds 3] [--scale 1.0] [--json bench-results/floor.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for `benchmarks.*` when run as a script
+
+from allpath.testing import free_port, running_server  # noqa: E402
+from benchmarks.bench_cds import ISSUER, prefetch  # noqa: E402
+from benchmarks.machine import cpu_ns_between, machine_line, thread_cpu_ns  # noqa: E402
+
+CDS_PATH = "/cds-services/allpath-patient-view"
+WARM_UP = 20
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    requests: int  # per round, before --scale
+    limit: float | None  # the target, as a multiple of the floor; None: reported only
+    group: str
+
+
+ENDPOINTS = (
+    Endpoint("GET /floor (minimal FastAPI)", 600, None, "floor"),
+    Endpoint("GET /healthz", 600, None, "other"),
+    Endpoint("POST /recommend", 400, 2.0, "recommend"),
+    Endpoint("GET /patients", 300, 4.0, "rest"),
+    Endpoint("GET /patients/{id}", 300, 4.0, "rest"),
+    Endpoint("GET /patients/{id}/plan", 300, 4.0, "rest"),
+    Endpoint("GET /clinic/patients/{id} (web page)", 150, None, "other"),
+    Endpoint("GET /plan/{id}/plan.pdf (family PDF)", 10, None, "other"),
+    Endpoint("POST CDS patient-view", 200, 4.0, "cds"),
+)
+
+
+def measure(pid: int, send: Callable[[int], httpx.Response], count: int) -> float:
+    """Server CPU milliseconds per request over `count` sequential requests (after a warm-up)."""
+    for i in range(min(WARM_UP, count)):
+        _ok(send(i))
+    before = thread_cpu_ns(pid)
+    for i in range(count):
+        _ok(send(i))
+    return cpu_ns_between(before, thread_cpu_ns(pid)) / count / 1e6
+
+
+def _ok(response: httpx.Response) -> None:
+    if response.status_code != 200:
+        raise SystemExit(f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every endpoint's requests per round")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench-results" / "floor.json")
+    args = parser.parse_args()
+    if not 1 <= args.rounds <= 10 or not 0.05 <= args.scale <= 5:
+        parser.error("keep it bounded: --rounds 1..10, --scale 0.05..5")
+
+    workdir = Path(tempfile.mkdtemp(prefix="allpath-floor-"))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": "bench", "alg": "RS384", "use": "sig"})
+    (workdir / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "ALLPATH_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "ALLPATH_SECRET_KEY": "bench-only-key",
+        "ALLPATH_CDS_JWKS": str(workdir / "jwks.json"),
+        "ALLPATH_CDS_ALLOWED_ISSUERS": ISSUER,
+        "ALLPATH_CDS_SERVICE_URL": base,
+    }
+    env.pop("ALLPATH_CDS_INSECURE_DEV", None)
+    subprocess.run([sys.executable, "-m", "allpath.cli", "db", "seed-demo"], check=True, env=env, stdout=subprocess.DEVNULL)
+
+    floor_port = free_port()
+    floor_base = f"http://127.0.0.1:{floor_port}"
+    floor = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "floor_app.py"), "--port", str(floor_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    facts = [json.loads(p.read_text()) for p in sorted((ROOT / "examples").glob("*.json"))]
+    bodies = [
+        json.dumps(
+            {
+                "hook": "patient-view",
+                "hookInstance": str(uuid.uuid4()),
+                "context": {"userId": "Practitioner/bench", "patientId": f"pt{v}"},
+                "prefetch": prefetch(f"pt{v}", v),
+            }
+        ).encode()
+        for v in range(8)
+    ]
+
+    def cds_tokens(count: int) -> list[str]:
+        now = int(time.time())
+        return [
+            jwt.encode(
+                {"iss": ISSUER, "aud": base + CDS_PATH, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
+                key,
+                algorithm="RS384",
+                headers={"kid": "bench", "typ": "JWT"},
+            )
+            for _ in range(count)
+        ]
+
+    samples: dict[str, list[float]] = {e.name: [] for e in ENDPOINTS}
+    ratios: dict[str, list[float]] = {e.name: [] for e in ENDPOINTS}
+    load_start = os.getloadavg()
+    try:
+        deadline = time.monotonic() + 60
+        while not floor_ready(floor_base):
+            if floor.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the floor app did not start")
+            time.sleep(0.2)
+        with running_server(
+            ["--log-level", "warning", "--workers", "1"], env=env, port=port, log_path=workdir / "server.log"
+        ) as server:
+            with httpx.Client(base_url=base, timeout=30) as api, httpx.Client(base_url=base, timeout=60) as browser:
+                login = {"username": "demo-clinician", "password": "demo-clinician-password"}
+                token = api.post("/auth/token", data=login).json()["access_token"]
+                api.headers["Authorization"] = f"Bearer {token}"
+                patients = [p["id"] for p in api.get("/patients").json()]
+                csrf = browser.get("/auth/csrf").json()["csrf_token"]
+                _ok(browser.post("/auth/session", data={**login, "csrf_token": csrf}))
+                anonymous = httpx.Client(base_url=base, timeout=30)
+                floor_client = httpx.Client(base_url=floor_base, timeout=30)
+                try:
+                    for _round in range(args.rounds):
+                        cds_count = max(1, round(ENDPOINTS[-1].requests * args.scale))
+                        tokens = cds_tokens(cds_count + WARM_UP)
+                        senders: dict[str, tuple[int, Callable[[int], httpx.Response]]] = {
+                            ENDPOINTS[0].name: (floor.pid, lambda i: floor_client.get("/floor")),
+                            "GET /healthz": (server.process.pid, lambda i: anonymous.get("/healthz")),
+                            "POST /recommend": (
+                                server.process.pid,
+                                lambda i: anonymous.post("/recommend", json=facts[i % len(facts)]),
+                            ),
+                            "GET /patients": (server.process.pid, lambda i: api.get("/patients")),
+                            "GET /patients/{id}": (
+                                server.process.pid,
+                                lambda i: api.get(f"/patients/{patients[i % len(patients)]}"),
+                            ),
+                            "GET /patients/{id}/plan": (
+                                server.process.pid,
+                                lambda i: api.get(f"/patients/{patients[i % len(patients)]}/plan"),
+                            ),
+                            ENDPOINTS[6].name: (
+                                server.process.pid,
+                                lambda i: browser.get(f"/clinic/patients/{patients[i % len(patients)]}"),
+                            ),
+                            ENDPOINTS[7].name: (
+                                server.process.pid,
+                                lambda i: browser.get(f"/plan/{patients[i % len(patients)]}/plan.pdf"),
+                            ),
+                            ENDPOINTS[8].name: (
+                                server.process.pid,
+                                lambda i: anonymous.post(
+                                    CDS_PATH,
+                                    content=bodies[i % len(bodies)],
+                                    headers={
+                                        "Authorization": f"Bearer {tokens.pop()}",
+                                        "Content-Type": "application/json",
+                                    },
+                                ),
+                            ),
+                        }
+                        floor_ms = 0.0
+                        for endpoint in ENDPOINTS:
+                            pid, send = senders[endpoint.name]
+                            ms = measure(pid, send, max(1, round(endpoint.requests * args.scale)))
+                            if endpoint.group == "floor":
+                                floor_ms = ms
+                            samples[endpoint.name].append(ms)
+                            ratios[endpoint.name].append(ms / floor_ms)
+                finally:
+                    anonymous.close()
+                    floor_client.close()
+    finally:
+        floor.terminate()
+        floor.wait(timeout=20)
+    load_end = os.getloadavg()
+
+    rows = []
+    for e in ENDPOINTS:
+        ratio = statistics.median(ratios[e.name])
+        verdict = "-" if e.limit is None else ("met" if ratio <= e.limit else "NOT met")
+        rows.append(
+            {
+                "endpoint": e.name,
+                "cpu_ms": round(statistics.median(samples[e.name]), 3),
+                "cpu_ms_rounds": [round(x, 3) for x in samples[e.name]],
+                "x_floor": round(ratio, 2),
+                "x_floor_rounds": [round(x, 2) for x in ratios[e.name]],
+                "limit": e.limit,
+                "verdict": verdict,
+            }
+        )
+    result = {
+        "machine": machine_line(),
+        "load_average_start": [round(x, 2) for x in load_start],
+        "load_average_end": [round(x, 2) for x in load_end],
+        "rounds": args.rounds,
+        "scale": args.scale,
+        "rows": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"machine: {result['machine']}")
+    print(f"load average (1, 5, 15 min): start {result['load_average_start']}, end {result['load_average_end']}")
+    print(f"{args.rounds} rounds; one uvicorn worker each; server CPU per request, median over the rounds")
+    print("| endpoint | CPU ms/request | x floor | rounds (x floor) | target | verdict |")
+    print("|---|---:|---:|---|---:|---|")
+    for r in rows:
+        target = f"<= {r['limit']:g}x" if r["limit"] else "-"
+        rounds = ", ".join(f"{x:g}" for x in r["x_floor_rounds"])
+        print(f"| {r['endpoint']} | {r['cpu_ms']:.3f} | {r['x_floor']:.2f} | {rounds} | {target} | {r['verdict']} |")
+    targets = [r for r in rows if r["limit"] is not None]
+    met = all(r["verdict"] == "met" for r in targets)
+    print(f"targets (REST reads and CDS <= 4x, POST /recommend <= 2x): {'ALL MET' if met else 'NOT MET'}")
+    return 0
+
+
+def floor_ready(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/floor", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
