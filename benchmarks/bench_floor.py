@@ -54,8 +54,10 @@ class Endpoint:
     group: str
 
 
+FLOOR = "GET /floor-sync (minimal FastAPI, def)"
 ENDPOINTS = (
-    Endpoint("GET /floor (minimal FastAPI)", 600, None, "floor"),
+    Endpoint(FLOOR, 400, None, "floor"),
+    Endpoint("GET /floor (minimal FastAPI, async def)", 400, None, "other"),
     Endpoint("GET /healthz", 600, None, "other"),
     Endpoint("POST /recommend", 400, 2.0, "recommend"),
     Endpoint("GET /patients", 300, 4.0, "rest"),
@@ -79,7 +81,9 @@ def measure(pid: int, send: Callable[[int], httpx.Response], count: int) -> floa
 
 def _ok(response: httpx.Response) -> None:
     if response.status_code != 200:
-        raise SystemExit(f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}")
+        raise SystemExit(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}"
+        )
 
 
 def main() -> int:
@@ -107,7 +111,9 @@ def main() -> int:
         "ALLPATH_CDS_SERVICE_URL": base,
     }
     env.pop("ALLPATH_CDS_INSECURE_DEV", None)
-    subprocess.run([sys.executable, "-m", "allpath.cli", "db", "seed-demo"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "allpath.cli", "db", "seed-demo"], check=True, env=env, stdout=subprocess.DEVNULL
+    )
 
     floor_port = free_port()
     floor_base = f"http://127.0.0.1:{floor_port}"
@@ -150,69 +156,80 @@ def main() -> int:
             if floor.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the floor app did not start")
             time.sleep(0.2)
-        with running_server(
-            ["--log-level", "warning", "--workers", "1"], env=env, port=port, log_path=workdir / "server.log"
-        ) as server:
-            with httpx.Client(base_url=base, timeout=30) as api, httpx.Client(base_url=base, timeout=60) as browser:
-                login = {"username": "demo-clinician", "password": "demo-clinician-password"}
-                token = api.post("/auth/token", data=login).json()["access_token"]
-                api.headers["Authorization"] = f"Bearer {token}"
-                patients = [p["id"] for p in api.get("/patients").json()]
-                csrf = browser.get("/auth/csrf").json()["csrf_token"]
-                _ok(browser.post("/auth/session", data={**login, "csrf_token": csrf}))
-                anonymous = httpx.Client(base_url=base, timeout=30)
-                floor_client = httpx.Client(base_url=floor_base, timeout=30)
-                try:
-                    for _round in range(args.rounds):
-                        cds_count = max(1, round(ENDPOINTS[-1].requests * args.scale))
-                        tokens = cds_tokens(cds_count + WARM_UP)
-                        senders: dict[str, tuple[int, Callable[[int], httpx.Response]]] = {
-                            ENDPOINTS[0].name: (floor.pid, lambda i: floor_client.get("/floor")),
-                            "GET /healthz": (server.process.pid, lambda i: anonymous.get("/healthz")),
-                            "POST /recommend": (
-                                server.process.pid,
-                                lambda i: anonymous.post("/recommend", json=facts[i % len(facts)]),
+        with (
+            running_server(
+                ["--log-level", "warning", "--workers", "1"], env=env, port=port, log_path=workdir / "server.log"
+            ) as server,
+            httpx.Client(base_url=base, timeout=30) as api,
+            httpx.Client(base_url=base, timeout=60) as browser,
+        ):
+            login = {"username": "demo-clinician", "password": "demo-clinician-password"}
+            token = api.post("/auth/token", data=login).json()["access_token"]
+            api.headers["Authorization"] = f"Bearer {token}"
+            patients = [p["id"] for p in api.get("/patients").json()]
+            csrf = browser.get("/auth/csrf").json()["csrf_token"]
+            _ok(browser.post("/auth/session", data={**login, "csrf_token": csrf}))
+            anonymous = httpx.Client(base_url=base, timeout=30)
+            floor_client = httpx.Client(base_url=floor_base, timeout=30)
+            tokens: list[str] = []  # refilled each round, taken one per CDS call
+            try:
+                for _round in range(args.rounds):
+                    cds_count = max(1, round(ENDPOINTS[-1].requests * args.scale))
+                    tokens[:] = cds_tokens(cds_count + WARM_UP)
+                    senders: dict[str, tuple[int, Callable[[int], httpx.Response]]] = {
+                        FLOOR: (floor.pid, lambda i: floor_client.get("/floor-sync")),
+                        ENDPOINTS[1].name: (floor.pid, lambda i: floor_client.get("/floor")),
+                        "GET /healthz": (server.process.pid, lambda i: anonymous.get("/healthz")),
+                        "POST /recommend": (
+                            server.process.pid,
+                            lambda i: anonymous.post("/recommend", json=facts[i % len(facts)]),
+                        ),
+                        "GET /patients": (server.process.pid, lambda i: api.get("/patients")),
+                        "GET /patients/{id}": (
+                            server.process.pid,
+                            lambda i: api.get(f"/patients/{patients[i % len(patients)]}"),
+                        ),
+                        "GET /patients/{id}/plan": (
+                            server.process.pid,
+                            lambda i: api.get(f"/patients/{patients[i % len(patients)]}/plan"),
+                        ),
+                        ENDPOINTS[7].name: (
+                            server.process.pid,
+                            lambda i: browser.get(f"/clinic/patients/{patients[i % len(patients)]}"),
+                        ),
+                        ENDPOINTS[8].name: (
+                            server.process.pid,
+                            lambda i: browser.get(f"/plan/{patients[i % len(patients)]}/plan.pdf"),
+                        ),
+                        ENDPOINTS[9].name: (
+                            server.process.pid,
+                            lambda i: anonymous.post(
+                                CDS_PATH,
+                                content=bodies[i % len(bodies)],
+                                headers={
+                                    "Authorization": f"Bearer {tokens.pop()}",
+                                    "Content-Type": "application/json",
+                                },
                             ),
-                            "GET /patients": (server.process.pid, lambda i: api.get("/patients")),
-                            "GET /patients/{id}": (
-                                server.process.pid,
-                                lambda i: api.get(f"/patients/{patients[i % len(patients)]}"),
-                            ),
-                            "GET /patients/{id}/plan": (
-                                server.process.pid,
-                                lambda i: api.get(f"/patients/{patients[i % len(patients)]}/plan"),
-                            ),
-                            ENDPOINTS[6].name: (
-                                server.process.pid,
-                                lambda i: browser.get(f"/clinic/patients/{patients[i % len(patients)]}"),
-                            ),
-                            ENDPOINTS[7].name: (
-                                server.process.pid,
-                                lambda i: browser.get(f"/plan/{patients[i % len(patients)]}/plan.pdf"),
-                            ),
-                            ENDPOINTS[8].name: (
-                                server.process.pid,
-                                lambda i: anonymous.post(
-                                    CDS_PATH,
-                                    content=bodies[i % len(bodies)],
-                                    headers={
-                                        "Authorization": f"Bearer {tokens.pop()}",
-                                        "Content-Type": "application/json",
-                                    },
-                                ),
-                            ),
-                        }
-                        floor_ms = 0.0
-                        for endpoint in ENDPOINTS:
-                            pid, send = senders[endpoint.name]
-                            ms = measure(pid, send, max(1, round(endpoint.requests * args.scale)))
-                            if endpoint.group == "floor":
-                                floor_ms = ms
-                            samples[endpoint.name].append(ms)
-                            ratios[endpoint.name].append(ms / floor_ms)
-                finally:
-                    anonymous.close()
-                    floor_client.close()
+                        ),
+                    }
+                    floor_pid, floor_send = senders[FLOOR]
+                    floor_count = max(1, round(ENDPOINTS[0].requests * args.scale))
+                    for endpoint in ENDPOINTS:
+                        pid, send = senders[endpoint.name]
+                        # The floor is measured right before each endpoint, so every ratio pairs
+                        # two runs taken within seconds of each other, under the same load.
+                        floor_ms = measure(floor_pid, floor_send, floor_count)
+                        ms = (
+                            floor_ms
+                            if endpoint.name == FLOOR
+                            else measure(pid, send, max(1, round(endpoint.requests * args.scale)))
+                        )
+                        samples[endpoint.name].append(ms)
+                        ratios[endpoint.name].append(ms / floor_ms)
+            finally:
+                anonymous.close()
+                floor_client.close()
     finally:
         floor.terminate()
         floor.wait(timeout=20)

@@ -89,9 +89,22 @@ def create_app(
 
 def _mount_cds(app: FastAPI, context: AppContext) -> None:
     from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router
+    from allpath.api.cds.auth import JwtVerifier
+    from allpath.store.replay import DatabaseReplayCache
 
     try:
-        router = create_cds_router(context.recommender, CdsSettings.from_section(context.settings.cds))
+        settings = CdsSettings.from_section(context.settings.cds)
+        verifier = None
+        if not settings.insecure_dev and not settings.replay_db and settings.jwks is not None:
+            # Used tokens are kept in the service database (unless ALLPATH_CDS_REPLAY_DB names a file
+            # of their own), so every worker process refuses a token another one accepted.
+            verifier = JwtVerifier(
+                settings.jwks,
+                settings.allowed_issuers,
+                leeway_seconds=settings.leeway_seconds,
+                replay_cache=DatabaseReplayCache(context.db),
+            )
+        router = create_cds_router(context.recommender, settings, verifier=verifier)
     except CdsConfigError as exc:
         log.warning("CDS Hooks not mounted: %s", exc)
         return

@@ -183,17 +183,19 @@ class Course:
 
 # Reads on the request path select columns through the session's connection: the same transaction,
 # without the ORM's identity map and statement handling, which cost several times the SQL itself.
-_PATIENT_COLUMNS = (
-    PatientRow.id,
-    PatientRow.birth_date,
-    PatientRow.display_name,
-    PatientRow.version,
-    PatientRow.created_at,
+# Table columns, not the mapped attributes: plain columns skip the ORM's annotations.
+_patients = PatientRow.__table__.c
+_events = EventRow.__table__.c
+_PATIENT_COLUMNS = (_patients.id, _patients.birth_date, _patients.display_name, _patients.version, _patients.created_at)
+_PATIENT_BY_ID = select(*_PATIENT_COLUMNS).where(_patients.id == bindparam("patient_id"))
+_PATIENT_PAGE = (
+    select(*_PATIENT_COLUMNS)
+    .order_by(_patients.created_at, _patients.id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
 )
-_PATIENT_BY_ID = select(*_PATIENT_COLUMNS).where(PatientRow.id == bindparam("patient_id"))
-_EVENTS_OF = (
-    select(*EventRow.__table__.columns).where(EventRow.patient_id == bindparam("patient_id")).order_by(EventRow.seq)
-)
+_OWN_PATIENT_PAGE = _PATIENT_PAGE.where(_patients.id == bindparam("patient_id"))
+_EVENTS_OF = select(*_events).where(_events.patient_id == bindparam("patient_id")).order_by(_events.seq)
 
 
 class PatientColumns(Protocol):
@@ -241,7 +243,7 @@ def audit(
     )
 
 
-_AUDIT_INSERT = insert(AuditRow)
+_AUDIT_INSERT = insert(AuditRow.__table__)
 
 
 # Audit text can come from a request path; control characters (NUL above all, which PostgreSQL
@@ -366,10 +368,12 @@ class Records:
     # patients -----------------------------------------------------------------------------
 
     def list_patients(self, *, limit: int = 1000, offset: int = 0) -> list[PatientRecord]:
-        query = select(*_PATIENT_COLUMNS).order_by(PatientRow.created_at, PatientRow.id).limit(limit).offset(offset)
-        if not self.actor.is_staff:
-            query = query.where(PatientRow.id == (self.actor.patient_id or ""))
-        rows = self.session.connection().execute(query).all()
+        query, params = (
+            (_PATIENT_PAGE, {"limit": limit, "offset": offset})
+            if self.actor.is_staff
+            else (_OWN_PATIENT_PAGE, {"limit": limit, "offset": offset, "patient_id": self.actor.patient_id or ""})
+        )
+        rows = self.session.connection().execute(query, params).all()
         audit(self.session, self.actor.username, "patient.list", None, detail=f"{len(rows)} records")
         self.session.commit()
         return [PatientRecord.of(cast(PatientColumns, r)) for r in rows]

@@ -21,6 +21,8 @@ OVERRIDE_SYSTEM = "urn:allpath:cds:override-reason"
 CARD_NAMESPACE = uuid.UUID("6f1d3c1e-7a53-4c44-9a0e-3d0c2b1f5a77")
 SUMMARY_MAX = 139
 MISSING_FACTS_KEY = "missing-facts"
+# The engine's prebuilt plan items number a few hundred; the rest are per-call import alerts.
+TEMPLATE_CACHE_MAX = 4096
 
 OVERRIDE_REASONS: tuple[dict[str, str], ...] = (
     {"system": OVERRIDE_SYSTEM, "code": "clinical-judgement", "display": "Clinical judgement: benefit outweighs risk"},
@@ -103,6 +105,10 @@ class CardFactory:
             card = self._not_recommended(item)
         else:
             card = self._alert(item)
+        if len(self._templates) >= TEMPLATE_CACHE_MAX:
+            # Import alerts are new objects on every call: without a bound their entries (each
+            # holding its alert, so its id is never reused) would grow for as long as the process runs.
+            self._templates.clear()
         self._templates[id(item)] = (item, card)
         return card
 

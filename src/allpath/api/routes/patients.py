@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-
 from pydantic import TypeAdapter
 
 from allpath.api.deps import ContextDep, RecommenderDep, RecordsDep
@@ -32,6 +31,7 @@ def _json(body: bytes) -> Response:
     # The reads below build their answer from records the store made and serialise it once:
     # `response_model` (kept for the OpenAPI document) would validate and copy it again.
     return Response(body, media_type="application/json")
+
 
 AsOf = Annotated[
     dt.date | None,
