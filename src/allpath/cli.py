@@ -566,12 +566,14 @@ def serve(
 
 
 def _cds_app(settings: Settings) -> Any:
+    from allpath.api import cds_importer
     from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_app
 
     try:
         cds_settings = CdsSettings.from_section(settings.cds)
         kb = load_knowledge(long_remission_months=settings.knowledge.long_remission_months)
-        application = create_cds_app(Engine(kb), cds_settings, http=settings.http)
+        engine = Engine(kb)
+        application = create_cds_app(engine, cds_settings, http=settings.http, importer=cds_importer(engine))
     except CdsConfigError as exc:
         err.print(f"CDS Hooks configuration: {exc}", markup=False, highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None

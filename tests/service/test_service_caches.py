@@ -4,14 +4,17 @@ database refuses a second use, and the CDS card templates stay bounded."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from allpath.api.cds.cards import TEMPLATE_CACHE_MAX, CardFactory
+from allpath.api.importcache import CachingImporter
 from allpath.engine import default_engine
 from allpath.facts import PatientFacts
 from allpath.plan import Alert, Citation
@@ -110,3 +113,41 @@ def test_card_templates_stay_bounded_when_every_call_brings_new_alerts() -> None
         )
         factory.plan_cards(plan, f"hook-{i}", extra_alerts=[alert])
     assert len(factory._templates) <= TEMPLATE_CACHE_MAX
+
+
+class _CountingImporter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def wants(self, resource: dict[str, Any]) -> bool:
+        return True
+
+    def from_resources(self, resources: list[dict[str, Any]]) -> Any:
+        self.calls += 1
+        if any(r.get("broken") for r in resources):
+            raise ValueError("cannot read this record")
+        return {"read": [r["id"] for r in resources]}
+
+
+def test_the_cds_import_is_reused_only_for_the_same_resources_on_the_same_day() -> None:
+    inner = _CountingImporter()
+    days = iter([dt.date(2026, 12, 2)] * 3 + [dt.date(2026, 12, 3)] * 2)
+    importer = CachingImporter(inner, today=lambda: next(days))
+    chart = [{"resourceType": "Patient", "id": "p1", "birthDate": "2010-01-01"}]
+    first = importer.from_resources(chart)
+    assert importer.from_resources([dict(chart[0])]) is first  # same content, another object
+    assert inner.calls == 1
+    importer.from_resources([{**chart[0], "birthDate": "2011-01-01"}])
+    assert inner.calls == 2
+    importer.from_resources(chart)  # the next day: ages change, so it is read again
+    assert inner.calls == 3
+
+
+def test_a_cds_record_that_cannot_be_read_is_read_again_every_time() -> None:
+    inner = _CountingImporter()
+    importer = CachingImporter(inner)
+    broken = [{"resourceType": "Patient", "id": "p1", "broken": True}]
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            importer.from_resources(broken)
+    assert inner.calls == 2

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from allpath.api.importcache import CachingImporter
 from allpath.api.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware
+from allpath.engine import Engine
 from allpath.http.csrf import CSRFMiddleware
 from allpath.knowledge import KnowledgeBase, load_kb
 from allpath.settings import Settings
@@ -104,11 +106,20 @@ def _mount_cds(app: FastAPI, context: AppContext) -> None:
                 leeway_seconds=settings.leeway_seconds,
                 replay_cache=DatabaseReplayCache(context.db),
             )
-        router = create_cds_router(context.recommender, settings, verifier=verifier)
+        router = create_cds_router(
+            context.recommender, settings, verifier=verifier, importer=cds_importer(context.recommender)
+        )
     except CdsConfigError as exc:
         log.warning("CDS Hooks not mounted: %s", exc)
         return
     app.include_router(router)
+
+
+def cds_importer(engine: Engine) -> CachingImporter:
+    """The CDS service's FHIR importer for `engine`'s knowledge base, remembering recent charts."""
+    from allpath.fhir import Importer
+
+    return CachingImporter(Importer(engine.kb))
 
 
 def _mount_web(app: FastAPI, context: AppContext) -> None:
