@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import cast
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from allpath.store.models import CdsJtiRow
 
+_TABLE = cast(Table, CdsJtiRow.__table__)
 PURGE_EVERY_SECONDS = 60.0
 # Longer values could not be a real CDS token (8 KB at most, checked before) but must not fail the insert.
 MAX_FIELD = 512
@@ -31,7 +33,7 @@ class DatabaseReplayCache:
 
     def check_and_add(self, issuer: str, jti: str, forget_after: float, now: float) -> bool:
         """True if this is the first use; False if the pair was already seen and has not expired."""
-        table = CdsJtiRow.__table__
+        table = _TABLE
         statement = self._insert(table).values(
             issuer=issuer[:MAX_FIELD], jti=jti[:MAX_FIELD], forget_after=forget_after
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from allpath.course import (
@@ -243,7 +243,7 @@ def audit(
     )
 
 
-_AUDIT_INSERT = insert(AuditRow.__table__)
+_AUDIT_INSERT = insert(cast(Table, AuditRow.__table__))
 
 
 # Audit text can come from a request path; control characters (NUL above all, which PostgreSQL
