@@ -534,7 +534,11 @@ def serve(
     ] = False,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, max=64, help="Worker processes (default: the machine's cores)."),
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (default: the machine's cores; 1 for --cds-only without ALLPATH_CDS_REPLAY_DB).",
+        ),
     ] = None,
 ) -> None:
     """Run the web service (REST API, web pages, CDS Hooks) with uvicorn; --cds-only for CDS Hooks alone.
@@ -547,7 +551,7 @@ def serve(
     import uvicorn
 
     settings = _service_settings(database_url)
-    count = workers if workers is not None else (os.cpu_count() or 1)
+    count = workers if workers is not None else _default_workers(settings, cds_only)
     if count > 1:
         _serve_workers(settings, count, host=host, port=port, log_level=log_level, cds_only=cds_only)
         return
@@ -563,6 +567,14 @@ def serve(
         application = create_app(settings=settings)
     _freeze_startup_objects()
     uvicorn.run(application, host=host, port=port, log_level=log_level, **_head_limit(settings))
+
+
+def _default_workers(settings: Settings, cds_only: bool) -> int:
+    """The machine's cores; but one for `--cds-only` without `ALLPATH_CDS_REPLAY_DB`, where workers
+    would have nowhere to share the tokens already used."""
+    if cds_only and not settings.cds.replay_db:
+        return 1
+    return os.cpu_count() or 1
 
 
 def _cds_app(settings: Settings) -> Any:
@@ -598,6 +610,7 @@ def _serve_workers(settings: Settings, count: int, *, host: str, port: int, log_
         # One CSRF key for all workers: a form served by one is posted to another.
         env["ALLPATH_SECRET_KEY"] = settings.auth.secret_key
     if cds_only:
+        _cds_app(settings)  # a bad CDS configuration stops here, once, with exit 2
         cds = settings.cds
         if not cds.insecure_dev and not cds.replay_db:
             fail_input(
@@ -608,7 +621,6 @@ def _serve_workers(settings: Settings, count: int, *, host: str, port: int, log_
                     )
                 ]
             )
-        _cds_app(settings)  # a bad CDS configuration stops here, once, with exit 2
     else:
         # Migrate once, here, rather than in every worker at the same moment.
         engine = make_engine(settings.database.url, sqlite_synchronous=settings.database.sqlite_synchronous)

@@ -151,3 +151,24 @@ def test_request_heads_over_the_limit_get_431_in_the_workers(two_workers: Runnin
     with fresh(two_workers) as client:
         response = client.get("/healthz", headers={"X-Padding": "a" * 40_000})
     assert response.status_code == 431
+
+
+def test_cds_only_with_two_workers_and_no_replay_file_refuses_to_start(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from allpath.cli import app
+
+    jwks = {
+        "keys": [{**json.loads(RSAAlgorithm.to_jwk(rsa.generate_private_key(65537, 2048).public_key())), "kid": "k"}]
+    }
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks))
+    env = {
+        "ALLPATH_CDS_JWKS": str(tmp_path / "jwks.json"),
+        "ALLPATH_CDS_ALLOWED_ISSUERS": ISSUER,
+        "ALLPATH_CDS_SERVICE_URL": "http://127.0.0.1:18998",
+        "ALLPATH_CDS_REPLAY_DB": "",
+        "ALLPATH_CDS_INSECURE_DEV": "",
+    }
+    result = CliRunner().invoke(app, ["serve", "--cds-only", "--workers", "2", "--port", "18998"], env=env)
+    assert result.exit_code == 2
+    assert "ALLPATH_CDS_REPLAY_DB" in result.output
