@@ -5,6 +5,7 @@ database refuses a second use, and the CDS card templates stay bounded."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -87,15 +88,17 @@ def test_a_patient_account_still_cannot_read_another_patients_cached_plan(
     assert client.get(f"/patients/{other}/plan", headers=family).status_code == 404
 
 
-def test_the_database_replay_cache_refuses_a_second_use_until_the_token_expires(tmp_path: Any) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'replay.db'}")
+def test_the_database_replay_cache_refuses_a_second_use_until_the_token_expires(database_url: str) -> None:
+    # SQLite and PostgreSQL (when reachable): the two answer an upsert's row count differently.
+    engine = make_engine(database_url)
     upgrade(engine)
     first, other_worker = DatabaseReplayCache(engine), DatabaseReplayCache(engine)
-    assert first.check_and_add("https://ehr", "jti-1", forget_after=1_000.0, now=900.0)
-    assert not other_worker.check_and_add("https://ehr", "jti-1", forget_after=1_000.0, now=950.0)
-    assert other_worker.check_and_add("https://ehr", "jti-2", forget_after=1_000.0, now=950.0)
+    jti = f"jti-{uuid.uuid4()}"
+    assert first.check_and_add("https://ehr", jti, forget_after=1_000.0, now=900.0)
+    assert not other_worker.check_and_add("https://ehr", jti, forget_after=1_000.0, now=950.0)
+    assert other_worker.check_and_add("https://ehr", jti + "-2", forget_after=1_000.0, now=950.0)
     # Once the first use has expired the pair may be taken again (the token itself is expired by then).
-    assert other_worker.check_and_add("https://ehr", "jti-1", forget_after=2_000.0, now=1_001.0)
+    assert other_worker.check_and_add("https://ehr", jti, forget_after=2_000.0, now=1_001.0)
     engine.dispose()
 
 
