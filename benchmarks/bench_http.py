@@ -157,10 +157,21 @@ def print_run(result: dict[str, Any], workers: int) -> None:
     print(f"target p99 <= {TARGET_P99_MS:g} ms with zero errors: {'MET' if result['met'] else 'NOT MET'}")
 
 
+MIN_FIND_RATE = 5.0
+
+
+def _print_step(result: dict[str, Any]) -> None:
+    both = result["rows"][-1]
+    verdict = "met" if result["met"] else "missed"
+    print(f"  {result['rate']:7.1f} req/s: p99 {both['p99_ms']} ms, errors {both['errors']}: {verdict}", flush=True)
+
+
 def find_max(
     base: str, token: str, patients: list[str], facts: list[dict], pid: int, start: float, seconds: float
 ) -> tuple[float, list[dict]]:
     """Step the rate up by 20% from `start` until a step misses the target; the highest rate that met it.
+
+    (When the first step misses, the rate is halved until one meets it, down to MIN_FIND_RATE.)
 
     Then two bisection steps between that rate and the first one that missed, so the answer is
     within about 5% of the true limit (for the load of the moment).
@@ -168,14 +179,21 @@ def find_max(
     steps: list[dict] = []
     best, rate = 0.0, start
     failed: float | None = None
-    while rate <= MAX_RATE:
+    # A first step that misses: halve the rate (down to MIN_FIND_RATE) until one meets the target.
+    while rate > MIN_FIND_RATE:
         result = run_once(base, token, patients, facts, pid, rate, seconds)
         steps.append(result)
-        print(
-            f"  {rate:7.1f} req/s: p99 {result['rows'][-1]['p99_ms']} ms, errors {result['rows'][-1]['errors']}: "
-            f"{'met' if result['met'] else 'missed'}",
-            flush=True,
-        )
+        _print_step(result)
+        if result["met"]:
+            best, rate = rate, round(rate * 1.2, 1)
+            break
+        failed, rate = rate, round(rate / 2, 1)
+    else:
+        return 0.0, steps
+    while rate <= MAX_RATE and (failed is None or rate < failed):
+        result = run_once(base, token, patients, facts, pid, rate, seconds)
+        steps.append(result)
+        _print_step(result)
         if not result["met"]:
             failed = rate
             break
@@ -186,11 +204,7 @@ def find_max(
         middle = round((best + failed) / 2, 1)
         result = run_once(base, token, patients, facts, pid, middle, seconds)
         steps.append(result)
-        print(
-            f"  {middle:7.1f} req/s: p99 {result['rows'][-1]['p99_ms']} ms, errors {result['rows'][-1]['errors']}: "
-            f"{'met' if result['met'] else 'missed'}",
-            flush=True,
-        )
+        _print_step(result)
         if result["met"]:
             best = middle
         else:
