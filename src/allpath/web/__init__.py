@@ -12,9 +12,12 @@ __all__ = ["create_web_router", "install"]
 
 
 def create_web_router() -> Any:
+    from allpath.web.family_routes import create_family_router
     from allpath.web.routes import create_web_router as create
 
-    return create()
+    router = create()
+    router.include_router(create_family_router())
+    return router
 
 
 def install(app: Any) -> None:

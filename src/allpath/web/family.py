@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from html.parser import HTMLParser
 from typing import Any
 
 from allpath.explain.labels import FAMILY_STRENGTH_LABELS
-from allpath.knowledge.loader import KnowledgeBase
-from allpath.knowledge.schema import FamilyText
-from allpath.plan import Citation, Plan
+import yaml
+
+from allpath.knowledge.loader import KnowledgeBase, available_packs, packs_root
+from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText
+from allpath.plan import Citation, Plan, Recommendation
 
 # Which KB topic explains the side effects of each kind of treatment.
 SIDE_EFFECT_TOPICS = {
@@ -141,8 +144,49 @@ def _text_item(text: FamilyText) -> Item:
     return Item(text.title or "", text.text, tuple(text.citations))
 
 
+def family_kb(kb: KnowledgeBase, lang: str) -> KnowledgeBase:
+    """The knowledge base whose patient-facing texts are in `lang`: every KB text a family sees
+    goes through here. Until `KnowledgeBase.for_language` exists (issue #14 item 6, the KB half),
+    the texts stay in English."""
+    for_language = getattr(kb, "for_language", None)
+    return kb if for_language is None else for_language(lang)  # type: ignore[no-any-return]
+
+
+@cache
+def _shipped_amendments() -> tuple[Amendment, ...]:
+    """The amendments of every pack shipped with allpath, whether or not this service loads it."""
+    root = packs_root()
+    out: list[Amendment] = []
+    for pack_id in available_packs():
+        path = root / pack_id / "amendments.yaml"
+        if path.is_file():
+            out += AmendmentsFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).amendments
+    return tuple(out)
+
+
+def withheld_from_families(kb: KnowledgeBase) -> tuple[frozenset[str], frozenset[str]]:
+    """Rule and agent ids a pack marks withdrawn or discontinued: never a family's choice.
+
+    The shipped packs' withdrawals count even when this service runs without them (`--packs
+    base`): the 2017 page does not know that liposomal vincristine was withdrawn in 2022, but a
+    family must never be offered it."""
+    gone = [a for a in (*kb.amendments, *_shipped_amendments()) if a.change in ("withdrawn", "discontinued")]
+    return (
+        frozenset(a.target for a in gone if a.target_kind == "rule"),
+        frozenset(a.target for a in gone if a.target_kind == "agent"),
+    )
+
+
+def offered_to_family(r: Recommendation, rules_gone: frozenset[str], agents_gone: frozenset[str]) -> bool:
+    """Not withdrawn itself, and not resting only on withdrawn or discontinued medicines."""
+    if r.id in rules_gone:
+        return False
+    return not (r.agents and all(a.id in agents_gone for a in r.agents))
+
+
 def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | None = None) -> FamilyPlan:
     now_id, next_id = current_and_next(plan, current_phase)
+    rules_gone, agents_gone = withheld_from_families(kb)
     facts = plan.facts
     texts = kb.family_texts
     after_text = None
@@ -155,7 +199,12 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
             after_text = texts["after-all-phases"].text
 
     groups: dict[str, list[Option]] = {}
-    for r in plan.recommendations:
+    offered = [r for r in plan.recommendations if offered_to_family(r, rules_gone, agents_gone)]
+    # The child's own treatment now: the options of the phase under way (and those of no phase);
+    # the other phases' options stay on the clinician page.
+    if any(r.phase == now_id for r in offered):
+        offered = [r for r in offered if r.phase in (now_id, None)]
+    for r in offered:
         topic_id = CATEGORY_TOPICS.get(r.category)
         if topic_id is not None and topic_id in kb.topics:
             option = Option(r.id, r.title, FAMILY_STRENGTH_LABELS[r.strength], tuple(r.citations), r.superseded_by)
@@ -164,7 +213,7 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
         TreatmentGroup(kb.topics[t].title, kb.topics[t].summary, tuple(kb.topics[t].citations), tuple(options))
         for t, options in groups.items()
     ]
-    categories = {r.category for r in plan.recommendations}
+    categories = {r.category for r in offered}
     side_effects = [
         item
         for cat, topic in SIDE_EFFECT_TOPICS.items()
