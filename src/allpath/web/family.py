@@ -435,3 +435,23 @@ def text_grade(text: str) -> float:
 def reading_grade(html: str, element_id: str | None = "plan") -> float:
     """Flesch-Kincaid grade of the rendered page text inside `element_id`."""
     return text_grade(as_prose(visible_text(html, element_id)))
+
+
+def spanish_reading_ease(text: str) -> float:
+    """Fernández-Huerta reading ease of a Spanish text (textstat; 70 and up reads easily).
+
+    textstat keeps its language in one module-wide setting, so it is set and put back here;
+    this is for checks (tests), never called while serving pages."""
+    import textstat
+
+    textstat.set_lang("es")
+    try:
+        return float(textstat.fernandez_huerta(text))
+    finally:
+        textstat.set_lang("en_US")
+
+
+def page_readability(html: str, lang: str, element_id: str | None = "main") -> float:
+    """Grade (English, Flesch-Kincaid) or reading ease (Spanish, Fernández-Huerta) of a page's text."""
+    prose = as_prose(visible_text(html, element_id))
+    return spanish_reading_ease(prose) if lang == "es" else text_grade(prose)
