@@ -172,9 +172,7 @@ class Urgency:
         return bool(self.reasons)
 
 
-def urgency(
-    temperature_c: float | None, grades: dict[str, int], threshold_c: float, companion: Companion
-) -> Urgency:
+def urgency(temperature_c: float | None, grades: dict[str, int], threshold_c: float, companion: Companion) -> Urgency:
     """An entry is urgent when the temperature reaches the team's threshold or a symptom reaches
     its urgent grade. A temperature not taken is not a normal one: it is simply not counted."""
     reasons: list[str] = []

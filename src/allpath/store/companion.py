@@ -176,7 +176,9 @@ class FamilyRecords:
             for field in ("day_phone", "after_hours_phone"):
                 value = getattr(c, field).strip()
                 if not _PHONE.match(value):
-                    problems.append(Problem(f"contacts[{i}].{field}", "must be a phone number (digits, spaces, + ( ) - .)"))
+                    problems.append(
+                        Problem(f"contacts[{i}].{field}", "must be a phone number (digits, spaces, + ( ) - .)")
+                    )
                 phones.append(value)
             cleaned.append(Contact(name, role, phones[0], phones[1]))
         if problems:
@@ -276,7 +278,14 @@ class FamilyRecords:
     @staticmethod
     def _entry(r: DiaryEntryRow) -> DiaryEntry:
         return DiaryEntry(
-            r.id, r.at, r.temperature_c, dict(r.grades), r.urgent, tuple(r.reasons), r.threshold_c, r.seen_at is not None
+            r.id,
+            r.at,
+            r.temperature_c,
+            dict(r.grades),
+            r.urgent,
+            tuple(r.reasons),
+            r.threshold_c,
+            r.seen_at is not None,
         )
 
     def diary(self, patient_id: str, *, days: int = 30) -> list[DiaryEntry]:

@@ -87,9 +87,7 @@ class Step:
     timing: str
 
 
-def roadmap(
-    kb: KnowledgeBase, events: list[EventRecord], current: str | None, completed: Sequence[str]
-) -> list[Step]:
+def roadmap(kb: KnowledgeBase, events: list[EventRecord], current: str | None, completed: Sequence[str]) -> list[Step]:
     """The first-line phases with where the child is: done (with dates), now, next, later.
 
     Dates come from the course record (the latest start and end of each phase that still counts);
@@ -171,9 +169,8 @@ def diary_chart(
         cx, cy = x(e.at), y(e.temperature_c)
         points.append(f"{cx:.1f},{cy:.1f}")
         if e.urgent:
-            marks.append(
-                f'<polygon class="dc-urgent" points="{cx:.1f},{cy - 7:.1f} {cx - 7:.1f},{cy + 6:.1f} {cx + 7:.1f},{cy + 6:.1f}"/>'
-            )
+            corners = f"{cx:.1f},{cy - 7:.1f} {cx - 7:.1f},{cy + 6:.1f} {cx + 7:.1f},{cy + 6:.1f}"
+            marks.append(f'<polygon class="dc-urgent" points="{corners}"/>')
         else:
             marks.append(f'<circle class="dc-point" cx="{cx:.1f}" cy="{cy:.1f}" r="4"/>')
     ty = y(threshold_c)

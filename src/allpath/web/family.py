@@ -15,9 +15,9 @@ from functools import cache
 from html.parser import HTMLParser
 from typing import Any
 
-from allpath.explain.labels import FAMILY_STRENGTH_LABELS
 import yaml
 
+from allpath.explain.labels import FAMILY_STRENGTH_LABELS
 from allpath.knowledge.loader import KnowledgeBase, available_packs, packs_root
 from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText
 from allpath.plan import Citation, Plan, Recommendation
@@ -149,7 +149,7 @@ def family_kb(kb: KnowledgeBase, lang: str) -> KnowledgeBase:
     goes through here. Until `KnowledgeBase.for_language` exists (issue #14 item 6, the KB half),
     the texts stay in English."""
     for_language = getattr(kb, "for_language", None)
-    return kb if for_language is None else for_language(lang)  # type: ignore[no-any-return]
+    return kb if for_language is None else for_language(lang)
 
 
 @cache

@@ -9,9 +9,9 @@ family account reads and writes only its own child's record (anyone else's answe
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,7 @@ from allpath.web.routes import (
 from allpath.web.timeline import render_timeline
 
 DIARY_DAYS = 30
+CONTACT_FIELDS = ("name", "role", "day_phone", "after_hours_phone")
 WEEK = 7
 
 
@@ -64,7 +65,9 @@ def _lang(request: Request) -> Lang:
 
 def _not_found(request: Request, user: UserRecord) -> PageInsteadError:
     _ = gettext_for(_lang(request))
-    return PageInsteadError(_error(request, user, 404, _("Plan not found"), _("There is no plan here for this account.")))
+    return PageInsteadError(
+        _error(request, user, 404, _("Plan not found"), _("There is no plan here for this account."))
+    )
 
 
 def _records(request: Request, session: Session, user: UserRecord) -> FamilyRecords:
@@ -72,9 +75,7 @@ def _records(request: Request, session: Session, user: UserRecord) -> FamilyReco
 
 
 def _call_box(request: Request, records: FamilyRecords, patient_id: str) -> Any:
-    return call_box(
-        records.companion, records.call_settings(patient_id), records.contacts(patient_id), _lang(request)
-    )
+    return call_box(records.companion, records.call_settings(patient_id), records.contacts(patient_id), _lang(request))
 
 
 def _problems_to_errors(problems: list[Problem], labels: dict[str, str]) -> dict[str, str]:
@@ -131,7 +132,9 @@ def create_family_router() -> APIRouter:
     def my_plan(request: Request, user: FamilyUser) -> Response:
         if user.patient_id is None:
             _ = gettext_for(_lang(request))
-            return _error(request, user, 404, _("No plan for this account"), _("This account is not linked to a patient."))
+            return _error(
+                request, user, 404, _("No plan for this account"), _("This account is not linked to a patient.")
+            )
         return RedirectResponse(f"/plan/{user.patient_id}", status_code=303)
 
     @router.get("/plan/{patient_id}", name="web_family")
@@ -254,7 +257,10 @@ def create_family_router() -> APIRouter:
         for medicine in MEDICINES:
             for day in reversed(due_dates(pure, medicine, start, min(week_end, today))):
                 rows.append({"medicine": medicine, "day": day, "value": doses.get((medicine, day))})
-        current = {m: next((p for p in reversed(prescriptions) if p.medicine == m and p.start <= today), None) for m in MEDICINES}
+        current = {
+            m: next((p for p in reversed(prescriptions) if p.medicine == m and p.start <= today), None)
+            for m in MEDICINES
+        }
         first = min((p.start for p in prescriptions), default=None)
         return _page(
             request,
@@ -297,7 +303,7 @@ def create_family_router() -> APIRouter:
         for key, value in values.items():
             if not key.startswith("dose:") or value == "":
                 continue
-            _prefix, medicine, day = (key.split(":") + ["", ""])[:3]
+            _prefix, medicine, day = [*key.split(":"), "", ""][:3]
             try:
                 when = dt.date.fromisoformat(day)
             except ValueError:
@@ -411,7 +417,9 @@ def create_family_router() -> APIRouter:
             adherence = {days: records.adherence(patient_id, today, days) for days in (30, 90)}
             events = records.calendar(patient_id)
         except NotFoundError as exc:
-            return _error(request, user, http_status(exc), "Patient not found", "There is no patient record with that id.")
+            return _error(
+                request, user, http_status(exc), "Patient not found", "There is no patient record with that id."
+            )
         refs_box = call_box(companion, settings, contacts, "en")
         chart = diary_chart(
             entries,
@@ -420,7 +428,9 @@ def create_family_router() -> APIRouter:
             today,
             lambda sid: companion.symptom(sid).en,
         )
-        timeline = render_timeline(timeline_events(course.events), course.as_of, title=f"Treatment timeline of {patient_id}")
+        timeline = render_timeline(
+            timeline_events(course.events), course.as_of, title=f"Treatment timeline of {patient_id}"
+        )
         threshold = companion.adherence.threshold
         return _page(
             request,
@@ -438,9 +448,7 @@ def create_family_router() -> APIRouter:
             prescriptions=prescriptions,
             adherence={d: adherence_rows(r, threshold) for d, r in adherence.items()},
             adherence_text=companion.adherence.en,
-            adherence_refs=[
-                (companion.source_map[c.source_id], c.section) for c in companion.adherence.citations
-            ],
+            adherence_refs=[(companion.source_map[c.source_id], c.section) for c in companion.adherence.citations],
             threshold_percent=round(threshold * 100),
             events=events,
             companion=companion,
@@ -491,30 +499,31 @@ def create_family_router() -> APIRouter:
     @router.post("/clinic/patients/{patient_id}/family/contacts", name="web_clinic_family_contacts")
     async def team_contacts(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
         values = await _form(request)
-        contacts = []
-        labels: dict[str, str] = {}
+        contacts: list[Contact] = []
+        # The store names a problem by its place in the list it got (`contacts[0].day_phone`);
+        # the form's rows may have gaps, so map it back to the row's own field.
+        fields: dict[str, str] = {}
         for i in range(4):
-            row = [values.get(f"{f}_{i}", "").strip() for f in ("name", "role", "day_phone", "after_hours_phone")]
-            for f in ("name", "role", "day_phone", "after_hours_phone"):
-                labels[f"contacts[{len(contacts)}].{f}"] = f"{f}_{i}"
+            row = [values.get(f"{f}_{i}", "").strip() for f in CONTACT_FIELDS]
             if any(row):
+                fields.update({f"contacts[{len(contacts)}].{f}": f"{f}_{i}" for f in CONTACT_FIELDS})
                 contacts.append(Contact(*row))
-        records = _records(request, session, user)
-
-        def write() -> None:
-            records.set_contacts(patient_id, contacts)
-
-        errors: dict[str, str] = {}
         try:
-            if not errors:
-                write()
+            _records(request, session, user).set_contacts(patient_id, contacts)
         except NotFoundError as exc:
-            return _error(request, user, http_status(exc), "Patient not found", "There is no patient record with that id.")
+            return _error(
+                request, user, http_status(exc), "Patient not found", "There is no patient record with that id."
+            )
         except StoreError as exc:
-            for p in exc.problems:
-                errors[labels.get(p.field, "_form")] = p.problem[0].upper() + p.problem[1:] + "."
+            errors = {fields.get(p.field, "_form"): p.problem[0].upper() + p.problem[1:] + "." for p in exc.problems}
             return _team_page(
-                request, session, user, patient_id, status_code=422, errors={"contacts": errors}, values={"contacts": values}
+                request,
+                session,
+                user,
+                patient_id,
+                status_code=422,
+                errors={"contacts": errors},
+                values={"contacts": values},
             )
         return RedirectResponse(f"/clinic/patients/{patient_id}/family?saved=contacts", status_code=303)
 
@@ -576,7 +585,10 @@ def create_family_router() -> APIRouter:
                     "number": "Enter a number.",
                 }[kind]
         records = _records(request, session, user)
-        labels = {k: "" for k in ("medicine", "dose_mg", "frequency", "start", "anc_per_ul", "platelets_per_ul", "counts_date")}
+        labels = {
+            k: ""
+            for k in ("medicine", "dose_mg", "frequency", "start", "anc_per_ul", "platelets_per_ul", "counts_date")
+        }
         return _team_write(
             request,
             session,
@@ -623,7 +635,9 @@ def create_family_router() -> APIRouter:
             "calendar",
             values,
             {"kind": "", "starts_at": "", "minutes": "", "place": ""},
-            lambda: records.add_calendar_event(patient_id, values.get("kind", ""), starts_at, minutes, values.get("place", "")),
+            lambda: records.add_calendar_event(
+                patient_id, values.get("kind", ""), starts_at, minutes, values.get("place", "")
+            ),
             parse_errors,
         )
 
@@ -632,7 +646,9 @@ def create_family_router() -> APIRouter:
         try:
             _records(request, session, user).mark_diary_seen(patient_id)
         except NotFoundError as exc:
-            return _error(request, user, http_status(exc), "Patient not found", "There is no patient record with that id.")
+            return _error(
+                request, user, http_status(exc), "Patient not found", "There is no patient record with that id."
+            )
         return RedirectResponse(f"/clinic/patients/{patient_id}/family?saved=diary", status_code=303)
 
     return router

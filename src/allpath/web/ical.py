@@ -32,4 +32,4 @@ def calendar_feed(events: Iterable[CalendarEvent], lang: str) -> bytes:
         event.add("summary", titles.get(e.kind, e.kind))
         event.add("location", e.place)
         cal.add_component(event)
-    return cal.to_ical()
+    return bytes(cal.to_ical())

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
+from allpath.course.companion import load_companion
 from allpath.explain.labels import (
     COURSE_STATUS_LABELS,
     EVENT_LABELS,
@@ -35,20 +36,19 @@ from allpath.http.sessions import current_user_from_cookie, end_browser_session,
 from allpath.httperrors import http_status, retry_headers
 from allpath.plan import Plan
 from allpath.store.auth import UserRecord, authenticate_throttled
+from allpath.store.companion import FamilyRecords, account_language, set_account_language
 from allpath.store.context import AppContext
 from allpath.store.kbsearch import knowledge_index
 from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
 from allpath.store.throttle import ThrottledError
-from allpath.store.companion import FamilyRecords, account_language, set_account_language
-from allpath.course.companion import load_companion
 from allpath.web.family import current_and_next
-from allpath.web.i18n import LANG_COOKIE, as_lang, gettext_for, negotiate
 from allpath.web.forms import (
     EVENT_FORMS,
     FORMS_BY_TYPE,
     event_from_form,
     form_field,
 )
+from allpath.web.i18n import LANG_COOKIE, as_lang, gettext_for, negotiate
 from allpath.web.render import render, static_text
 from allpath.web.timeline import TimelineEvent, render_timeline
 
@@ -498,7 +498,12 @@ def create_web_router() -> APIRouter:
             set_account_language(session, user.actor(), lang)
         response = RedirectResponse(_safe_next(next) or "/", status_code=303)
         response.set_cookie(
-            LANG_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="lax", secure=request.url.scheme == "https"
+            LANG_COOKIE,
+            lang,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
         )
         return response
 
