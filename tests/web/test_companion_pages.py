@@ -399,6 +399,19 @@ ENGLISH_ONLY = set(
 )
 
 
+def _spanish_kb_incomplete(kb: KnowledgeBase) -> bool:
+    """Whether some patient-facing KB text is still the English one in the Spanish copy (the KB
+    half of #14 item 6 lands in steps); the plan page can be all Spanish only once none is."""
+    es = kb.for_language("es")
+    return any(
+        [
+            any(t.summary == kb.topics[t.id].summary for t in es.topics.values()),
+            any(p.goal == kb.phases[p.id].goal for p in es.phases.values()),
+            any(r.title == kb.rule(r.id).title for r in es.rules),
+        ]
+    )
+
+
 def _drug_words(kb: KnowledgeBase) -> set[str]:
     words: set[str] = set()
     for agent in kb.agents.values():
@@ -410,9 +423,9 @@ def _drug_words(kb: KnowledgeBase) -> set[str]:
 @pytest.mark.parametrize("path", FAMILY_PAGES)
 def test_spanish_family_page_shows_no_english_but_drug_names(service, request, path: str) -> None:
     kb = service["app"].state.allpath.kb
-    if path == "" and not hasattr(KnowledgeBase, "for_language"):
+    if path == "" and _spanish_kb_incomplete(kb):
         request.applymarker(
-            pytest.mark.xfail(reason="the plan's KB texts turn Spanish with KnowledgeBase.for_language (#14 item 6)")
+            pytest.mark.xfail(reason="the KB's Spanish texts (topics, phases, option titles) are not all written yet")
         )
     client = logged_in(service, *FAMILY, **{"accept-language": "es"})
     html = client.get(f"/plan/{service['own']}{path}").text

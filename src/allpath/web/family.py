@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from allpath.explain.labels import FAMILY_STRENGTH_LABELS
+from allpath.explain.labels import label
 from allpath.knowledge.loader import KnowledgeBase, available_packs, packs_root
 from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText
 from allpath.plan import Citation, Plan, Recommendation
@@ -146,10 +146,8 @@ def _text_item(text: FamilyText) -> Item:
 
 def family_kb(kb: KnowledgeBase, lang: str) -> KnowledgeBase:
     """The knowledge base whose patient-facing texts are in `lang`: every KB text a family sees
-    goes through here. Until `KnowledgeBase.for_language` exists (issue #14 item 6, the KB half),
-    the texts stay in English."""
-    for_language = getattr(kb, "for_language", None)
-    return kb if for_language is None else for_language(lang)
+    goes through here."""
+    return kb.for_language(lang)
 
 
 @cache
@@ -184,6 +182,14 @@ def offered_to_family(r: Recommendation, rules_gone: frozenset[str], agents_gone
     return not (r.agents and all(a.id in agents_gone for a in r.agents))
 
 
+def option_title(kb: KnowledgeBase, r: Recommendation) -> str:
+    """The option's name in the KB's language: the plan's own title in English (a practice
+    variant may reword it for the case), the rule's title in the translated KB otherwise."""
+    if kb.language == "en" or r.id not in kb.rule_ids:
+        return r.title
+    return kb.rule(r.id).title
+
+
 def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | None = None) -> FamilyPlan:
     now_id, next_id = current_and_next(plan, current_phase)
     rules_gone, agents_gone = withheld_from_families(kb)
@@ -207,7 +213,8 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
     for r in offered:
         topic_id = CATEGORY_TOPICS.get(r.category)
         if topic_id is not None and topic_id in kb.topics:
-            option = Option(r.id, r.title, FAMILY_STRENGTH_LABELS[r.strength], tuple(r.citations), r.superseded_by)
+            strength = label("family_strength", r.strength, kb.language)
+            option = Option(r.id, option_title(kb, r), strength, tuple(r.citations), r.superseded_by)
             groups.setdefault(topic_id, []).append(option)
     treatments = [
         TreatmentGroup(kb.topics[t].title, kb.topics[t].summary, tuple(kb.topics[t].citations), tuple(options))
@@ -235,7 +242,7 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
         side_effects=side_effects,
         call_team=call_team,
         questions=questions,
-        disclaimer=plan.disclaimer,
+        disclaimer=plan.disclaimer if kb.language == "en" else kb.disclaimer,
         knowledge_version=plan.knowledge.version,
         sources={s.id: s for s in plan.knowledge.sources},
     )

@@ -93,13 +93,5 @@ def N_(message: str) -> str:  # noqa: N802 (the name gettext tools look for)
     return message
 
 
-# Strings the templates translate by value: the maintenance medicines' names and the plain
-# strengths of `allpath.explain.labels.FAMILY_STRENGTH_LABELS`.
-DYNAMIC_MESSAGES = (
-    N_("mercaptopurine"),
-    N_("methotrexate"),
-    N_("the usual treatment"),
-    N_("advised"),
-    N_("one choice"),
-    N_("ask about it"),
-)
+# Strings the templates translate by value: the maintenance medicines' names.
+DYNAMIC_MESSAGES = (N_("mercaptopurine"), N_("methotrexate"))

@@ -41,7 +41,7 @@ from allpath.store.context import AppContext
 from allpath.store.kbsearch import knowledge_index
 from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
 from allpath.store.throttle import ThrottledError
-from allpath.web.family import current_and_next
+from allpath.web.family import current_and_next, family_kb
 from allpath.web.forms import (
     EVENT_FORMS,
     FORMS_BY_TYPE,
@@ -64,16 +64,17 @@ def _page(
     request: Request, template: str, user: UserRecord | None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     ctx = get_context(request)
+    lang = request_language(request)
     html = render(
         template,
-        lang=request_language(request),
+        lang=lang,
         here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         user=user,
         csrf=csrf_token(request),
         url=lambda name, **params: str(request.url_for(name, **params).path),
         home_url="/",
         flashes=context.pop("flashes", []),
-        disclaimer=ctx.kb.disclaimer,
+        disclaimer=family_kb(ctx.kb, lang).disclaimer,
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
