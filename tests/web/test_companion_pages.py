@@ -17,6 +17,7 @@ from icalendar import Calendar
 from allpath.api import create_app
 from allpath.course.companion import load_companion
 from allpath.knowledge.loader import KnowledgeBase
+from allpath.knowledge.schema import RecommendationRule
 from allpath.store.auth import create_user
 from allpath.store.companion import Contact, FamilyRecords
 from allpath.store.service import SYSTEM, Records
@@ -407,7 +408,7 @@ def _spanish_kb_incomplete(kb: KnowledgeBase) -> bool:
         [
             any(t.summary == kb.topics[t.id].summary for t in es.topics.values()),
             any(p.goal == kb.phases[p.id].goal for p in es.phases.values()),
-            any(r.title == kb.rule(r.id).title for r in es.rules),
+            any(r.title == kb.rule(r.id).title for r in es.rules if isinstance(r, RecommendationRule)),
         ]
     )
 

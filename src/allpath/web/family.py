@@ -19,7 +19,7 @@ import yaml
 
 from allpath.explain.labels import label
 from allpath.knowledge.loader import KnowledgeBase, available_packs, packs_root
-from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText
+from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText, RecommendationRule
 from allpath.plan import Citation, Plan, Recommendation
 
 # Which KB topic explains the side effects of each kind of treatment.
@@ -187,7 +187,8 @@ def option_title(kb: KnowledgeBase, r: Recommendation) -> str:
     variant may reword it for the case), the rule's title in the translated KB otherwise."""
     if kb.language == "en" or r.id not in kb.rule_ids:
         return r.title
-    return kb.rule(r.id).title
+    rule = kb.rule(r.id)
+    return rule.title if isinstance(rule, RecommendationRule) else r.title
 
 
 def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | None = None) -> FamilyPlan:
