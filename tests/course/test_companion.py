@@ -78,3 +78,10 @@ def test_nothing_recorded_gives_no_rate_and_no_flag() -> None:
     rx = [Prescription("mercaptopurine", 50, "daily", DAY)]
     result = adherence(rx, {}, "mercaptopurine", DAY + dt.timedelta(days=5), 30)
     assert result.rate is None and not result.below(0.9)
+
+
+def test_each_first_line_phase_has_cited_questions_in_both_languages() -> None:
+    for phase in ("induction", "consolidation", "maintenance"):
+        questions = C.phase_questions[phase]
+        assert questions, phase
+        assert all(q.en.endswith("?") and q.es.startswith("¿") and q.citations for q in questions)

@@ -99,6 +99,7 @@ def test_family_home_shows_roadmap_with_induction_now_and_the_teams_numbers(serv
     assert now and "induction" in now.group(1).lower()
     assert DAY_PHONE in html and NIGHT_PHONE in html
     assert "38.0 °C (100.4 °F)" in html
+    assert "How long will my child stay in the hospital?" in html  # induction's question
 
 
 def test_teams_fever_threshold_replaces_the_default_on_the_family_page(service, tmp_path) -> None:

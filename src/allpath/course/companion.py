@@ -93,10 +93,20 @@ class Emergency(_Strict):
         return self.es if lang == "es" else self.en
 
 
+class Question(_Strict):
+    en: str
+    es: str
+    citations: list[Cite] = Field(min_length=1)
+
+    def text(self, lang: Lang) -> str:
+        return self.es if lang == "es" else self.en
+
+
 class Companion(_Strict):
     sources: list[CompanionSource]
     fever: Fever
     emergency: Emergency
+    phase_questions: dict[str, list[Question]]
     call_items: list[CallItem]
     symptoms: list[Symptom]
     citations_symptoms: list[Cite]
@@ -110,6 +120,7 @@ class Companion(_Strict):
             *self.citations_symptoms,
             *self.adherence.citations,
             *self.emergency.citations,
+            *(c for qs in self.phase_questions.values() for q in qs for c in q.citations),
             *(c for i in self.call_items for c in i.citations),
         ]
         unknown = sorted({c.source_id for c in cited} - ids)

@@ -59,9 +59,12 @@ class CallBox:
     emergency: CallLine
     contacts: list[Contact]
     refs: Refs
+    questions: list[CallLine] = field(default_factory=list)  # for the phase under way
 
 
-def call_box(companion: Companion, settings: CallSettings, contacts: list[Contact], lang: Lang) -> CallBox:
+def call_box(
+    companion: Companion, settings: CallSettings, contacts: list[Contact], lang: Lang, phase: str | None = None
+) -> CallBox:
     refs = Refs(companion.source_map)
     threshold = format_temperature(settings.fever_celsius, lang)
     lines = [
@@ -69,7 +72,8 @@ def call_box(companion: Companion, settings: CallSettings, contacts: list[Contac
         for item in companion.chosen_call_items(settings.extra_items)
     ]
     emergency = CallLine(companion.emergency.text(lang), refs.mark(companion.emergency.citations))
-    return CallBox(threshold, settings.set_by_team, lines, emergency, contacts, refs)
+    questions = [CallLine(q.text(lang), refs.mark(q.citations)) for q in companion.phase_questions.get(phase or "", [])]
+    return CallBox(threshold, settings.set_by_team, lines, emergency, contacts, refs, questions)
 
 
 # --- the roadmap ---------------------------------------------------------------------------------

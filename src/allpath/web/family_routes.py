@@ -27,7 +27,7 @@ from allpath.store.companion import (
     calendar_by_secret,
 )
 from allpath.store.service import Course, NotFoundError, Records, StoreError
-from allpath.web.companion import adherence_rows, call_box, diary_chart, roadmap
+from allpath.web.companion import CallBox, adherence_rows, call_box, diary_chart, roadmap
 from allpath.web.family import build_family_plan, family_kb
 from allpath.web.i18n import as_lang, gettext_for
 from allpath.web.ical import calendar_feed
@@ -74,8 +74,9 @@ def _records(request: Request, session: Session, user: UserRecord) -> FamilyReco
     return FamilyRecords(session, user.actor(), companion_of(request))
 
 
-def _call_box(request: Request, records: FamilyRecords, patient_id: str) -> Any:
-    return call_box(records.companion, records.call_settings(patient_id), records.contacts(patient_id), _lang(request))
+def _call_box(request: Request, records: FamilyRecords, patient_id: str, phase: str | None = None) -> CallBox:
+    settings, contacts = records.call_settings(patient_id), records.contacts(patient_id)
+    return call_box(records.companion, settings, contacts, _lang(request), phase)
 
 
 def _problems_to_errors(problems: list[Problem], labels: dict[str, str]) -> dict[str, str]:
@@ -111,7 +112,7 @@ def create_family_router() -> APIRouter:
         try:
             course = Records(session, user.actor()).course(patient_id, action="family_plan.read")
             records = _records(request, session, user)
-            box = _call_box(request, records, patient_id)
+            box = _call_box(request, records, patient_id, course.state.current_phase)
         except NotFoundError:
             raise _not_found(request, user) from None
         kb = family_kb(context.kb, lang)
