@@ -164,8 +164,6 @@ WORDS = {
 
 @pytest.mark.parametrize("lang", ["en", "es"])
 def test_family_reads_plan_records_fever_and_the_clinician_sees_the_flag(browser, server, lang: str) -> None:
-    from allpath.web.family import page_readability
-
     page = new_page(browser, server, lang)
     patient = server["ids"][f"induction-{lang}"]
     login(page, f"fam-induction-{lang}", PASSWORD, lang)
@@ -173,8 +171,6 @@ def test_family_reads_plan_records_fever_and_the_clinician_sees_the_flag(browser
     expect(page.locator("html")).to_have_attribute("lang", lang)
     expect(page.locator('.roadmap [aria-current="step"]')).to_contain_text("induc", ignore_case=True)
     expect(page.locator(".call-now")).to_contain_text(DAY_PHONE)
-    if lang == "en":
-        assert page_readability(page.content(), "en") <= 8
     check(page, f"{lang}-plan-390")
 
     page.goto(f"/plan/{patient}/diary")
