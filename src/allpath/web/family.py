@@ -303,6 +303,9 @@ def glossary_entries(kb: KnowledgeBase) -> list[tuple[Item, tuple[str, ...]]]:
         t = kb.topics.get(topic_id)
         if t is not None:
             entries.append((Item(t.title, t.summary, tuple(t.citations)), words))
+    # The KB's own glossary (glossary.yaml), whose words are given in each language.
+    for g in kb.glossary.values():
+        entries.append((Item(g.term, g.definition, tuple(g.citations)), tuple(w.lower() for w in g.words)))
     return entries
 
 
