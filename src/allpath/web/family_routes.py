@@ -183,6 +183,7 @@ def create_family_router() -> APIRouter:
             box=box,
             entries=list(reversed(entries)),
             symptoms=records.companion.symptoms,
+            symptom_names={s.id: s.label(_lang(request)) for s in records.companion.symptoms},
             grades=GRADES,
             errors=errors or {},
             values=values or {},
