@@ -164,10 +164,14 @@ def test_clinician_marks_urgent_entries_seen_and_the_flag_goes(service) -> None:
 
 
 def test_clinician_page_draws_the_diary_chart_beside_the_timeline(service) -> None:
+    with service["app"].state.allpath.sessions() as session:
+        FamilyRecords(session, SYSTEM, load_companion()).add_diary_entry(service["own"], 39.1, {"pain": 2})
     clinician = logged_in(service, *CLINICIAN)
     html = clinician.get(f"/clinic/patients/{service['own']}/family").text
     assert 'class="diary-chart"' in html and 'class="timeline"' in html
-    assert "38.5 °C" in html and "URGENT" in html  # the chart's description says it in words
+    desc = re.search(r'<desc id="dc-desc">(.*?)</desc>', html, re.S)
+    assert desc and "39.1 °C; Pain 2/3; URGENT" in desc.group(1)  # the chart says it in words
+    assert '<polygon class="dc-urgent"' in html  # urgent drawn as a triangle, not only a colour
 
 
 # --- the medicine log -------------------------------------------------------------------------------
