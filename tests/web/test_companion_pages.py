@@ -23,6 +23,9 @@ from allpath.store.companion import Contact, FamilyRecords
 from allpath.store.service import SYSTEM, Records
 from allpath.web.family import page_readability, visible_text
 
+# One worker runs the module: its service (and the log-ins) are built once.
+pytestmark = pytest.mark.xdist_group("companion-pages")
+
 CLINICIAN = ("comp-clinician", "clinician-password-1")
 FAMILY = ("comp-family", "family-password-1")
 OTHER_FAMILY = ("comp-other", "family-password-2")
