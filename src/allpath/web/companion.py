@@ -21,6 +21,7 @@ from allpath.course.companion import (
     format_temperature,
 )
 from allpath.knowledge.loader import KnowledgeBase
+from allpath.plan import Citation
 from allpath.store.companion import CallSettings, Contact, DiaryEntry
 from allpath.store.service import EventRecord
 
@@ -89,6 +90,7 @@ class Step:
     started: dt.date | None
     ended: dt.date | None
     timing: str
+    citations: tuple[Citation, ...] = ()
 
 
 def roadmap(kb: KnowledgeBase, events: list[EventRecord], current: str | None, completed: Sequence[str]) -> list[Step]:
@@ -132,6 +134,7 @@ def roadmap(kb: KnowledgeBase, events: list[EventRecord], current: str | None, c
                 started.get(p),
                 ended.get(p) if status == "done" else None,
                 kb_phase.timing if kb_phase else "",
+                tuple(kb_phase.citations) if kb_phase else (),
             )
         )
     return steps

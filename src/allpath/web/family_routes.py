@@ -119,6 +119,11 @@ def create_family_router() -> APIRouter:
         plan = _plan_for(context, course)
         family = build_family_plan(plan, kb, current_phase=course.state.current_phase) if plan else None
         steps = roadmap(kb, course.events, course.state.current_phase, course.state.completed_phases) if plan else []
+        if family is not None:
+            # The road's timings are the KB phases' words: their sources join the page's numbered list.
+            for step in steps:
+                for c in step.citations:
+                    family.references.setdefault((c.source_id, c.section), len(family.references) + 1)
         label = course.patient.display_name or course.patient.id
         return {
             "f": family,
