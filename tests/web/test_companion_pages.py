@@ -482,3 +482,28 @@ def test_every_interface_string_has_a_spanish_translation() -> None:
     untranslated = [m.id for m in catalog if m.id and not m.string]
     assert not untranslated
     assert len([m for m in catalog if m.id]) > 100
+
+
+@pytest.mark.parametrize(
+    ("form", "data", "field"),
+    [
+        ("settings", {"fever_celsius": "40.5"}, "fever_celsius"),
+        ("settings", {"fever_celsius": "warm"}, "fever_celsius"),
+        ("prescriptions", {"medicine": "mercaptopurine", "dose_mg": "", "frequency": "daily"}, "dose_mg"),
+        ("calendar", {"kind": "visit", "starts_at": "tomorrow", "minutes": "30", "place": "Clinic"}, "starts_at"),
+    ],
+)
+def test_team_form_errors_name_the_field_and_save_nothing(service, form: str, data: dict, field: str) -> None:
+    clinician = logged_in(service, *CLINICIAN)
+    page = f"/clinic/patients/{service['other']}/family"
+    before = clinician.get(page).text
+    r = clinician.post(f"{page}/{form}", data={**data, "csrf_token": csrf(before)}, follow_redirects=False)
+    assert r.status_code == 422
+    assert f'id="{form}-{field}-error"' in r.text and f'href="#{form}-{field}"' in r.text
+
+    def saved(html: str) -> list[str]:  # what the three forms have stored, as the page lists it
+        lists = re.findall(r'<section aria-labelledby="(?:rx|cal)-h">(.*?)<form', html, re.S)
+        return [*lists, *re.findall(r'id="settings-fever_celsius"[^>]*value="([^"]*)"', html)]
+
+    assert len(saved(before)) == 3
+    assert saved(clinician.get(page).text) == saved(before)
