@@ -23,11 +23,14 @@ from allpath.fhir.importer import ImportResult
 from allpath.knowledge import KnowledgeBase
 from allpath.knowledge.schema import AlertRule, AllOf, NotOf, NotRecommendedRule, RecommendationRule
 from allpath.plan import Citation, Plan
-from allpath.rules.fhirpath import facts_to_parameters, to_fhirpath
+from allpath.fhir.library import LIBRARY_ID, facts_library
+from allpath.rules.fhirpath import facts_to_parameters, to_fhirpath, to_fhirpath_variables
 from allpath.rules.tree import describe
 
 BASE_URL = "https://allpath.example.org/fhir"
 PLAN_DEFINITION_URL = f"{BASE_URL}/PlanDefinition/allpath-all-treatment-options"
+LIBRARY_URL = f"{BASE_URL}/Library/allpath-facts-from-record"
+ALTERNATIVE_EXPRESSION = "http://hl7.org/fhir/StructureDefinition/cqf-alternativeExpression"
 RULE_KIND_SYSTEM = f"{BASE_URL}/CodeSystem/rule-kind"
 CATEGORY_SYSTEM = f"{BASE_URL}/CodeSystem/recommendation-category"
 STRENGTH_SYSTEM = f"{BASE_URL}/CodeSystem/recommendation-strength"
@@ -58,9 +61,21 @@ def _citation_artifacts(kb: KnowledgeBase, citations: list[Any]) -> list[dict[st
 
 
 def _condition(node: Any) -> dict[str, Any]:
+    """The condition over the facts Parameters, and the same condition over the Library's `%fact` variables."""
+    on_record = {
+        "language": FHIRPATH,
+        "expression": to_fhirpath_variables(node),
+        "reference": f"#{LIBRARY_ID}",
+        "description": "The same condition over the facts the Library derives from the patient's record.",
+    }
     return {
         "kind": "applicability",
-        "expression": {"language": FHIRPATH, "expression": to_fhirpath(node), "description": describe(node)},
+        "expression": {
+            "extension": [{"url": ALTERNATIVE_EXPRESSION, "valueExpression": on_record}],
+            "language": FHIRPATH,
+            "expression": to_fhirpath(node),
+            "description": describe(node),
+        },
     }
 
 
@@ -176,8 +191,12 @@ def plan_definition(kb: KnowledgeBase) -> dict[str, Any]:
         "status": "active",
         "description": (
             f"Knowledge {kb.version} ({pack_titles}). Each action applies when its FHIRPath condition, "
-            "evaluated with the patient's facts Parameters resource as its focus, is true. " + kb.disclaimer
+            "evaluated with the patient's facts Parameters resource as its focus, is true. Without those "
+            "facts, evaluate the contained Library on the patient's record (a Bundle: Patient plus data) "
+            "and each condition's alternative expression (cqf-alternativeExpression) over its variables. "
+            + kb.disclaimer
         ),
+        "library": [f"#{LIBRARY_ID}"],
         "relatedArtifact": [
             {
                 "type": "citation",
@@ -188,7 +207,10 @@ def plan_definition(kb: KnowledgeBase) -> dict[str, Any]:
             }
             for s in sources
         ],
-        "contained": [activity_definition(kb, a) for a in used_agents],
+        "contained": [
+            facts_library(kb.version, LIBRARY_URL),
+            *(activity_definition(kb, a) for a in used_agents),
+        ],
         "action": actions,
     }
 
