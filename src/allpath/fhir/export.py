@@ -36,6 +36,14 @@ CATEGORY_SYSTEM = f"{BASE_URL}/CodeSystem/recommendation-category"
 STRENGTH_SYSTEM = f"{BASE_URL}/CodeSystem/recommendation-strength"
 SEVERITY_SYSTEM = f"{BASE_URL}/CodeSystem/alert-severity"
 PLAN_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/plan-definition-type"
+STRENGTH_EXTENSION = f"{BASE_URL}/StructureDefinition/recommendation-strength"
+# The CPG-on-FHIR IG (HL7, STU2 2.0.0) profiles of what `$apply` returns; canonical URLs as the IG
+# publishes them (checked on hl7.org/fhir/uv/cpg, see docs/cpg.md).
+CPG = "http://hl7.org/fhir/uv/cpg/StructureDefinition"
+CPG_CAREPLAN = f"{CPG}/cpg-careplan"
+CPG_STRATEGY = f"{CPG}/cpg-strategy"
+CPG_MEDICATION_REQUEST = f"{CPG}/cpg-medicationrequest"
+CPG_RATIONALE = f"{CPG}/cpg-rationale"
 FHIRPATH = "text/fhirpath"
 
 
@@ -225,24 +233,32 @@ def care_plan(
     """`$apply`: the plan for these facts as a CarePlan holding a RequestGroup (intent `option`).
 
     The RequestGroup's actions are the recommendations, with their citations and agents
-    (RxNorm-coded where the KB has a confirmed code); alerts and options not recommended are
-    notes. The facts travel along as a contained Parameters resource. Unknown facts that could
+    (RxNorm-coded where the KB has a confirmed code); each drug of an option points to a contained
+    MedicationRequest with intent `proposal` (none for a withdrawn or superseded drug). The CarePlan,
+    RequestGroup and MedicationRequests name the CPG-on-FHIR profiles in `meta.profile`. Alerts and
+    options not recommended are notes. The facts travel along as a contained Parameters resource. Unknown facts that could
     change the plan are one more CarePlan note.
     """
     kb = engine.kb
     plan = engine.recommend(facts, extra_alerts=imported.alerts if imported is not None else ())
     subject = subject or {"display": "the patient whose facts were given"}
+    canonical = f"{PLAN_DEFINITION_URL}|{kb.version}"
     actions = []
+    orders: list[dict[str, Any]] = []
     for rec in plan.recommendations:
         action: dict[str, Any] = {
+            # The CPG strategy profile allows one code per action: the category; the strength rides in an extension.
+            "extension": [
+                {
+                    "url": STRENGTH_EXTENSION,
+                    "valueCodeableConcept": {"coding": [{"system": STRENGTH_SYSTEM, "code": rec.strength}]},
+                }
+            ],
             "id": _fhir_id(rec.id),
             "title": rec.title,
             "description": rec.summary,
             "textEquivalent": rec.rationale,
-            "code": [
-                {"coding": [{"system": CATEGORY_SYSTEM, "code": rec.category}]},
-                {"coding": [{"system": STRENGTH_SYSTEM, "code": rec.strength}]},
-            ],
+            "code": [{"coding": [{"system": CATEGORY_SYSTEM, "code": rec.category}]}],
             "documentation": _citation_artifacts(kb, rec.citations),
         }
         superseded = getattr(rec, "superseded_by", None)
@@ -259,11 +275,19 @@ def care_plan(
                 for c in kb.agents[agent.id].codes
                 if c.system == RXNORM
             ]
+            concept: dict[str, Any] = {"coding": codings, "text": agent.name} if codings else {"text": agent.name}
             entry: dict[str, Any] = {
                 "title": agent.name,
                 "description": f"{agent.drug_class}; {', '.join(agent.routes)}",
+                "code": [concept],
             }
-            entry["code"] = [{"coding": codings, "text": agent.name}] if codings else [{"text": agent.name}]
+            if superseded or agent.superseded_by:
+                # A withdrawn or superseded drug is shown with its note, never proposed as an order.
+                entry["description"] += f" (superseded: {agent.superseded_by or superseded}; not proposed)"
+            else:
+                order = _medication_request(f"mr-{len(orders) + 1}", concept, subject, canonical, rec.rationale)
+                orders.append(order)
+                entry["resource"] = {"reference": f"#{order['id']}"}
             sub.append(entry)
         if sub:
             action["action"] = sub
@@ -281,7 +305,8 @@ def care_plan(
     request_group: dict[str, Any] = {
         "resourceType": "RequestGroup",
         "id": "options",
-        "instantiatesCanonical": [f"{PLAN_DEFINITION_URL}|{kb.version}"],
+        "meta": {"profile": [CPG_STRATEGY]},
+        "instantiatesCanonical": [canonical],
         "status": "draft",
         "intent": "option",
         "subject": subject,
@@ -293,10 +318,12 @@ def care_plan(
     care: dict[str, Any] = {
         "resourceType": "CarePlan",
         "id": "allpath-options",
-        "contained": [request_group, parameters],
-        "instantiatesCanonical": [f"{PLAN_DEFINITION_URL}|{kb.version}"],
+        "meta": {"profile": [CPG_CAREPLAN]},
+        "contained": [request_group, parameters, *orders],
+        "instantiatesCanonical": [canonical],
         "status": "draft",
         "intent": "option",
+        "category": [{"text": "Treatment options for acute lymphoblastic leukemia"}],
         "title": "Treatment options (allpath)",
         "description": plan.disclaimer,
         "subject": subject,
@@ -310,6 +337,23 @@ def care_plan(
     if sharpen is not None:
         care["note"].append(sharpen)
     return care
+
+
+def _medication_request(
+    order_id: str, medication: dict[str, Any], subject: dict[str, Any], canonical: str, rationale: str
+) -> dict[str, Any]:
+    """A proposed (never ordered) MedicationRequest for one drug of one option, as the CPG profile has it."""
+    return {
+        "resourceType": "MedicationRequest",
+        "id": order_id,
+        "meta": {"profile": [CPG_MEDICATION_REQUEST]},
+        "extension": [{"url": CPG_RATIONALE, "valueMarkdown": rationale}],
+        "status": "draft",
+        "intent": "proposal",
+        "medicationCodeableConcept": medication,
+        "subject": subject,
+        "instantiatesCanonical": [canonical],
+    }
 
 
 def missing_facts_note(plan: Plan, kb: KnowledgeBase) -> dict[str, Any] | None:

@@ -1,0 +1,85 @@
+"""FHIR operations over HTTP: the exported PlanDefinition, and `PlanDefinition/{id}/$apply`.
+
+Every answer is FHIR JSON (`application/fhir+json`); every error, an `OperationOutcome` naming
+the parameter, with a 4xx status (401 without a bearer token, as on every patient-data route:
+`$apply` reads a patient's record). The plan comes from the service's own engine and importer,
+the ones the REST API and CDS Hooks use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.concurrency import run_in_threadpool
+
+from allpath.api.deps import bearer_scheme, get_current_user
+from allpath.errors import AllpathError, Problem
+from allpath.fhir.apply import PLAN_DEFINITION_ID, apply, operation_outcome
+from allpath.fhir.export import plan_definition
+from allpath.fhir.importer import Importer
+from allpath.http.deps import ContextDep, SessionDep
+from allpath.httperrors import http_status
+from allpath.store.context import AppContext
+
+FHIR_JSON = "application/fhir+json"
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+
+
+def _fhir(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _outcome(status: int, message: str, problems: list[Problem], headers: dict[str, str] | None = None) -> JSONResponse:
+    return _fhir(operation_outcome(status, message, problems), status, headers)
+
+
+def fhir_importer(context: AppContext) -> Importer:
+    """One Importer per service, over its knowledge base (built on first use; construction checks the alerts)."""
+    importer = context.extra.get("fhir_importer")
+    if importer is None:
+        importer = context.extra["fhir_importer"] = Importer(context.kb)
+    return importer  # type: ignore[no-any-return]
+
+
+@router.get("/PlanDefinition/{plan_id}")
+def read_plan_definition(plan_id: str, context: ContextDep) -> JSONResponse:
+    """The knowledge base as a PlanDefinition, with its Library of FHIRPath fact expressions (no patient data)."""
+    if plan_id != PLAN_DEFINITION_ID:
+        return _outcome(404, "not found", [Problem("id", f"the only PlanDefinition is {PLAN_DEFINITION_ID!r}")])
+    cached = context.extra.get("plan_definition")
+    if cached is None:
+        cached = context.extra["plan_definition"] = plan_definition(context.kb)
+    return _fhir(cached)
+
+
+@router.post("/PlanDefinition/{plan_id}/$apply")
+async def apply_plan_definition(
+    plan_id: str,
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> JSONResponse:
+    """`$apply`: Parameters (`subject`, `data` Bundle) in, a CarePlan with a RequestGroup of proposals out."""
+    try:
+        await get_current_user(request, session, credentials)
+    except HTTPException as exc:
+        return _outcome(exc.status_code, str(exc.detail), [Problem("Authorization", str(exc.detail))], exc.headers)
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _outcome(400, "invalid request", [Problem("Parameters", "the body is not valid JSON")])
+    try:
+        care = await run_in_threadpool(
+            apply, context.recommender, fhir_importer(context), plan_id, body, as_of=dt.date.today()
+        )
+    except AllpathError as exc:
+        status = http_status(exc)
+        return _outcome(status, exc.message, exc.problems)
+    return _fhir(care)
