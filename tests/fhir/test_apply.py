@@ -1,4 +1,4 @@
-"""`POST /fhir/PlanDefinition/{id}/$apply`: a CPG CarePlan out, OperationOutcome (4xx, naming the parameter) on error."""
+"""`POST /fhir/PlanDefinition/{id}/$apply`: a CPG CarePlan out; OperationOutcome (4xx) naming the parameter."""
 
 from __future__ import annotations
 
@@ -120,7 +120,9 @@ def test_apply_over_http_gives_the_plan_of_the_import_for_every_example_bundle(
     care = response.json()
     group = next(r for r in care["contained"] if r["resourceType"] == "RequestGroup")
     assert [a["id"] for a in group["action"]] == plan.recommendation_ids()
-    alert_ids = [n["text"].split(", ", 1)[1].split(")", 1)[0] for n in group.get("note", []) if n["text"].startswith("Alert")]
+    alert_ids = [
+        n["text"].split(", ", 1)[1].split(")", 1)[0] for n in group.get("note", []) if n["text"].startswith("Alert")
+    ]
     assert alert_ids == [a.id for a in plan.alerts]
     expected = care_plan(engine, imported.facts, imported=imported, subject=care["subject"])
     assert care == expected
@@ -137,14 +139,47 @@ def test_apply_without_a_token_is_401_operation_outcome(client: TestClient) -> N
     [
         ({"resourceType": "Bundle"}, "Parameters.resourceType"),
         ([1, 2], "Parameters"),
-        ({"resourceType": "Parameters", "parameter": [{"name": "data", "resource": {"resourceType": "Bundle", "type": "collection"}}]}, "subject"),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "data", "resource": {"resourceType": "Bundle", "type": "collection"}}],
+            },
+            "subject",
+        ),
         ({"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Patient/p"}]}, "data"),
-        ({"resourceType": "Parameters", "parameter": [{"name": "subject", "valueInteger": 3}, {"name": "data", "resource": {"resourceType": "Bundle", "type": "collection"}}]}, "subject"),
-        ({"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Patient/p"}, {"name": "data", "valueString": "x"}]}, "data"),
-        ({"resourceType": "Parameters", "parameter": [{"name": "useServerData", "valueBoolean": True}]}, "useServerData"),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "subject", "valueInteger": 3},
+                    {"name": "data", "resource": {"resourceType": "Bundle", "type": "collection"}},
+                ],
+            },
+            "subject",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "subject", "valueString": "Patient/p"}, {"name": "data", "valueString": "x"}],
+            },
+            "data",
+        ),
+        (
+            {"resourceType": "Parameters", "parameter": [{"name": "useServerData", "valueBoolean": True}]},
+            "useServerData",
+        ),
         ({"resourceType": "Parameters", "parameter": "nope"}, "Parameters.parameter"),
     ],
-    ids=["not-parameters", "not-an-object", "no-subject", "no-data", "subject-not-a-string", "data-not-a-bundle", "unknown-parameter", "parameter-not-a-list"],
+    ids=[
+        "not-parameters",
+        "not-an-object",
+        "no-subject",
+        "no-data",
+        "subject-not-a-string",
+        "data-not-a-bundle",
+        "unknown-parameter",
+        "parameter-not-a-list",
+    ],
 )
 def test_malformed_apply_parameters_are_400_naming_the_parameter(
     client: TestClient, auth: dict[str, str], body: Any, field: str
@@ -154,19 +189,25 @@ def test_malformed_apply_parameters_are_400_naming_the_parameter(
     assert field in [f for f, _ in _issues(response)]
 
 
-def test_a_subject_that_is_not_the_patient_in_data_is_400_naming_subject(client: TestClient, auth: dict[str, str]) -> None:
+def test_a_subject_that_is_not_the_patient_in_data_is_400_naming_subject(
+    client: TestClient, auth: dict[str, str]
+) -> None:
     response = client.post(URL, json=_parameters(_bundle(), subject="Patient/someone-else"), headers=auth)
     assert response.status_code == 400
     [(field, text)] = _issues(response)
     assert field == "subject" and "someone-else" in text
 
 
-def test_an_invalid_resource_in_data_is_422_naming_its_path_under_data(client: TestClient, auth: dict[str, str]) -> None:
+def test_an_invalid_resource_in_data_is_422_naming_its_path_under_data(
+    client: TestClient, auth: dict[str, str]
+) -> None:
     bundle = _bundle()
     bundle["entry"][1]["resource"]["code"] = 5
     response = client.post(URL, json=_parameters(bundle), headers=auth)
     assert response.status_code == 422
-    assert [f for f, _ in _issues(response)] == [f"data.entry[1].resource(Condition/{bundle['entry'][1]['resource']['id']}).code"]
+    assert [f for f, _ in _issues(response)] == [
+        f"data.entry[1].resource(Condition/{bundle['entry'][1]['resource']['id']}).code"
+    ]
 
 
 def test_a_record_without_all_is_422_not_an_empty_plan(client: TestClient, auth: dict[str, str]) -> None:
@@ -177,7 +218,9 @@ def test_a_record_without_all_is_422_not_an_empty_plan(client: TestClient, auth:
     assert any(f.startswith("data.Condition") for f, _ in _issues(response))
 
 
-def test_invalid_json_and_an_unknown_plan_definition_are_operation_outcomes(client: TestClient, auth: dict[str, str]) -> None:
+def test_invalid_json_and_an_unknown_plan_definition_are_operation_outcomes(
+    client: TestClient, auth: dict[str, str]
+) -> None:
     response = client.post(URL, content=b"{not json", headers={**auth, "Content-Type": "application/fhir+json"})
     assert response.status_code == 400 and _issues(response)[0][0] == "Parameters"
     response = client.post("/fhir/PlanDefinition/other/$apply", json=_parameters(_bundle()), headers=auth)
@@ -198,7 +241,13 @@ def test_the_plan_definition_is_served_with_its_library(client: TestClient) -> N
 def test_a_withdrawn_drug_is_shown_with_its_note_but_never_proposed_as_an_order() -> None:
     engine = Engine(load_kb(["base", "updates-2026"]))
     facts = PatientFacts.parse(
-        {"age_years": 40, "disease_status": "relapsed", "relapse_count": 1, "remission_count": 1, "prior_regimen_count": 2}
+        {
+            "age_years": 40,
+            "disease_status": "relapsed",
+            "relapse_count": 1,
+            "remission_count": 1,
+            "prior_regimen_count": 2,
+        }
     )
     care = care_plan(engine, facts)
     group = next(r for r in care["contained"] if r["resourceType"] == "RequestGroup")
@@ -206,5 +255,10 @@ def test_a_withdrawn_drug_is_shown_with_its_note_but_never_proposed_as_an_order(
     assert liposomal["action"], "the withdrawn option still lists its drug, with the note"
     for drug in liposomal["action"]:
         assert "resource" not in drug and "not proposed" in drug["description"]
-    names = {c.get("text") for r in care["contained"] if r["resourceType"] == "MedicationRequest" for c in [r["medicationCodeableConcept"]]}
+    names = {
+        c.get("text")
+        for r in care["contained"]
+        if r["resourceType"] == "MedicationRequest"
+        for c in [r["medicationCodeableConcept"]]
+    }
     assert not any("liposom" in (n or "") for n in names)

@@ -128,9 +128,7 @@ def _bundles() -> list[tuple[str, dict[str, Any]]]:
     # Added here: a result about another patient, which both must ignore, and equally recent
     # disagreeing MRD results, which both must leave unknown.
     noisy = json.loads((ROOT / "examples" / "fhir" / "remission-after-induction-mrd-positive.bundle.json").read_text())
-    mrd = next(
-        e for e in noisy["entry"] if "mrd_status" in json.dumps(e["resource"].get("code", {}))
-    )
+    mrd = next(e for e in noisy["entry"] if "mrd_status" in json.dumps(e["resource"].get("code", {})))
     other = json.loads(json.dumps(mrd))
     other["resource"]["id"] = "someone-elses-mrd"
     other["resource"]["subject"] = {"reference": "Patient/someone-else"}
@@ -203,7 +201,9 @@ def test_every_meaning_in_the_importers_code_tables_is_turned_into_fhirpath() ->
 
 def test_the_library_follows_a_code_the_importer_learns(runner: LibraryRunner) -> None:
     # A test-only system (never a real code): added to the tables, it must reach the Library unedited.
-    test_code = KnownCode("https://allpath.example.org/test-only", "t-all", "test", {"diagnosis": "all", "lineage": "T"}, "test")
+    test_code = KnownCode(
+        "https://allpath.example.org/test-only", "t-all", "test", {"diagnosis": "all", "lineage": "T"}, "test"
+    )
     tables = code_tables()
     learned = CodeTables(
         conditions={**tables.conditions, (test_code.system, test_code.code): test_code},
@@ -215,7 +215,9 @@ def test_the_library_follows_a_code_the_importer_learns(runner: LibraryRunner) -
     condition = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition")
     condition["code"] = {"coding": [{"system": test_code.system, "code": test_code.code}]}
     assert runner.run(bundle)["lineage"] == ["unknown"]
-    assert LibraryRunner(facts_library("test", "https://allpath.example.org/test", learned)).run(bundle)["lineage"] == ["T"]
+    assert LibraryRunner(facts_library("test", "https://allpath.example.org/test", learned)).run(bundle)["lineage"] == [
+        "T"
+    ]
 
 
 def test_the_library_says_which_facts_it_cannot_derive() -> None:

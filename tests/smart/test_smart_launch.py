@@ -20,13 +20,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from tests.smart.fake_ehr import CLIENT_ID, Ehr, running_ehr
 
 from allpath.api import create_app
 from allpath.engine import Engine
 from allpath.fhir import Importer
 from allpath.knowledge import load_kb
 from allpath.settings import DatabaseSettings, Settings, SmartSettings
+from tests.smart.fake_ehr import CLIENT_ID, Ehr, running_ehr
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIRECT = "http://testserver/smart/callback"

@@ -88,7 +88,14 @@ def _data(by_name: Mapping[str, list[Mapping[str, Any]]]) -> Mapping[str, Any]:
     given = by_name.get("data", [])
     if len(given) != 1:
         raise ApplyRequestError(
-            [Problem("data", "exactly one data Bundle is required (the patient and their record)" if not given else "give one data Bundle")]
+            [
+                Problem(
+                    "data",
+                    "exactly one data Bundle is required (the patient and their record)"
+                    if not given
+                    else "give one data Bundle",
+                )
+            ]
         )
     bundle = given[0].get("resource")
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":

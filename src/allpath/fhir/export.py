@@ -20,10 +20,10 @@ from allpath.explain.labels import missing_fact_views
 from allpath.facts import PatientFacts
 from allpath.fhir.codes import NCIT, RXNORM
 from allpath.fhir.importer import ImportResult
+from allpath.fhir.library import LIBRARY_ID, facts_library
 from allpath.knowledge import KnowledgeBase
 from allpath.knowledge.schema import AlertRule, AllOf, NotOf, NotRecommendedRule, RecommendationRule
 from allpath.plan import Citation, Plan
-from allpath.fhir.library import LIBRARY_ID, facts_library
 from allpath.rules.fhirpath import facts_to_parameters, to_fhirpath, to_fhirpath_variables
 from allpath.rules.tree import describe
 
@@ -236,8 +236,8 @@ def care_plan(
     (RxNorm-coded where the KB has a confirmed code); each drug of an option points to a contained
     MedicationRequest with intent `proposal` (none for a withdrawn or superseded drug). The CarePlan,
     RequestGroup and MedicationRequests name the CPG-on-FHIR profiles in `meta.profile`. Alerts and
-    options not recommended are notes. The facts travel along as a contained Parameters resource. Unknown facts that could
-    change the plan are one more CarePlan note.
+    options not recommended are notes. The facts travel along as a contained Parameters resource.
+    Unknown facts that could change the plan are one more CarePlan note.
     """
     kb = engine.kb
     plan = engine.recommend(facts, extra_alerts=imported.alerts if imported is not None else ())

@@ -41,8 +41,8 @@ from allpath.fhir.codes import (
     CodeTables,
     code_tables,
 )
-from allpath.fhir.importer import CASE_FEATURES
 from allpath.fhir.importer import _MONTHS_PER_UNIT as MONTHS_PER_UNIT  # the importer's own unit table
+from allpath.fhir.importer import CASE_FEATURES
 from allpath.rules.fhirpath import literal
 
 LIBRARY_ID = "facts-from-record"
@@ -321,7 +321,7 @@ def not_derived(tables: CodeTables | None = None) -> list[str]:
 def unread_meanings(tables: CodeTables | None = None) -> list[str]:
     """Code-table meanings the generator does not turn into FHIRPath (a test keeps this empty)."""
     tables = tables or code_tables()
-    unread = []
+    unread: list[str] = []
     for name, known in _READ_MEANINGS.items():
         table: Mapping[tuple[str, str], Any] = getattr(tables, name)
         for (system, code), entry in table.items():

@@ -121,7 +121,9 @@ def discover(settings: SmartSettings, iss: str) -> Endpoints:
     return Endpoints(authorization=str(endpoints[0]), token=str(endpoints[1]))
 
 
-def authorization_url(settings: SmartSettings, endpoints: Endpoints, iss: str, launch: str, state: str, verifier: str) -> str:
+def authorization_url(
+    settings: SmartSettings, endpoints: Endpoints, iss: str, launch: str, state: str, verifier: str
+) -> str:
     """Where to send the browser: the authorization endpoint with the PKCE challenge, `aud` and `launch`."""
     with _client(settings) as client:
         url, _ = client.create_authorization_url(
@@ -132,9 +134,9 @@ def authorization_url(settings: SmartSettings, endpoints: Endpoints, iss: str, l
 
 def exchange_code(settings: SmartSettings, endpoints: Endpoints, code: str, verifier: str) -> dict[str, Any]:
     """The token response for this code and verifier; it must name the patient in context."""
+    import httpx
     from authlib.integrations.base_client import OAuthError
     from authlib.oauth2.rfc6749.errors import OAuth2Error
-    import httpx
 
     with _client(settings) as client:
         try:
@@ -175,9 +177,18 @@ def read_record(settings: SmartSettings, iss: str, access_token: str, patient_id
                     resource = entry.get("resource") if isinstance(entry, Mapping) else None
                     # A searchset may include OperationOutcome or other `include`d entries: keep the type asked for.
                     if isinstance(resource, Mapping) and resource.get("resourceType") == kind:
-                        entries.append({"fullUrl": entry.get("fullUrl") or f"{iss}/{kind}/{resource.get('id')}", "resource": dict(resource)})
+                        entries.append(
+                            {
+                                "fullUrl": entry.get("fullUrl") or f"{iss}/{kind}/{resource.get('id')}",
+                                "resource": dict(resource),
+                            }
+                        )
                 url = next(
-                    (link.get("url") for link in page.get("link") or [] if isinstance(link, Mapping) and link.get("relation") == "next"),
+                    (
+                        link.get("url")
+                        for link in page.get("link") or []
+                        if isinstance(link, Mapping) and link.get("relation") == "next"
+                    ),
                     None,
                 )
                 if url is not None and not _same_origin_or_https(url, iss):

@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from allpath.errors import AllpathError, Problem
 from allpath.explain.labels import PHASE_LABELS, missing_fact_views
-from allpath.fhir.importer import FhirInputError, Importer
+from allpath.fhir.importer import FhirInputError
 from allpath.fhir.smart import (
     Endpoints,
     SmartDeniedError,
@@ -39,7 +39,7 @@ from allpath.fhir.smart import (
     read_record,
 )
 from allpath.http.cookies import cookie_secure
-from allpath.http.deps import SessionDep, get_context
+from allpath.http.deps import SessionDep, fhir_importer, get_context
 from allpath.plan import Plan
 from allpath.settings import SmartSettings
 from allpath.store.context import AppContext
@@ -111,14 +111,7 @@ def _store(context: AppContext) -> SmartStore:
     store = context.extra.get("smart_store")
     if store is None:
         store = context.extra["smart_store"] = SmartStore(context.settings.smart.launch_ttl_seconds)
-    return store  # type: ignore[no-any-return]
-
-
-def _importer(context: AppContext) -> Importer:
-    importer = context.extra.get("fhir_importer")
-    if importer is None:
-        importer = context.extra["fhir_importer"] = Importer(context.kb)
-    return importer  # type: ignore[no-any-return]
+    return store
 
 
 def _page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
@@ -192,7 +185,7 @@ def create_smart_router() -> APIRouter:
             patient_id = str(token["patient"])
             bundle = read_record(settings, pending.iss, str(token["access_token"]), patient_id)
             del token  # the access token is not kept past the read
-            imported = _importer(context).from_bundle(bundle, as_of=dt.date.today())
+            imported = fhir_importer(context).from_bundle(bundle, as_of=dt.date.today())
         except (SmartLaunchError, SmartDeniedError, SmartUpstreamError, FhirInputError) as exc:
             log.info("SMART callback refused: %s", type(exc).__name__)
             return _refused(request, exc)

@@ -21,10 +21,8 @@ from allpath.api.deps import bearer_scheme, get_current_user
 from allpath.errors import AllpathError, Problem
 from allpath.fhir.apply import PLAN_DEFINITION_ID, apply, operation_outcome
 from allpath.fhir.export import plan_definition
-from allpath.fhir.importer import Importer
-from allpath.http.deps import ContextDep, SessionDep
+from allpath.http.deps import ContextDep, SessionDep, fhir_importer
 from allpath.httperrors import http_status
-from allpath.store.context import AppContext
 
 FHIR_JSON = "application/fhir+json"
 router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -36,14 +34,6 @@ def _fhir(body: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
 
 def _outcome(status: int, message: str, problems: list[Problem], headers: dict[str, str] | None = None) -> JSONResponse:
     return _fhir(operation_outcome(status, message, problems), status, headers)
-
-
-def fhir_importer(context: AppContext) -> Importer:
-    """One Importer per service, over its knowledge base (built on first use; construction checks the alerts)."""
-    importer = context.extra.get("fhir_importer")
-    if importer is None:
-        importer = context.extra["fhir_importer"] = Importer(context.kb)
-    return importer  # type: ignore[no-any-return]
 
 
 @router.get("/PlanDefinition/{plan_id}")
@@ -69,7 +59,8 @@ async def apply_plan_definition(
     try:
         await get_current_user(request, session, credentials)
     except HTTPException as exc:
-        return _outcome(exc.status_code, str(exc.detail), [Problem("Authorization", str(exc.detail))], exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return _outcome(exc.status_code, str(exc.detail), [Problem("Authorization", str(exc.detail))], headers)
     raw = await request.body()
     try:
         body = json.loads(raw)
