@@ -25,7 +25,9 @@ from allpath.http.deps import ContextDep, SessionDep, fhir_importer
 from allpath.httperrors import http_status
 
 FHIR_JSON = "application/fhir+json"
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+# Not in the OpenAPI document: FHIR is its own protocol (its errors are OperationOutcome, not the REST
+# API's error body), described in docs/cpg.md, like CDS Hooks in docs/cds-hooks.md.
+router = APIRouter(prefix="/fhir", tags=["fhir"], include_in_schema=False)
 
 
 def _fhir(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
