@@ -1,7 +1,7 @@
 """One Bundle, one Plan: the CLI, `$apply` and CDS all show the plan `Engine.recommend` makes from
 the import, with the import's alerts ranked in the same place (the CDS half is in
 tests/cds/test_cds_fhir_end_to_end.py, which holds the cards to the same plan; `$apply` over HTTP,
-`POST /fhir/PlanDefinition/{id}/$apply`, is held to it for every example Bundle in
+`POST /fhir/PlanDefinition/{id}/$apply`, is held to it on three example Bundles in
 tests/fhir/test_apply.py)."""
 
 from __future__ import annotations

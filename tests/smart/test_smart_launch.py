@@ -81,7 +81,7 @@ def _authorize(url: str) -> str:
 
 
 def test_ehr_launch_reads_the_record_and_opens_the_clinician_plan(
-    browser: TestClient, ehr: Ehr, caplog: pytest.LogCaptureFixture
+    app: FastAPI, browser: TestClient, ehr: Ehr, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     ehr.seen.clear()
@@ -96,7 +96,7 @@ def test_ehr_launch_reads_the_record_and_opens_the_clinician_plan(
     page = browser.get(done.headers["location"])
     assert page.status_code == 200
 
-    engine = Engine(load_kb(["base"]))
+    engine: Engine = app.state.allpath.recommender
     imported = Importer(engine.kb).from_bundle(json.loads(BUNDLE.read_text()), as_of=dt.date.today())
     plan = engine.recommend(imported.facts, extra_alerts=imported.alerts)
     shown = re.findall(r'<li class="recommendation" data-rule="([^"]+)"', page.text)
@@ -172,9 +172,9 @@ def test_an_opened_plan_is_only_for_the_browser_that_launched_it(app: FastAPI, b
     assert browser.get(done.headers["location"]).status_code == 200
 
 
-def test_the_launch_routes_are_absent_until_smart_is_configured(tmp_path: Path) -> None:
+def test_the_launch_routes_are_absent_until_smart_is_configured(app: FastAPI, tmp_path: Path) -> None:
     application = create_app(
-        load_kb(["base"]), settings=Settings(database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'a.db'}"))
+        app.state.allpath.kb, settings=Settings(database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'a.db'}"))
     )
     with TestClient(application) as client:
         response: Any = client.get("/smart/launch", params={"iss": "https://x/fhir", "launch": "1"})
