@@ -17,11 +17,12 @@ keeps that list empty.
 
 What FHIRPath cannot express, the Library says (the parameter's documentation), and the
 expression yields the fact's unknown value: `unknown` for an enumeration that has one, nothing
-(empty) otherwise. Never a negative. Two known gaps, both in the documentation of their
-parameter: `age_years` is whole years (FHIRPath has no day arithmetic; exact for the KB's
-thresholds, which are whole years compared with >= and <, except the one-month limit), and a
-record whose ALL Conditions or disease-status readings disagree, which the importer refuses,
-gives an unknown disease status here.
+(empty) otherwise. Never a negative. The known gaps, each in the documentation of its parameter:
+`age_years` is whole years (FHIRPath has no day arithmetic; exact for the KB's thresholds in
+whole years compared with >= and <, not for the one-month age limit); the facts the importer
+does not read from FHIR yet have no expression (always unknown); and a record the importer
+refuses (ALL Conditions or disease-status readings that disagree) gives an unknown disease
+status here. docs/cpg.md has the whole list.
 
 Pure string generation, like `allpath.rules.fhirpath`; fhirpathpy is only used by the tests.
 """
@@ -50,7 +51,9 @@ CQF_EXPRESSION = "http://hl7.org/fhir/StructureDefinition/cqf-expression"
 FHIRPATH = "text/fhirpath"
 LIBRARY_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/library-type"
 _FHIR_TYPE = {"number": "decimal", "integer": "integer", "boolean": "boolean", "enum": "code", "list": "code"}
-# The meanings of code-table entries the generator reads; anything else is reported, not dropped silently.
+# The meanings of code-table entries the generator knows: turned into FHIRPath (diagnosis, remission,
+# lineage, the p210 reading), or, like the importer, read as notes that set no fact (`note_only`,
+# a procedure's `note`). Any other meaning is reported by `unread_meanings`, not dropped silently.
 _READ_MEANINGS = {
     "conditions": {"diagnosis", "remission", "lineage"},
     "observations": {"fact", "reading", "note_only"},
