@@ -233,3 +233,31 @@ def test_the_library_validates_as_fhir_r4(exported: dict[str, Any]) -> None:
     from fhir.resources.R4B.library import Library
 
     Library.model_validate(_library(exported))
+
+
+def test_every_code_in_the_library_comes_from_the_importers_code_tables() -> None:
+    import re
+
+    from allpath.fhir.codes import CASE_FEATURE_SYSTEM, FACT_VALUE_SYSTEM
+    from allpath.fhir.library import fact_expressions
+
+    tables = code_tables()
+    known = set(tables.conditions) | set(tables.observations)
+    # FHIR's own status code systems (required bindings), which the importer reads by their constants.
+    status = {
+        "http://terminology.hl7.org/CodeSystem/condition-clinical",
+        "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+    }
+    text = " ".join(e.expression for e in fact_expressions())
+    pairs = [
+        (system, code)
+        for system, codes in re.findall(r"system = '([^']+)' and code in \(([^)]*)\)", text)
+        for code in re.findall(r"'([^']*)'", codes)
+        if system not in status
+    ]
+    diagnosis = {k for k, c in tables.conditions.items() if c.means.get("diagnosis") == "all"}
+    assert diagnosis and diagnosis <= set(pairs), "every ALL diagnosis code the importer knows is in the Library"
+    assert [p for p in pairs if p not in known] == []
+    # Every other system named is allpath's own (case features and their values) or a status system.
+    systems = set(re.findall(r"system = '([^']+)'", text))
+    assert systems - {s for s, _ in known} <= {CASE_FEATURE_SYSTEM, FACT_VALUE_SYSTEM} | status
