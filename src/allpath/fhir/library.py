@@ -103,10 +103,11 @@ _HAS_VALUE = "(valueCodeableConcept | valueBoolean | valueInteger | valueQuantit
 # The importer's `_same_patient`: no reference, or one naming the Bundle's Patient (by fullUrl,
 # `Patient/id`, an absolute URL ending so, or a version of it).
 _REFERENCE = "(subject | patient).reference"
+# Nested `iif`s so that the costly regular expressions run only when the plain comparison fails.
 _SAME_PATIENT = (
-    f"(%subjectRefs.empty() or {_REFERENCE}.empty() or {_REFERENCE}.exists($this in %subjectRefs"
-    " or $this.replaceMatches('/_history/.*$', '').replaceMatches('/$', '')"
-    ".replaceMatches('^(.*/)?([^/]+/[^/]+)$', '$2') in %subjectRefs))"
+    f"iif(%subjectRefs.empty() or {_REFERENCE}.empty(), true, {_REFERENCE}.exists(iif($this in %subjectRefs, true,"
+    " $this.replaceMatches('/_history/.*$', '').replaceMatches('/$', '')"
+    ".replaceMatches('^(.*/)?([^/]+/[^/]+)$', '$2') in %subjectRefs)))"
 )
 
 
