@@ -206,3 +206,16 @@ def test_a_withdrawn_drug_is_shown_with_its_note_but_never_proposed_as_an_order(
         for c in [r["medicationCodeableConcept"]]
     }
     assert not any("liposom" in (n or "") for n in names)
+
+
+def test_a_body_nested_too_deeply_is_a_400_not_a_500(apply_client: TestClient, apply_auth: dict[str, str]) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = apply_client.post(URL, content=deep, headers={**apply_auth, "Content-Type": "application/fhir+json"})
+    assert response.status_code == 400 and _issues(response)[0][0] == "Parameters"
+    # Valid JSON that Python's parser reads, with parameters nested 3,000 deep (deeper than validators walk).
+    depth = 3_000
+    nested = '{"name": "x", "part": [' * depth + '{"name": "x"}' + "]}" * depth
+    body = ('{"resourceType": "Parameters", "parameter": [' + nested + "]}").encode()
+    response = apply_client.post(URL, content=body, headers={**apply_auth, "Content-Type": "application/fhir+json"})
+    assert 400 <= response.status_code < 500, response.text[:300]
+    assert response.json()["resourceType"] == "OperationOutcome"

@@ -68,6 +68,8 @@ async def apply_plan_definition(
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return _outcome(400, "invalid request", [Problem("Parameters", "the body is not valid JSON")])
+    except RecursionError:
+        return _outcome(400, "invalid request", [Problem("Parameters", "the body is nested too deeply")])
     try:
         care = await run_in_threadpool(
             apply, context.recommender, fhir_importer(context), plan_id, body, as_of=dt.date.today()
@@ -75,4 +77,7 @@ async def apply_plan_definition(
     except AllpathError as exc:
         status = http_status(exc)
         return _outcome(status, exc.message, exc.problems)
+    except RecursionError:
+        # A resource nested deeper than the validators can walk: bad input, not a server fault.
+        return _outcome(400, "invalid request", [Problem("data", "a resource is nested too deeply")])
     return _fhir(care)
