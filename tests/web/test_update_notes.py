@@ -53,3 +53,15 @@ def test_knowledge_page_flags_superseded_rules_and_agents(tmp_path: Path) -> Non
     html = response.text
     assert 'data-superseded="liposomal-vincristine"' in html
     assert "Not approved for ALL" in html  # nilotinib's note, on its agent row
+
+
+def test_family_option_names_leave_out_the_discontinued_elspar_brand() -> None:
+    from allpath.knowledge import load_kb
+
+    engine = Engine(load_kb())
+    plan = engine.recommend(PatientFacts.parse({"age_years": 7, "disease_status": "newly_diagnosed", "lineage": "B"}))
+    induction = next(r for r in plan.recommendations if r.id == "induction-chemotherapy")
+    assert "asparaginase" in {a.id for a in induction.agents}  # the clinician's list still has it
+    names = [o.title for g in build_family_plan(plan, engine.kb).treatments for o in g.options]
+    assert any("Pegaspargase" in n or "pegaspargase" in n for n in names)
+    assert not any("Elspar" in n for n in names)

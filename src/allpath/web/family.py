@@ -182,13 +182,15 @@ def offered_to_family(r: Recommendation, rules_gone: frozenset[str], agents_gone
     return not (r.agents and all(a.id in agents_gone for a in r.agents))
 
 
-def option_title(kb: KnowledgeBase, r: Recommendation) -> str:
-    """The option's name in the KB's language: the plan's own title in English (a practice
-    variant may reword it for the case), the rule's title in the translated KB otherwise."""
-    if kb.language == "en" or r.id not in kb.rule_ids:
-        return r.title
-    rule = kb.rule(r.id)
-    return rule.title if isinstance(rule, RecommendationRule) else r.title
+def option_title(kb: KnowledgeBase, r: Recommendation, agents_gone: frozenset[str] = frozenset()) -> str:
+    """An option named for a family: its medicines (names and brands are the same in every
+    language), or its kind of care when it has none. The rule's own title is clinician text
+    (English, and worded for the care team: docs/languages.md), so it stays off this page."""
+    agents = [a for a in r.agents if a.id not in agents_gone]  # never a withdrawn or discontinued one
+    if agents:
+        names = ", ".join(a.name + (f" ({a.brand_names[0]})" if a.brand_names else "") for a in agents)
+        return names[:1].upper() + names[1:]
+    return label("category", r.category, kb.language)
 
 
 def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | None = None) -> FamilyPlan:
@@ -215,7 +217,7 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
         topic_id = CATEGORY_TOPICS.get(r.category)
         if topic_id is not None and topic_id in kb.topics:
             strength = label("family_strength", r.strength, kb.language)
-            option = Option(r.id, option_title(kb, r), strength, tuple(r.citations), r.superseded_by)
+            option = Option(r.id, option_title(kb, r, agents_gone), strength, tuple(r.citations), r.superseded_by)
             groups.setdefault(topic_id, []).append(option)
     treatments = [
         TreatmentGroup(kb.topics[t].title, kb.topics[t].summary, tuple(kb.topics[t].citations), tuple(options))
