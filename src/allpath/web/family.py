@@ -19,7 +19,7 @@ import yaml
 
 from allpath.explain.labels import label
 from allpath.knowledge.loader import KnowledgeBase, available_packs, packs_root
-from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText, RecommendationRule
+from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText
 from allpath.plan import Citation, Plan, Recommendation
 
 # Which KB topic explains the side effects of each kind of treatment.
