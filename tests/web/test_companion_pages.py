@@ -489,3 +489,10 @@ def test_team_form_errors_name_the_field_and_save_nothing(service, form: str, da
 
     assert len(saved(before)) == 3
     assert saved(clinician.get(page).text) == saved(before)
+
+
+def test_knowledge_page_searches_in_spanish_for_a_spanish_reader(service) -> None:
+    client = TestClient(service["app"], headers={"accept-language": "es"})
+    html = client.get("/learn", params={"q": "fiebre"}).text
+    assert '<html lang="es">' in html and "Resultados para" in html
+    assert re.search(r'<ol class="results">\s*<li>', html), "no hit for 'fiebre'"

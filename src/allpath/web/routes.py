@@ -513,8 +513,11 @@ def create_web_router() -> APIRouter:
         user = current_user_from_cookie(request, session)
         context = get_context(request)
         q = q.strip()[:200]
-        hits = knowledge_index(context).search(q, 10, kinds=WEB_SEARCH_KINDS) if q else []
-        return _page(request, "knowledge.html", user, q=q, hits=hits, kb=context.kb)
+        if user is not None:
+            request.state.account_language = account_language(session, user.id)
+        lang = request_language(request)
+        hits = knowledge_index(context).search(q, 10, kinds=WEB_SEARCH_KINDS, lang=lang) if q else []
+        return _page(request, "knowledge.html", user, q=q, hits=hits, kb=family_kb(context.kb, lang))
 
     return router
 
