@@ -1,4 +1,4 @@
-"""The "My treatment plan" page: the plan in plain language for a patient and family, as HTML and PDF.
+"""The family's plan page ("Our treatment plan"): the plan in plain language, as HTML and PDF, in English or Spanish.
 
 The words come from the knowledge base: phase goals and timing, topic summaries and points, the
 plain-language summary of each recommendation, and allpath's own sentences for this page
