@@ -27,7 +27,7 @@ from allpath.explain.labels import (
     value_label,
 )
 from allpath.knowledge import KnowledgeBase
-from allpath.plan import STRENGTH_ORDER, Alert, Citation, Plan
+from allpath.plan import STRENGTH_ORDER, Alert, Citation, NotRecommended, Plan, Recommendation
 
 TOPIC_SYSTEM = "urn:allpath:cds:card-topic"
 OVERRIDE_SYSTEM = "urn:allpath:cds:override-reason"
@@ -223,7 +223,8 @@ class CardFactory:
         if notes:
             lines += ["", "**Notes:**"]
             lines += [f"- {' '.join(a.message.split())}" for a in notes]
-        citations = _unique(c for item in (*ranked, *plan.not_recommended, *notes) for c in item.citations)
+        cited: list[Recommendation | NotRecommended | Alert] = [*ranked, *plan.not_recommended, *notes]
+        citations = _unique(c for item in cited for c in item.citations)
         lines += ["", "**Sources:**", self.citation_lines(citations), "", f"*{self.disclaimer}*"]
         first = top[0].citations if top else citations
         card: dict[str, Any] = {

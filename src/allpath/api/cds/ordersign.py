@@ -18,7 +18,7 @@ their wording alone (`autologous` with transplant, stem cell, marrow, HSCT, SCT 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,16 +80,18 @@ def _texts_and_codings(resource: Mapping[str, Any]) -> tuple[list[str], list[tup
 class OrderReader:
     """Recognises the knowledge base's drugs (by code or name) and autologous transplants in orders.
 
-    `drugs` is the importer's code -> agent mapping, so an order is read with the same drug codes
-    as the record (and any roll-up of product codes the importer does); without it, the KB's own
-    agent codes."""
+    `agent_for(system, code)` is the importer's drug lookup, so an order is read with the same drug
+    codes as the record (and any roll-up of product codes the importer does); without it, the
+    KB's own agent codes."""
 
-    def __init__(self, kb: KnowledgeBase, drugs: Mapping[tuple[str, str], str] | None = None):
-        self.by_code: Mapping[tuple[str, str], str] = (
-            drugs
-            if drugs is not None
-            else {(coding.system, coding.code): agent.id for agent in kb.agents.values() for coding in agent.codes}
-        )
+    def __init__(self, kb: KnowledgeBase, agent_for: Callable[[str, str], str | None] | None = None):
+        if agent_for is None:
+            codes = {(coding.system, coding.code): agent.id for agent in kb.agents.values() for coding in agent.codes}
+
+            def agent_for(system: str, code: str) -> str | None:
+                return codes.get((system, code))
+
+        self.agent_for = agent_for
         names: list[tuple[str, str]] = []
         for agent in kb.agents.values():
             names.append((agent.name, agent.id))
@@ -104,9 +106,9 @@ class OrderReader:
         kind = str(resource.get("resourceType"))
         rid = resource.get("id")
         order = Order(resource_type=kind, reference=f"{kind}/{rid}" if isinstance(rid, str) and rid else None)
-        for pair in codings:
-            if pair in self.by_code:
-                order.agents.add(self.by_code[pair])
+        for system, code in codings:
+            if (agent := self.agent_for(system, code)) is not None:
+                order.agents.add(agent)
         for text in texts:
             match = self._names.search(text)
             if match:
@@ -120,14 +122,16 @@ class OrderReader:
 class OrderChecks:
     """The three order-sign checks over one knowledge base."""
 
-    def __init__(self, kb: KnowledgeBase, cards: CardFactory, drugs: Mapping[tuple[str, str], str] | None = None):
+    def __init__(
+        self, kb: KnowledgeBase, cards: CardFactory, agent_for: Callable[[str, str], str | None] | None = None
+    ):
         missing = [a for a in (*TKI_AGENTS, CLOFARABINE) if a not in kb.agents]
         missing += [r for r in (TKI_RULE, CLOFARABINE_RULE, AUTOLOGOUS_RULE) if r not in kb.rule_ids]
         if missing:
             raise ValueError(f"the knowledge base lacks what the order-sign checks rely on: {missing}")
         self.kb = kb
         self.cards = cards
-        self.reader = OrderReader(kb, drugs)
+        self.reader = OrderReader(kb, agent_for)
         self.tki = frozenset(TKI_AGENTS)
         # Chemotherapy for this check: any drug the KB names except TKIs and steroids given alone.
         self.chemo = frozenset(

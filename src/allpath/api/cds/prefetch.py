@@ -44,22 +44,19 @@ class Template:
         query += "&code=" + ",".join(tokens) if tokens else ""
         return query + (f"&_include={self.resource_type}:medication" if self.include_medication else "")
 
-    def wants(self, resource: Mapping[str, Any], *, lenient: bool = False) -> bool:
-        """Whether the template's query would have returned this resource (its code filter, if any).
-
-        `lenient` also matches codings a FHIR server would not have matched but a person would
-        (a code sent as a number, stray spaces): such a resource was meant to be read, so it is
-        validated and refused with its fault named rather than silently left out."""
+    def wants(self, resource: Mapping[str, Any]) -> bool:
+        """Whether the template asked for this resource: its code filter, if any, read the way the
+        importer reads codes (`_normalise`), and lenient with codings a server would not have
+        matched but a person would (a code sent as a number). Whatever this lets through is
+        validated before it is read, so a malformed diagnosis is refused with its fault named
+        instead of silently left out."""
         if not self.codes and not self.systems:
             return True
         concept = resource.get("code")
         codings = concept.get("coding") if isinstance(concept, Mapping) else None
         for coding in codings if isinstance(codings, list) else []:
-            if isinstance(coding, Mapping):
-                system, code = coding.get("system"), coding.get("code")
-                if lenient:
-                    system = str(system).strip() if system is not None else None
-                    code = str(code).strip() if code is not None else None
+            if isinstance(coding, Mapping) and coding.get("system") is not None and coding.get("code") is not None:
+                system, code = _normalise(str(coding["system"]).strip(), str(coding["code"]).strip())
                 if system in self.systems or (system, code) in self.codes:
                     return True
         return False
@@ -109,6 +106,26 @@ class Gathered:
     full_urls: dict[str, Mapping[str, Any]]
 
 
+def _normalise(system: str, code: str) -> tuple[str, str]:
+    """A coding as the importer's code tables spell it (their `normalise`, where the tables have one:
+    known aliases of a system, ICD-10 codes sent without their dot)."""
+    from allpath.fhir.codes import code_tables
+
+    normalise = getattr(code_tables(), "normalise", None)
+    return normalise(system, code) if callable(normalise) else (system, code)
+
+
+def observation_codes(tables: Any) -> frozenset[tuple[str, str]]:
+    """Every Observation code the importer reads: its `observations` table and, where the tables
+    hold them, the disease-status codes (mCODE CancerDiseaseStatus) and the genomic variant code."""
+    codes = set(tables.observations)
+    codes.update(getattr(tables, "disease_status_codes", ()))
+    genomics = getattr(tables, "genomics", None)
+    if genomics is not None:
+        codes.add(genomics.variant_code)
+    return frozenset(codes)
+
+
 def _templates() -> tuple[Template, ...]:
     # Ask only for what the importer reads (its code tables), so a chart full of vitals and
     # unrelated problems is neither sent nor parsed. Medications stay unfiltered: the order
@@ -119,13 +136,13 @@ def _templates() -> tuple[Template, ...]:
     return (
         Template("patient", "Patient", False),
         Template("conditions", "Condition", True, codes=frozenset(tables.conditions)),
-        # The importer's observation codes: BCR-ABL1, disease status (mCODE), genomic variants and
-        # whatever else its code table reads, so a new code there is asked for here too.
+        # BCR-ABL1, disease status, genomic variants and whatever else the importer's tables read,
+        # so a new code there is asked for here too.
         Template(
             "observations",
             "Observation",
             True,
-            codes=frozenset(tables.observations),
+            codes=observation_codes(tables),
             systems=frozenset({CASE_FEATURE_SYSTEM}),
         ),
         # Treatment history and orders. Not filtered by code: drugs are also recognised by name, and

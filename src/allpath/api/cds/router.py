@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -107,6 +107,16 @@ def _importer_for(engine: Engine) -> ImporterLike:
     from allpath.fhir import Importer
 
     return Importer(engine.kb)
+
+
+def _agent_lookup(reader: ImporterLike) -> Callable[[str, str], str | None]:
+    """The importer's drug lookup for the order checks: its `agent_for` where it has one (it also
+    rolls RxNorm product codes up to their ingredient), else its plain code -> agent table."""
+    lookup = getattr(reader, "agent_for", None)
+    if callable(lookup):
+        return cast(Callable[[str, str], str | None], lookup)
+    drugs = reader.drugs
+    return lambda system, code: drugs.get((system, code))
 
 
 def _open(variable: str, store: Callable[[str], T], path: str) -> T:
@@ -233,7 +243,7 @@ def create_cds_router(
         )
     store: FeedbackStore = feedback_store
     cards = CardFactory(engine.kb, engine.kb.disclaimer)
-    checks = OrderChecks(engine.kb, cards, reader.drugs)
+    checks = OrderChecks(engine.kb, cards, _agent_lookup(reader))
     plan_link = f"{base_url}{SMART_LAUNCH_PATH}" if base_url else None
     index = CardIndex()
     discovery = discovery_document()
@@ -303,9 +313,10 @@ def create_cds_router(
         record = CallRecord()
         for item in gathered.resources:
             resolved = medications.resolve(item.resource)
-            if unreadable(item.resource) or (item.template.wants(resolved, lenient=True) and reader.wants(resolved)):
+            read = item.template.wants(resolved) and reader.wants(resolved)
+            if read or unreadable(item.resource):
                 to_validate.append((item.path, item.resource))
-            if item.template.wants(resolved) and reader.wants(resolved):
+            if read:
                 record.imported.append(resolved)
             if resolved["resourceType"] in MEDICATION_KINDS:
                 record.medications.append(resolved)
