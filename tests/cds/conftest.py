@@ -120,7 +120,8 @@ def make_client(
         options.setdefault("importer", importer)
         options.setdefault("feedback_store", feedback_store)
         the_settings = options.pop("settings", settings)
-        return TestClient(create_cds_app(engine, the_settings, **options))
+        the_engine = options.pop("engine", engine)
+        return TestClient(create_cds_app(the_engine, the_settings, **options))
 
     return build
 

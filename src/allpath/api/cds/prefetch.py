@@ -270,6 +270,17 @@ def resources_of(
     return found, complete
 
 
+def _entries_by_full_url(value: Any) -> dict[str, Mapping[str, Any]]:
+    found: dict[str, Mapping[str, Any]] = {}
+    if isinstance(value, Mapping) and value.get("resourceType") == "Bundle" and isinstance(value.get("entry"), list):
+        for entry in value["entry"]:
+            url = entry.get("fullUrl") if isinstance(entry, Mapping) else None
+            resource = entry.get("resource") if isinstance(entry, Mapping) else None
+            if isinstance(url, str) and isinstance(resource, Mapping):
+                found[url] = resource
+    return found
+
+
 def draft_entries(request: HookRequest) -> list[tuple[str, Mapping[str, Any], str | None]]:
     bundle = request.context.get("draftOrders")
     if not isinstance(bundle, Mapping):
@@ -307,6 +318,9 @@ async def gather(
     if missing:
         raw.extend(await _fetch(request, missing, transport, timeout_seconds, allow_http))
     full_urls: dict[str, Mapping[str, Any]] = {url: r for _, _, r, url in raw if url}
+    # Every entry of a prefetched Bundle may be what a `urn:uuid:` reference names (an `_include`d Patient).
+    for value in request.prefetch.values():
+        full_urls.update(_entries_by_full_url(value))
     full_urls.update((url, r) for _, r, url in draft_entries(request) if url)
     gathered = Gathered([], [], full_urls)
     for template, path, resource, _ in raw:

@@ -341,9 +341,11 @@ def create_cds_router(
             reference = f"{resource.get('resourceType')}/{resource.get('id')}"
             if reference in (wanted or ()):
                 found.add(reference)
-            if resource.get("resourceType") not in ORDER_TYPES:
+            if resource.get("resourceType") == MEDICATION:
                 continue
             checked = check_subject(resource, path, hook.patient_id, gathered.full_urls)
+            if resource.get("resourceType") not in ORDER_TYPES:
+                continue
             resolved = medications.resolve(checked)
             order = checks.reader.read(resolved)
             if order.agents or order.autologous_transplant or unreadable(resource) or "medicationReference" in resource:
