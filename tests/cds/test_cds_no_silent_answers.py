@@ -331,3 +331,42 @@ def test_summary_card_names_the_top_options_and_links_to_the_full_plan(call, eng
         "url": "https://cds.allpath.test/smart/launch",
         "type": "smart",
     }
+
+
+# --- damaged requests found by a seeded search: 400 naming the place, never a 500 ------------------
+
+
+def test_damaged_draft_order_without_a_resource_type_string_is_a_400(post):
+    order = medication_order("m1", name="vincristine") | {"resourceType": {"text": "MedicationRequest"}}
+    body = hook_request("order-sign", prefetch=ph_positive_prefetch(), context={"draftOrders": draft_orders(order)})
+    assert "context.draftOrders.entry[0].resource" in fields(post("allpath-order-sign", body))
+
+
+def test_damaged_contained_list_on_a_referencing_order_is_a_400(post):
+    order = reference_order("m1", "#m") | {"contained": 5}
+    body = hook_request("order-sign", prefetch=ph_positive_prefetch(), context={"draftOrders": draft_orders(order)})
+    assert "context.draftOrders.entry[0].resource.contained" in fields(post("allpath-order-sign", body))
+
+
+def test_damaged_contained_resource_of_no_fhir_type_is_a_400(post):
+    contained = medication("m", "3639") | {"resourceType": "urn:uuid:abc"}
+    order = medication_order("m1", rxnorm="3639") | {"contained": [contained]}
+    body = hook_request("order-sign", prefetch=ph_positive_prefetch(), context={"draftOrders": draft_orders(order)})
+    assert "context.draftOrders.entry[0].resource" in fields(post("allpath-order-sign", body))
+
+
+def test_damaged_status_on_an_unrelated_medication_in_the_record_is_not_a_500(post):
+    prefetch = ph_positive_prefetch()
+    prefetch["medications"] = searchset(medication_order("old", name="amlodipine") | {"status": {"code": "active"}})
+    orders = draft_orders(medication_order("m1", rxnorm="3639"))
+    body = hook_request("order-sign", prefetch=prefetch, context={"draftOrders": orders})
+    assert len(tki_warnings(post("allpath-order-sign", body))) == 1
+
+
+def test_damaged_coding_system_on_a_prefetched_order_is_a_400(post):
+    order = medication_order("old", rxnorm="282388", status="active")
+    order["medicationCodeableConcept"]["coding"][0]["system"] = [RXNORM]
+    prefetch = ph_positive_prefetch()
+    prefetch["medications"] = searchset(order)
+    problems = fields(post("allpath-patient-view", hook_request(prefetch=prefetch)))
+    assert "prefetch.medications.entry[0].resource.medicationCodeableConcept.coding[0].system" in problems

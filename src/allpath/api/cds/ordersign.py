@@ -67,7 +67,8 @@ def _texts_and_codings(resource: Mapping[str, Any]) -> tuple[list[str], list[tup
             continue
         if isinstance(concept.get("text"), str):
             texts.append(concept["text"])
-        for coding in concept.get("coding", []) or []:
+        codings_list = concept.get("coding")
+        for coding in codings_list if isinstance(codings_list, list) else []:
             if not isinstance(coding, Mapping):
                 continue
             if isinstance(coding.get("display"), str):
@@ -181,7 +182,8 @@ class OrderChecks:
         for resource in record:
             if (
                 resource.get("resourceType") == "MedicationRequest"
-                and resource.get("status") in ACTIVE_STATUSES
+                and isinstance(status := resource.get("status"), str)
+                and status in ACTIVE_STATUSES
                 and self.reader.read(resource).agents & self.tki
             ):
                 return True

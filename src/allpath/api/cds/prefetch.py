@@ -287,10 +287,12 @@ def draft_entries(request: HookRequest) -> list[tuple[str, Mapping[str, Any], st
         return []
     found = []
     for index, entry in enumerate(bundle.get("entry", []) or []):
-        if isinstance(entry, Mapping) and isinstance(resource := entry.get("resource"), Mapping):
-            url = entry.get("fullUrl")
-            where = f"context.draftOrders.entry[{index}].resource"
-            found.append((where, resource, url if isinstance(url, str) else None))
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        where = f"context.draftOrders.entry[{index}].resource"
+        if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
+            raise HookRequestError([Problem(where, "must be a FHIR resource (an object with a resourceType)")])
+        url = entry.get("fullUrl")
+        found.append((where, resource, url if isinstance(url, str) else None))
     return found
 
 

@@ -47,7 +47,8 @@ class MedicationIndex:
         if not isinstance(target, str):
             return None
         if target.startswith("#"):
-            for contained in resource.get("contained", []) or []:
+            contained_list = resource.get("contained")
+            for contained in contained_list if isinstance(contained_list, list) else []:
                 if isinstance(contained, Mapping) and contained.get("id") == target[1:]:
                     return contained if contained.get("resourceType") == "Medication" else None
             return None
@@ -82,7 +83,14 @@ def validation_problems(located: Iterable[tuple[str, Mapping[str, Any]]]) -> lis
     for path, resource in located:
         kind, rid = resource.get("resourceType"), resource.get("id")
         label = f"{kind}/{rid}" if rid else str(kind)
-        for problem in validate_resource(resource):
+        try:
+            found = validate_resource(resource)
+        except KeyError:
+            # fhir.resources raises a bare KeyError for a nested resource (`contained`) of an unknown
+            # type; the importer's validation does not catch it yet (reported), so it is caught here.
+            problems.append(Problem(path, "holds a nested resource whose resourceType is not a FHIR R4 type"))
+            continue
+        for problem in found:
             rest = problem.field.removeprefix(label) if problem.field.startswith(label) else f".{problem.field}"
             problems.append(Problem(f"{path}{rest}", problem.problem))
     return problems

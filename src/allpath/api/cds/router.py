@@ -313,8 +313,10 @@ def create_cds_router(
         record = CallRecord()
         for item in gathered.resources:
             resolved = medications.resolve(item.resource)
-            read = item.template.wants(resolved) and reader.wants(resolved)
-            if read or unreadable(item.resource):
+            malformed = unreadable(resolved)
+            # The importer's filter reads codings as given: only well-formed ones go to it.
+            read = not malformed and item.template.wants(resolved) and reader.wants(resolved)
+            if read or malformed or unreadable(item.resource):
                 to_validate.append((item.path, item.resource))
             if read:
                 record.imported.append(resolved)
