@@ -63,3 +63,16 @@ def test_discovery_asks_for_treatment_history_with_the_medications_it_references
     )
     for system, code in code_tables().procedures:
         assert f"{system}|{code}" in PREFETCH["procedures"]
+
+
+def test_age_is_said_in_spanish_too():
+    assert age_label(5.91, lang="es") == "5 años 11 meses"
+    assert age_label(1.09, lang="es") == "1 año 1 mes"
+    assert age_label(0.0, lang="es") == "0 meses"
+
+
+def test_ages_can_be_said_in_every_language_allpath_speaks():
+    from allpath.explain.labels import _AGE_WORDS
+    from allpath.knowledge.schema import LANGUAGES
+
+    assert set(_AGE_WORDS) == set(LANGUAGES)

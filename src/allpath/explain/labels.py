@@ -429,21 +429,31 @@ def fact_label(field: str, lang: str = "en") -> str:
     return labels(lang).fact.get(field) or field.replace("_", " ").capitalize()
 
 
-def age_label(age_years: float) -> str:
-    """An age as people say it: "5 years 11 months", "1 year", "7 months" (never "5.91").
+# (one, many) for years and months, by language.
+_AGE_WORDS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "en": (("year", "years"), ("month", "months")),
+    "es": (("año", "años"), ("mes", "meses")),
+}
+
+
+def age_label(age_years: float, lang: str = "en") -> str:
+    """An age as people say it: "5 years 11 months", "1 year", "7 months" (never "5.91");
+    `lang="es"`: "5 años 11 meses".
 
     Ages are whole years plus hundredths rounded down (`allpath.dates.age_in_years`), so a
     hundredth spans up to 0.12 of a month; the month shown is the one the age has reached at the
     top of that span, which is exact on monthly anniversaries and at most about 4 days early between.
     """
+    labels(lang)  # refuses a language allpath does not speak, naming it
+    (year, years_word), (month, months_word) = _AGE_WORDS[lang]
     hundredths = round(age_years * 100)
     years, part = divmod(hundredths, 100)
     months = min(11, (part + 1) * 12 // 100)
     words = []
     if years:
-        words.append(f"{years} year" + ("" if years == 1 else "s"))
+        words.append(f"{years} {year if years == 1 else years_word}")
     if months or not years:
-        words.append(f"{months} month" + ("" if months == 1 else "s"))
+        words.append(f"{months} {month if months == 1 else months_word}")
     return " ".join(words)
 
 
