@@ -370,3 +370,19 @@ def test_damaged_coding_system_on_a_prefetched_order_is_a_400(post):
     prefetch["medications"] = searchset(order)
     problems = fields(post("allpath-patient-view", hook_request(prefetch=prefetch)))
     assert "prefetch.medications.entry[0].resource.medicationCodeableConcept.coding[0].system" in problems
+
+
+def test_malformed_medication_an_order_references_is_a_400_naming_it(post):
+    broken = {"resourceType": "Medication", "id": "doxo", "code": {"coding": {"system": RXNORM, "code": "3639"}}}
+    orders = draft_orders(reference_order("m1", "Medication/doxo"), broken)
+    body = hook_request("order-sign", prefetch=ph_positive_prefetch(), context={"draftOrders": orders})
+    assert "context.draftOrders.entry[1].resource.code.coding" in fields(post("allpath-order-sign", body))
+
+
+def test_malformed_prefetched_medication_a_record_references_is_a_400_naming_it(post):
+    prefetch = ph_positive_prefetch()
+    broken = {"resourceType": "Medication", "id": "tki", "code": {"coding": [{"system": RXNORM, "code": 475342}]}}
+    active = reference_order("old", "Medication/tki") | {"status": "active"}
+    prefetch["medications"] = searchset(active, broken)
+    problems = fields(post("allpath-patient-view", hook_request(prefetch=prefetch)))
+    assert "prefetch.medications.entry[1].resource.code.coding[0].code" in problems

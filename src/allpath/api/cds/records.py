@@ -33,13 +33,23 @@ def _key_of_url(url: str) -> str | None:
 class MedicationIndex:
     """The Medications a call carries, by every name a `medicationReference` may use for them."""
 
-    def __init__(self, medications: Iterable[tuple[Mapping[str, Any], str | None]]):
+    def __init__(self, medications: Iterable[tuple[Mapping[str, Any], str | None, str | None]]):
+        """`medications`: (Medication, its fullUrl, its path in the request), either of the last two may be None."""
         self._by_ref: dict[str, Mapping[str, Any]] = {}
-        for medication, full_url in medications:
+        self._paths: dict[int, str] = {}
+        for medication, full_url, path in medications:
             if isinstance(rid := medication.get("id"), str):
                 self._by_ref[f"Medication/{rid}"] = medication
             if full_url:
                 self._by_ref[full_url] = medication
+            if path:
+                self._paths.setdefault(id(medication), path)
+
+    def path_of(self, resource: Mapping[str, Any]) -> str | None:
+        """Where in the request the Medication a resource references was sent (None when contained,
+        validated with its resource, or not found)."""
+        medication = self.find(resource)
+        return self._paths.get(id(medication)) if medication is not None else None
 
     def find(self, resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
         reference = resource.get("medicationReference")

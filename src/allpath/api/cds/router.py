@@ -109,6 +109,16 @@ def _importer_for(engine: Engine) -> ImporterLike:
     return Importer(engine.kb)
 
 
+def _with_medication(
+    medications: MedicationIndex, resource: Mapping[str, Any], to_validate: dict[str, Mapping[str, Any]]
+) -> None:
+    # The Medication an order references carries the order's drug code: it is validated with the order.
+    path = medications.path_of(resource)
+    medication = medications.find(resource)
+    if path is not None and medication is not None:
+        to_validate[path] = medication
+
+
 def _agent_lookup(reader: ImporterLike) -> Callable[[str, str], str | None]:
     """The importer's drug lookup for the order checks: its `agent_for` where it has one (it also
     rolls RxNorm product codes up to their ingredient), else its plain code -> agent table."""
@@ -305,11 +315,11 @@ def create_cds_router(
         then keep what the importer reads. Nothing is filtered away before it is validated."""
         drafts_in = draft_entries(hook) if service_id in ORDER_SERVICES else []
         medications = MedicationIndex(
-            [(m.resource, None) for m in gathered.medications]
-            + [(r, url) for _, r, url in drafts_in if r.get("resourceType") == MEDICATION]
-            + [(r, url) for url, r in gathered.full_urls.items() if r.get("resourceType") == MEDICATION]
+            [(m.resource, None, m.path) for m in gathered.medications]
+            + [(r, url, path) for path, r, url in drafts_in if r.get("resourceType") == MEDICATION]
+            + [(r, url, None) for url, r in gathered.full_urls.items() if r.get("resourceType") == MEDICATION]
         )
-        to_validate: list[tuple[str, Mapping[str, Any]]] = []
+        to_validate: dict[str, Mapping[str, Any]] = {}  # path -> resource: a Medication shared by orders once
         record = CallRecord()
         for item in gathered.resources:
             resolved = medications.resolve(item.resource)
@@ -317,14 +327,15 @@ def create_cds_router(
             # The importer's filter reads codings as given: only well-formed ones go to it.
             read = not malformed and item.template.wants(resolved) and reader.wants(resolved)
             if read or malformed or unreadable(item.resource):
-                to_validate.append((item.path, item.resource))
+                to_validate[item.path] = item.resource
+                _with_medication(medications, item.resource, to_validate)
             if read:
                 record.imported.append(resolved)
             if resolved["resourceType"] in MEDICATION_KINDS:
                 record.medications.append(resolved)
         if service_id in ORDER_SERVICES:
             _prepare_drafts(hook, gathered, drafts_in, medications, record, to_validate)
-        refuse_invalid(to_validate)
+        refuse_invalid(to_validate.items())
         return record
 
     def _prepare_drafts(
@@ -333,7 +344,7 @@ def create_cds_router(
         drafts_in: list[tuple[str, Mapping[str, Any], str | None]],
         medications: MedicationIndex,
         record: CallRecord,
-        to_validate: list[tuple[str, Mapping[str, Any]]],
+        to_validate: dict[str, Mapping[str, Any]],
     ) -> None:
         # A draft order for someone else is refused whatever it orders: the EHR sent the wrong Bundle.
         selections = hook.context.get("selections")
@@ -351,7 +362,8 @@ def create_cds_router(
             resolved = medications.resolve(checked)
             order = checks.reader.read(resolved)
             if order.agents or order.autologous_transplant or unreadable(resource) or "medicationReference" in resource:
-                to_validate.append((path, resource))
+                to_validate[path] = resource
+                _with_medication(medications, resource, to_validate)
             if wanted is not None and reference in wanted:
                 record.selected.add(len(record.drafts))
             record.drafts.append(resolved)
