@@ -386,3 +386,11 @@ def test_malformed_prefetched_medication_a_record_references_is_a_400_naming_it(
     prefetch["medications"] = searchset(active, broken)
     problems = fields(post("allpath-patient-view", hook_request(prefetch=prefetch)))
     assert "prefetch.medications.entry[1].resource.code.coding[0].code" in problems
+
+
+def test_problems_name_the_resource_by_its_place_in_the_request(post):
+    prefetch = ph_positive_prefetch()
+    prefetch["patient"] = patient("p1", birth_date="1980-05")  # valid FHIR, but no age can be worked out
+    (card,) = post("allpath-patient-view", hook_request(prefetch=prefetch)).json()["cards"]
+    assert "`prefetch.patient(Patient/p1).birthDate`" in card["detail"]
+    assert "resources[" not in card["detail"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections import OrderedDict
@@ -109,6 +110,26 @@ def _importer_for(engine: Engine) -> ImporterLike:
     return Importer(engine.kb)
 
 
+_IMPORT_INDEX = re.compile(r"\bresources\[(\d+)\]")
+
+
+def _in_request(text: str, paths: Sequence[str]) -> str:
+    """The importer names a resource by its place in the list it was given (`resources[3]`); the
+    EHR knows it by its place in the request (`prefetch.conditions.entry[0].resource`)."""
+
+    def place(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        return paths[index] if index < len(paths) else match.group(0)
+
+    return _IMPORT_INDEX.sub(place, text)
+
+
+def _alert_in_request(alert: Alert, paths: Sequence[str]) -> Alert:
+    if "resources[" not in alert.message:
+        return alert  # the engine's prebuilt alerts stay the same objects (their cards are cached)
+    return alert.model_copy(update={"message": _in_request(alert.message, paths)})
+
+
 def _with_medication(
     medications: MedicationIndex, resource: Mapping[str, Any], to_validate: dict[str, Mapping[str, Any]]
 ) -> None:
@@ -163,6 +184,7 @@ class CallRecord:
     medication records the order checks read, and the draft orders with the selected ones."""
 
     imported: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # where each imported resource was in the request
     medications: list[dict[str, Any]] = field(default_factory=list)
     drafts: list[dict[str, Any]] = field(default_factory=list)
     selected: set[int] = field(default_factory=set)
@@ -331,6 +353,7 @@ def create_cds_router(
                 _with_medication(medications, item.resource, to_validate)
             if read:
                 record.imported.append(resolved)
+                record.paths.append(item.path)
             if resolved["resourceType"] in MEDICATION_KINDS:
                 record.medications.append(resolved)
         if service_id in ORDER_SERVICES:
@@ -384,10 +407,12 @@ def create_cds_router(
                 return [], []  # no ALL on record: nothing to advise, nothing to check
             # An ALL record that cannot be read is said so, in every service: silence would read
             # as "nothing to worry about".
-            card = cards.problem_card(hook.hook_instance, exc.problems)
+            problems = [Problem(_in_request(p.field, record.paths), p.problem) for p in exc.problems]
+            card = cards.problem_card(hook.hook_instance, problems)
             return [card], ["record-not-usable"]
         if service_id == PATIENT_VIEW_ID:
-            plan = engine.recommend(imported.facts, extra_alerts=imported.alerts)
+            alerts = [_alert_in_request(a, record.paths) for a in imported.alerts]
+            plan = engine.recommend(imported.facts, extra_alerts=alerts)
             return cards.plan_cards(plan, hook.hook_instance, plan_link=plan_link)
         checked = checks.cards_for(
             imported.facts,
