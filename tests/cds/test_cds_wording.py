@@ -76,3 +76,16 @@ def test_ages_can_be_said_in_every_language_allpath_speaks():
     from allpath.knowledge.schema import LANGUAGES
 
     assert set(_AGE_WORDS) == set(LANGUAGES)
+
+
+def test_a_plan_with_nothing_to_cite_still_gets_a_valid_summary_card(engine):
+    from allpath.api.cds.cards import CardFactory
+    from allpath.api.cds.validate import validate_cds_response
+    from allpath.facts import PatientFacts
+
+    plan = engine.recommend(PatientFacts.parse({"age_years": 8, "disease_status": "newly_diagnosed"}))
+    empty = plan.model_copy(update={"recommendations": [], "not_recommended": [], "alerts": []})
+    cards, ids = CardFactory(engine.kb, engine.kb.disclaimer).plan_cards(empty, "hook-1")
+    assert ids[0] == "plan-summary"
+    assert cards[0]["summary"] == "8 years, ALL, newly diagnosed: no treatment option applies to these facts"
+    assert validate_cds_response({"cards": cards}) == []

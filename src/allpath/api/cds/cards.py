@@ -206,7 +206,7 @@ class CardFactory:
             noun = "option" if len(ranked) == 1 else "options"
             summary = f"{who}: {len(ranked)} {noun}. Top: " + "; ".join(r.title for r in top)
         else:
-            summary = f"{who}: no treatment option applies; see the notes"
+            summary = f"{who}: no treatment option applies to these facts"
         lines = [f"**{who[0].upper()}{who[1:]}.**", ""]
         if plan_link:
             lines += ["Open the full plan (reasons, drugs, what to expect) from the link on this card.", ""]
@@ -226,12 +226,12 @@ class CardFactory:
         cited: list[Recommendation | NotRecommended | Alert] = [*ranked, *plan.not_recommended, *notes]
         citations = _unique(c for item in cited for c in item.citations)
         lines += ["", "**Sources:**", self.citation_lines(citations), "", f"*{self.disclaimer}*"]
-        first = top[0].citations if top else citations
+        first = (top[0].citations if top else citations) or [self._any_citation()]
         card: dict[str, Any] = {
             "summary": shorten(summary),
             "indicator": "info",
             "detail": "\n".join(lines),
-            "source": self.source(first or citations, SUMMARY_KEY, "plan summary"),
+            "source": self.source(first, SUMMARY_KEY, "plan summary"),
         }
         card = self._finish(card, citations)
         if plan_link:
@@ -239,12 +239,14 @@ class CardFactory:
             card["links"] = [link, *card.get("links", [])]
         return card
 
+    def _any_citation(self) -> Citation:
+        # A card must name a source; one with nothing of its own to cite names the knowledge base's first.
+        return Citation(source_id=next(iter(self.kb.sources)), section=next(iter(self.kb.sources.values())).sections[0])
+
     def problem_card(self, hook_instance: str, problems: Sequence[Any]) -> dict[str, Any]:
         """One card saying the record could not be read well enough to advise, and why."""
         lines = "\n".join(f"- `{p.field}`: {p.problem}" for p in problems)
-        citation = Citation(
-            source_id=next(iter(self.kb.sources)), section=next(iter(self.kb.sources.values())).sections[0]
-        )
+        citation = self._any_citation()
         return {
             "uuid": card_uuid(hook_instance, "record-not-usable"),
             "summary": "allpath cannot give ALL treatment options: the record lacks facts it needs",
