@@ -496,3 +496,17 @@ def test_knowledge_page_searches_in_spanish_for_a_spanish_reader(service) -> Non
     html = client.get("/learn", params={"q": "fiebre"}).text
     assert '<html lang="es">' in html and "Resultados para" in html
     assert re.search(r'<ol class="results">\s*<li>', html), "no hit for 'fiebre'"
+
+
+def test_calendar_link_secret_is_redacted_from_the_access_log(service) -> None:
+    import logging
+
+    logger = logging.getLogger("uvicorn.access")
+    record = logger.makeRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/calendar/s3cretTOKENvalue123456.ics", "1.1", 200), None,
+    )  # fmt: skip
+    assert logger.filters, "create_app did not install the filter"
+    for f in logger.filters:
+        f.filter(record)
+    assert "s3cret" not in record.getMessage() and "/calendar/***.ics" in record.getMessage()

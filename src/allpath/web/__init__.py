@@ -24,7 +24,9 @@ def create_web_router() -> Any:
 def install(app: Any) -> None:
     """Mount the pages on a `create_app` service and build the search index now, not on first use."""
     from allpath.store.kbsearch import knowledge_index
+    from allpath.web.logfilter import install_filter
 
+    install_filter()  # calendar-link secrets never reach the access log
     app.include_router(create_web_router())
     if app.state.allpath.settings.smart.enabled():
         from allpath.web.smart import create_smart_router
