@@ -106,15 +106,16 @@ def test_card_templates_stay_bounded_when_every_call_brings_new_alerts() -> None
     engine = default_engine()
     factory = CardFactory(engine.kb, engine.kb.disclaimer)
     source_id, source = next(iter(engine.kb.sources.items()))
-    plan = engine.recommend(PatientFacts(age_years=8, disease_status="newly_diagnosed", lineage="B"))
+    facts = PatientFacts(age_years=8, disease_status="newly_diagnosed", lineage="B")
     for i in range(TEMPLATE_CACHE_MAX + 500):
+        # Like an import alert: a new object on every call.
         alert = Alert(
             id=f"import-{i}",
             severity="warning",
             message="The record had a problem.",
             citations=[Citation(source_id=source_id, section=source.sections[0])],
         )
-        factory.plan_cards(plan, f"hook-{i}", extra_alerts=[alert])
+        factory.plan_cards(engine.recommend(facts, extra_alerts=[alert]), f"hook-{i}")
     assert len(factory._templates) <= TEMPLATE_CACHE_MAX
 
 
