@@ -126,7 +126,7 @@ class _CountingImporter:
     def wants(self, resource: dict[str, Any]) -> bool:
         return True
 
-    def from_resources(self, resources: list[dict[str, Any]]) -> Any:
+    def from_resources(self, resources: list[dict[str, Any]], *, validated: bool = False) -> Any:
         self.calls += 1
         if any(r.get("broken") for r in resources):
             raise ValueError("cannot read this record")

@@ -29,14 +29,18 @@ class CachingImporter:
         self._results: LruCache[Any] = LruCache(size)
         self._today = today
 
+    @property
+    def drugs(self) -> Any:
+        return self._inner.drugs
+
     def wants(self, resource: dict[str, Any]) -> bool:
         return bool(self._inner.wants(resource))
 
-    def from_resources(self, resources: list[dict[str, Any]]) -> Any:
+    def from_resources(self, resources: list[dict[str, Any]], *, validated: bool = False) -> Any:
         canonical = json.dumps(resources, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        key = (self._today(), hashlib.sha256(canonical.encode("utf-8")).digest())
+        key = (self._today(), validated, hashlib.sha256(canonical.encode("utf-8")).digest())
         result = self._results.get(key)
         if result is None:
-            result = self._inner.from_resources(resources)
+            result = self._inner.from_resources(resources, validated=validated)
             self._results.put(key, result)
         return result

@@ -188,6 +188,7 @@ _patients = PatientRow.__table__.c
 _events = EventRow.__table__.c
 _PATIENT_COLUMNS = (_patients.id, _patients.birth_date, _patients.display_name, _patients.version, _patients.created_at)
 _PATIENT_BY_ID = select(*_PATIENT_COLUMNS).where(_patients.id == bindparam("patient_id"))
+_PATIENT_BY_ID_FOR_UPDATE = _PATIENT_BY_ID.with_for_update()
 _PATIENT_PAGE = (
     select(*_PATIENT_COLUMNS)
     .order_by(_patients.created_at, _patients.id)
@@ -342,9 +343,11 @@ class Records:
                 action, patient_id, NotFoundError(f"no patient {patient_id}"), "not this patient's account"
             )
 
-    def _readable(self, patient_id: str, action: str) -> PatientColumns:
+    def _readable(self, patient_id: str, action: str, *, lock: bool = False) -> PatientColumns:
         self._check_id(patient_id, action)
-        row = self.session.connection().execute(_PATIENT_BY_ID, {"patient_id": patient_id}).first()
+        # FOR UPDATE with `lock` (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers).
+        statement = _PATIENT_BY_ID_FOR_UPDATE if lock else _PATIENT_BY_ID
+        row = self.session.connection().execute(statement, {"patient_id": patient_id}).first()
         if row is None:
             raise self._deny(action, patient_id, NotFoundError(f"no patient {patient_id}"), "no such patient")
         return cast(PatientColumns, row)
