@@ -1,9 +1,8 @@
 """The CDS service's FHIR import, remembered by content: the same chart read twice is validated once.
 
-Validating the prefetched resources with the FHIR R4B models is the larger part of a CDS
-patient-view call. An EHR sends the same resources again every time the same chart is opened, so
-`CachingImporter` keeps the import result of recent calls keyed by a SHA-256 of the resources'
-canonical JSON and the date (ages are counted to today). Only successful imports are kept: a record
+An EHR sends the same resources again every time the same chart is opened, so `CachingImporter`
+keeps the import result of recent calls keyed by a SHA-256 of the resources' canonical JSON, whether
+they were validated already, and the date (ages are counted to today). Only successful imports are kept: a record
 that cannot be read is read, and refused, every time. Each worker keeps its own: the result is a
 function of the resources, the date and the knowledge base, so every worker computes the same one.
 """
