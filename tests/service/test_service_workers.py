@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from allpath.api.cds.prefetch import PREFETCH
 from allpath.store import make_engine, make_sessionmaker, upgrade
 from allpath.store.auth import create_user
 from allpath.testing import RunningServer, free_port, running_server, worker_pids
@@ -125,7 +126,8 @@ def test_a_cds_token_used_on_one_worker_is_a_replay_on_the_other(
             "patient": {"resourceType": "Patient", "id": "p1", "birthDate": "2010-01-01"},
             **{
                 name: {"resourceType": "Bundle", "type": "searchset", "entry": []}
-                for name in ("conditions", "observations", "medications", "procedures")
+                for name in PREFETCH
+                if name != "patient"
             },
         },
     }
