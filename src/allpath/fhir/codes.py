@@ -108,9 +108,14 @@ def code_tables() -> CodeTables:
         rearranged={r["gene"]: r["subtype"] for r in g["rearranged_with_any_partner"]},
         protein_changes=tuple((p["gene"], frozenset(p["changes"]), p["subtype"]) for p in g["protein_changes"]),
     )
+    # The Observation codes read by their own rules (disease status, genomic variants) belong in
+    # the observations table too: a CDS prefetch asks for exactly what that table lists.
+    observations = table("observations")
+    for c in [*data["disease_status_codes"], g["variant_code"]]:
+        observations[pair(c)] = KnownCode(c["system"], str(c["code"]), c["display"], {"read": True}, c["confirmed_by"])
     return CodeTables(
         conditions=table("conditions"),
-        observations=table("observations"),
+        observations=observations,
         procedures=table("procedures"),
         known_wrong={pair(c): f"{c['claimed']}: {c['why']}" for c in data["known_wrong"]},
         morphology=table("morphology"),

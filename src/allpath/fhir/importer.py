@@ -660,6 +660,7 @@ def _read_variant(state: _State, path: str, resource: Mapping[str, Any], when: s
         state.notes.append(f"{path}: genetic variant not reported as present; not read")
         return
     genes: set[str] = set()
+    named: set[tuple[str, str]] = set()  # every gene named, known to allpath or not (a fusion partner)
     changes: list[str] = []
     for component in resource.get("component") or []:
         if not isinstance(component, Mapping):
@@ -667,14 +668,16 @@ def _read_variant(state: _State, path: str, resource: Mapping[str, Any], when: s
         code = [tables.normalise(s, c) for s, c in _codings(component.get("code"))]
         concept = component.get("valueCodeableConcept")
         if g.gene_studied in code:
-            genes.update(g.genes[c] for c in (tables.normalise(s, c) for s, c in _codings(concept)) if c in g.genes)
+            studied = [tables.normalise(s, c) for s, c in _codings(concept)]
+            named.update(studied)
+            genes.update(g.genes[c] for c in studied if c in g.genes)
         elif g.amino_acid_change in code:
             changes.extend(c for _, c in _codings(concept))
             for text in (concept.get("text") if isinstance(concept, Mapping) else None, component.get("valueString")):
                 if isinstance(text, str):
                     changes.append(text)
     found = [subtype for pair, subtype in g.fusions if pair <= genes]
-    found += [subtype for gene, subtype in g.rearranged.items() if gene in genes and len(genes) > 1]
+    found += [subtype for gene, subtype in g.rearranged.items() if gene in genes and len(named) > 1]
     for gene, forms, subtype in g.protein_changes:
         # `NP_005148.2:p.Thr315Ile` and `p.T315I` both name the change.
         if gene in genes and any(c.split(":")[-1].strip() in forms for c in changes):
@@ -882,8 +885,11 @@ def _assemble(state: _State, age: float, as_of: dt.date) -> tuple[dict[str, Any]
     conditions = [
         (when, path, _condition_status(state, path, means, cs)) for when, path, means, cs in state.all_conditions
     ]
+    newest = max((c[0] for c in conditions), default="")
+    disputed = len({s for w, _, s in conditions if w == newest}) > 1
     for when, path, status in conditions:
-        if status in ("in_remission", "relapsed"):
+        # Equally recent diagnoses that disagree date nothing: neither is history.
+        if status in ("in_remission", "relapsed") and not (disputed and when == newest):
             state.status_events.append(_Reading("remission" if status == "in_remission" else "active", path, when))
     history = _history(state.status_events)
     status = _disease_status(state, counts, done, provenance, conditions, history)
@@ -1008,7 +1014,8 @@ def _fill_counts(
 ) -> None:
     """Counts the record leaves out are counted from its dated disease states, or get the least
     value the disease status implies, with an alert; the regimen count stays unknown."""
-    counted = history.events > 0
+    # A disease not yet in remission has no remissions or relapses to count.
+    counted = history.events > 0 and status != "newly_diagnosed"
 
     def fill(fact: str, least: int, from_history: int) -> int:
         value = counts.get(fact)
