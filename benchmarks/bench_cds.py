@@ -126,6 +126,8 @@ def prefetch(pid: str, variant: int) -> dict[str, Any]:
         "conditions": searchset(conditions),
         "observations": searchset(observations),
         "medications": searchset(medications),
+        "administrations": searchset([]),
+        "statements": searchset([]),
         "procedures": searchset(procedures),
     }
 

@@ -57,7 +57,15 @@ def test_discovery_lists_both_services_with_their_prefetch_templates(client, rsa
     assert services["allpath-order-sign"]["hook"] == "order-sign"
     for service in services.values():
         queried = {q.split("/")[0].split("?")[0] for q in service["prefetch"].values()}
-        assert queried == {"Patient", "Condition", "Observation", "MedicationRequest", "Procedure"}
+        assert queried == {
+            "Patient",
+            "Condition",
+            "Observation",
+            "MedicationRequest",
+            "MedicationAdministration",
+            "MedicationStatement",
+            "Procedure",
+        }
         assert all("{{context.patientId}}" in q for q in service["prefetch"].values())
 
 
@@ -234,6 +242,8 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server_with_the_bearer_token(
             "/fhir/Condition",
             "/fhir/Observation",
             "/fhir/MedicationRequest",
+            "/fhir/MedicationAdministration",
+            "/fhir/MedicationStatement",
             "/fhir/Procedure",
         ]
     )

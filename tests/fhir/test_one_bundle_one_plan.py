@@ -20,7 +20,10 @@ from allpath.fhir.alerts import AlertCitation, alert_definitions
 from allpath.knowledge import load_kb
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json"))
+# The examples, and the EHR-shaped Bundles of tests/fhir/bundles (mCODE, Synthea, real-world codings).
+EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json")) + sorted(
+    (ROOT / "tests" / "fhir" / "bundles").glob("*.bundle.json")
+)
 AS_OF = "2026-11-26"
 runner = CliRunner()
 

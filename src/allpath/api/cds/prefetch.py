@@ -41,10 +41,16 @@ class Template:
             return True
         concept = resource.get("code")
         codings = concept.get("coding") if isinstance(concept, Mapping) else None
+        from allpath.fhir.codes import code_tables
+
+        normalise = code_tables().normalise
         for coding in codings or []:
             if isinstance(coding, Mapping):
                 system, code = coding.get("system"), coding.get("code")
-                if system in self.systems or (system, code) in self.codes:
+                if system in self.systems:
+                    return True
+                # `C9100` is C91.00 and mCODE's NCIt system is NCIt, as the importer reads them.
+                if isinstance(system, str) and isinstance(code, str) and normalise(system, code) in self.codes:
                     return True
         return False
 
@@ -67,6 +73,9 @@ def _templates() -> tuple[Template, ...]:
             systems=frozenset({CASE_FEATURE_SYSTEM}),
         ),
         Template("medications", "MedicationRequest", True),
+        # Drugs given and taken: the treatment history the importer reads (issue 12).
+        Template("administrations", "MedicationAdministration", True),
+        Template("statements", "MedicationStatement", True),
         Template("procedures", "Procedure", True, codes=frozenset(tables.procedures)),
     )
 
