@@ -90,3 +90,24 @@ def test_codes_are_unique_within_each_system(kb: Any) -> None:
             assert (c.system, c.code) not in seen, f"{c.code} on {agent.id} and {seen.get((c.system, c.code))}"
             seen[(c.system, c.code)] = agent.id
     assert sum(1 for s, _ in seen if s == NCIT) == 14
+
+
+def test_every_code_the_importer_reads_is_listed_in_the_mapping_doc() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "fhir-mapping.md").read_text(encoding="utf-8")
+    tables = code_tables()
+    codes = [
+        *tables.conditions,
+        *tables.observations,
+        *tables.procedures,
+        *tables.morphology,
+        *tables.disease_status_answers,
+        *tables.genomics.genes,
+        tables.genomics.present,
+        tables.genomics.gene_studied,
+        tables.genomics.amino_acid_change,
+    ]
+    missing = [code for _, code in codes if f"| {code} |" not in doc]
+    missing += [code for code in tables.rxnorm_products if code not in doc]
+    assert missing == []

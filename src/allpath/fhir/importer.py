@@ -887,10 +887,10 @@ def _assemble(state: _State, age: float, as_of: dt.date) -> tuple[dict[str, Any]
     ]
     newest = max((c[0] for c in conditions), default="")
     disputed = len({s for w, _, s in conditions if w == newest}) > 1
-    for when, path, status in conditions:
+    for when, path, reading in conditions:
         # Equally recent diagnoses that disagree date nothing: neither is history.
-        if status in ("in_remission", "relapsed") and not (disputed and when == newest):
-            state.status_events.append(_Reading("remission" if status == "in_remission" else "active", path, when))
+        if reading in ("in_remission", "relapsed") and not (disputed and when == newest):
+            state.status_events.append(_Reading("remission" if reading == "in_remission" else "active", path, when))
     history = _history(state.status_events)
     status = _disease_status(state, counts, done, provenance, conditions, history)
     if status is None:
