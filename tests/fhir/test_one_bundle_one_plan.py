@@ -20,10 +20,17 @@ from allpath.fhir.alerts import AlertCitation, alert_definitions
 from allpath.knowledge import load_kb
 
 ROOT = Path(__file__).resolve().parents[2]
-# The examples, and the EHR-shaped Bundles of tests/fhir/bundles (mCODE, Synthea, real-world codings).
-EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json")) + sorted(
-    (ROOT / "tests" / "fhir" / "bundles").glob("*.bundle.json")
+# The examples, and one EHR-shaped Bundle of tests/fhir/bundles per new reading (treatment
+# history, genomics with Synthea's urn:uuid references, disagreeing codes, dated relapse history).
+EHR_BUNDLES = (
+    "mcode-pediatric-brian-l",
+    "synthea-ph-positive-adult",
+    "stale-icd-beside-snomed-remission",
+    "relapse-history",
 )
+EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json")) + [
+    ROOT / "tests" / "fhir" / "bundles" / f"{name}.bundle.json" for name in EHR_BUNDLES
+]
 AS_OF = "2026-11-26"
 runner = CliRunner()
 

@@ -62,7 +62,10 @@ __all__ = [
 ]
 
 MEDICATION_RECORDS = ("MedicationRequest", "MedicationAdministration", "MedicationStatement")
-INTERPRETED = ("Patient", "Condition", "Observation", *MEDICATION_RECORDS, "Procedure", "Medication")
+# The patient's own resources the mapping reads (a Bulk Data import gathers these per patient).
+# Medication resources are read too, but only to resolve a `medicationReference`: they belong to
+# no patient.
+INTERPRETED = ("Patient", "Condition", "Observation", *MEDICATION_RECORDS, "Procedure")
 _IGNORED_STATUSES = {"entered-in-error", "cancelled"}
 # A medication record that says the drug was (or is being) given. An order (MedicationRequest)
 # says it was asked for, not that it was given; drafts and records of a drug not taken neither.
