@@ -393,3 +393,18 @@ def test_the_bundles_here_are_what_make_bundles_writes() -> None:
     spec.loader.exec_module(module)
     for name, build in module.BUNDLES.items():
         assert module.fix_transaction(build()) == bundle(name), name
+
+
+def test_a_disease_status_about_another_cancer_is_not_read() -> None:
+    data = bundle("mcode-pediatric-brian-l-remission")
+    status = resource(data, "cancer-disease-status-remission-brian-l")
+    status["focus"] = [{"reference": "Condition/some-other-cancer"}]
+    assert read(data).facts.disease_status == "newly_diagnosed"
+    status["focus"] = [{"reference": "https://ehr.example.org/fhir/Condition/primary-cancer-condition-brian-l"}]
+    assert read(data).facts.disease_status == "in_remission"
+
+
+def test_the_word_all_in_an_unrelated_condition_is_not_an_uncoded_leukemia() -> None:
+    data = bundle("provisional-diagnosis")
+    resource(data, "c-prov")["code"] = {"text": "Allergic to all penicillins"}
+    assert problems(data)[0].startswith("Condition: no Condition coded as ALL")

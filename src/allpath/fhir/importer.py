@@ -77,8 +77,9 @@ _GIVEN_STATUSES = {
 _UNCONFIRMED = ("provisional", "differential", "unconfirmed")
 # Steroids are given for much besides leukemia: alone they do not show that leukemia treatment began.
 _NOT_ALONE_TREATMENT = frozenset({"dexamethasone", "prednisone"})
-# An ALL diagnosis named in free text only (asked to be coded, never read as a diagnosis).
-_ALL_TEXT = re.compile(r"acute\s+lympho(?:blastic|cytic|id)\s+leuk|\b[BT]?-?ALL\b", re.IGNORECASE)
+# An ALL diagnosis named in free text only (asked to be coded, never read as a diagnosis). The
+# abbreviation must be in capitals: "all" is an English word.
+_ALL_TEXT = re.compile(r"(?i:acute\s+lympho(?:blastic|cytic|id)\s+leuk)|\b[BT]?-?ALL\b")
 _P210_LOINC = (LOINC, "69380-4")
 _ROOT = ("__root__", "root")  # a root model's own step in a location: not an element of the resource
 # Months per UCUM unit accepted on duration facts.
@@ -397,6 +398,8 @@ class _State:
     prior_therapies: dict[str, str] = field(default_factory=dict)  # value -> path
     genetics: list[_Reading] = field(default_factory=list)  # value: genetic subtype
     uncoded: list[str] = field(default_factory=list)
+    all_condition_refs: set[str] = field(default_factory=set)  # `Condition/<id>` of the ALL diagnoses
+    focus: dict[str, list[str]] = field(default_factory=dict)  # disease-status path -> its `focus` references
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
@@ -565,6 +568,8 @@ def _read_condition(state: _State, path: str, resource: Mapping[str, Any], table
     if skipped:
         state.notes.append(f"{path}: refuted or entered in error; not read")
         return
+    if resource.get("id"):
+        state.all_condition_refs.add(f"Condition/{resource['id']}")
     verification = next((c for s, c in _codings(resource.get("verificationStatus")) if s == CONDITION_VER_STATUS), "")
     if verification in _UNCONFIRMED:
         state.alert("fhir-unconfirmed-diagnosis", path=path, status=verification)
@@ -653,6 +658,8 @@ def _read_disease_status(state: _State, path: str, resource: Mapping[str, Any], 
         state.notes.append(f"{path}: cancer disease status without a date; not read")
         return
     reading = _Reading(value, f"{path}.valueCodeableConcept", when)
+    focus = [f.get("reference") for f in resource.get("focus") or [] if isinstance(f, Mapping)]
+    state.focus[reading.path] = [_relative(f) for f in focus if isinstance(f, str)]
     state.mcode_status.append(reading)
     state.status_events.append(reading)
 
@@ -894,6 +901,12 @@ def _assemble(state: _State, age: float, as_of: dt.date) -> tuple[dict[str, Any]
         # Equally recent diagnoses that disagree date nothing: neither is history.
         if reading in ("in_remission", "relapsed") and not (disputed and when == newest):
             state.status_events.append(_Reading("remission" if reading == "in_remission" else "active", path, when))
+    # A disease status about another cancer (its `focus` names no ALL diagnosis) is not this history.
+    other = {path for path, focus in state.focus.items() if focus and not set(focus) & state.all_condition_refs}
+    for path in sorted(other):
+        state.notes.append(f"{path}: about another condition (focus); not read")
+    state.mcode_status = [r for r in state.mcode_status if r.path not in other]
+    state.status_events = [r for r in state.status_events if r.path not in other]
     history = _history(state.status_events)
     status = _disease_status(state, counts, done, provenance, conditions, history)
     if status is None:
