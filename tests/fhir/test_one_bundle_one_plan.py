@@ -44,7 +44,7 @@ OVER_HTTP = [
         "first-relapse-after-short-remission-teen",
         "second-relapse-adult-t-cell",
     )
-]
+] + [ROOT / "tests" / "fhir" / "bundles" / "mcode-pediatric-brian-l.bundle.json"]  # mCODE, treatment history
 runner = CliRunner()
 
 
