@@ -397,7 +397,7 @@ class _State:
     treatments: list[_Reading] = field(default_factory=list)  # value: KB agent id
     prior_therapies: dict[str, str] = field(default_factory=dict)  # value -> path
     genetics: list[_Reading] = field(default_factory=list)  # value: genetic subtype
-    uncoded: list[str] = field(default_factory=list)
+    uncoded: list[tuple[str, str]] = field(default_factory=list)  # (path, reference)
     all_condition_refs: set[str] = field(default_factory=set)  # `Condition/<id>` of the ALL diagnoses
     focus: dict[str, list[str]] = field(default_factory=dict)  # disease-status path -> its `focus` references
     problems: list[Problem] = field(default_factory=list)
@@ -437,6 +437,19 @@ def _day(when: str) -> dt.date | None:
         return dt.date.fromisoformat(when[:10])
     except ValueError:
         return None
+
+
+def _ref(resource: Mapping[str, Any]) -> str:
+    """A resource as alerts name it: `Condition/c1`, the same whichever way the record came in (a
+    Bundle entry, a CDS prefetch, a Bulk Data line), so one record gives one plan on every path."""
+    rid = resource.get("id")
+    return f"{resource.get('resourceType')}/{rid}" if rid else f"a {resource.get('resourceType')} without an id"
+
+
+def _ref_of_path(path: str) -> str:
+    # `Bundle.entry[3].resource(Condition/c1)` -> `Condition/c1` (the label `_label` writes).
+    match = re.search(r"\(([^()]*)\)$", path)
+    return match.group(1) if match else path
 
 
 def _relative(reference: str) -> str:
@@ -562,7 +575,7 @@ def _read_condition(state: _State, path: str, resource: Mapping[str, Any], table
     if not known:
         text = resource.get("code", {}).get("text") if isinstance(resource.get("code"), Mapping) else None
         if not skipped and isinstance(text, str) and _ALL_TEXT.search(text):
-            state.uncoded.append(path)
+            state.uncoded.append((path, _ref(resource)))
         state.ignored["Condition (not ALL)"] += 1
         return
     if skipped:
@@ -572,7 +585,7 @@ def _read_condition(state: _State, path: str, resource: Mapping[str, Any], table
         state.all_condition_refs.add(f"Condition/{resource['id']}")
     verification = next((c for s, c in _codings(resource.get("verificationStatus")) if s == CONDITION_VER_STATUS), "")
     if verification in _UNCONFIRMED:
-        state.alert("fhir-unconfirmed-diagnosis", path=path, status=verification)
+        state.alert("fhir-unconfirmed-diagnosis", path=_ref(resource), status=verification)
     means: dict[str, Any] = {}
     disagreements: list[str] = []
     morphology = [
@@ -588,7 +601,7 @@ def _read_condition(state: _State, path: str, resource: Mapping[str, Any], table
     # Codings that disagree (a SNOMED CT "in remission" beside an out-of-date ICD-10-CM "not in
     # remission") leave that part unknown, with a warning: the rest of the record decides.
     if disagreements:
-        state.alert("fhir-conflicting-condition-codes", detail="; ".join(disagreements), paths=f"{path}.code")
+        state.alert("fhir-conflicting-condition-codes", detail="; ".join(disagreements), paths=f"{_ref(resource)}.code")
     when = _when(resource, "recordedDate", "onsetDateTime", "onsetPeriod")
     onset = _when(resource, "onsetDateTime", "onsetPeriod", "recordedDate")
     if onset:
@@ -938,13 +951,14 @@ def _disease_status(
             # Equally recent diagnoses that disagree: a warning, and the rest of the record decides.
             detail = "equally recent diagnoses disagree (" + " vs ".join(s.replace("_", " ") for s, _ in top) + ")"
             condition_path = ", ".join(p for _, p in top)
-            state.alert("fhir-conflicting-condition-codes", detail=detail, paths=condition_path)
+            refs = ", ".join(_ref_of_path(p) for _, p in top)
+            state.alert("fhir-conflicting-condition-codes", detail=detail, paths=refs)
             from_condition = "unknown"
         else:
             from_condition, condition_path = top[0]
-    for path in state.uncoded:
+    for _, ref in state.uncoded:
         if from_condition is not None or recorded is not None:
-            state.alert("fhir-uncoded-diagnosis", path=path)
+            state.alert("fhir-uncoded-diagnosis", path=ref)
     if from_condition is None and recorded is None:
         if state.uncoded:
             state.problems.extend(
@@ -953,7 +967,7 @@ def _disease_status(
                     "names ALL in its text only: add a coded diagnosis (ICD-10-CM C91.0x, SNOMED CT or NCI "
                     "Thesaurus) so the record can be read without guessing",
                 )
-                for path in state.uncoded
+                for path, _ in state.uncoded
             )
             return None
         state.no_all_diagnosis = True
