@@ -7,6 +7,7 @@ one `Problem(field, problem)` per fault, naming the field.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -343,8 +344,17 @@ def describe_validation_error(exc: ValidationError) -> list[Problem]:
         if kind == "contradiction":
             problems.extend(Problem(p["field"], p["problem"]) for p in ctx["problems"])
             continue
-        problems.append(Problem(field, _problem_text(kind, ctx, err)))
+        text = _problem_text(kind, ctx, err)
+        if kind == "extra_forbidden" and len(err["loc"]) == 1:
+            text += _did_you_mean(str(err["loc"][0]))
+        problems.append(Problem(field, text))
     return problems
+
+
+def _did_you_mean(name: str) -> str:
+    # A misspelt field ("disease_stauts") is the commonest input mistake; name the likely one.
+    close = difflib.get_close_matches(name, list(PatientFacts.model_fields), n=1, cutoff=0.75)
+    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 def _number(value: Any) -> str:
