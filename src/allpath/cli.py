@@ -59,6 +59,7 @@ def _main(
 ) -> None:
     """Cited treatment options for acute lymphoblastic leukemia (ALL)."""
 
+
 EXIT_BAD_INPUT = 2
 
 

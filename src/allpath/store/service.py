@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -509,3 +510,36 @@ class Records:
         if course.facts is None:
             raise InvalidInputError("no facts for this date", course.facts_problems)
         return course.facts
+
+
+# --- the patient list's flags ------------------------------------------------------------------
+
+
+def patient_flags(
+    session: Session, courses: Sequence[Course], plan_alerts: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, list[str]]:
+    """What the patient list flags for each patient, by patient id, as flag keys (`FLAG_LABELS`).
+
+    From the record: died, hospice, refractory, relapsed, MRD positive, pregnant. From the plan
+    (`plan_alerts`, patient id to its alerts' severities, worked out by the caller that holds the
+    engine): a critical alert. One function, so every source of a flag (later the family's
+    urgent symptom reports, read through `session`) lands in the same column.
+    """
+    flags: dict[str, list[str]] = {}
+    for course in courses:
+        state = course.state
+        found: list[str] = []
+        if state.died_on is not None:
+            found.append("died")
+        if state.in_hospice:
+            found.append("hospice")
+        if state.status in ("refractory", "relapsed"):
+            found.append(state.status)
+        if state.mrd_status == "positive":
+            found.append("mrd_positive")
+        if state.pregnant:
+            found.append("pregnant")
+        if plan_alerts and "critical" in plan_alerts.get(course.patient.id, ()):
+            found.append("critical_alert")
+        flags[course.patient.id] = found
+    return flags

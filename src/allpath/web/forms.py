@@ -187,6 +187,9 @@ def event_from_form(data: Mapping[str, str]) -> tuple[str | None, dict[str, obje
     if form is None:
         return None, {}, [Problem("type", "is not a kind of event this page records")]
     event: dict[str, object] = {"type": event_type}
+    # A correction names the entry it replaces; the store checks it exists and has this type.
+    if (supersedes := (data.get("supersedes") or "").strip()) != "":
+        event["supersedes"] = supersedes
     raw_date = (data.get("date") or "").strip()
     if not raw_date:
         problems.append(Problem("date", "is required"))
