@@ -21,5 +21,9 @@ def install(app: Any) -> None:
     """Mount the pages on a `create_app` service and build the search index now, not on first use."""
     from allpath.store.kbsearch import knowledge_index
 
+    from allpath.web.routes import error_page_for
+
     app.include_router(create_web_router())
+    # The API's error handlers answer a browser with this page instead of JSON (api/errors.py).
+    app.state.html_error = error_page_for
     knowledge_index(app.state.allpath)

@@ -190,11 +190,13 @@ def compare_plans(kb: KnowledgeBase, before: Plan, after: Plan) -> list[Change]:
     out: list[Change] = []
 
     def rule_bits(rule_id: str) -> tuple[str, list[str]]:
-        try:
-            rule = kb.rule(rule_id)
-        except KeyError:  # an alert from outside the rules (a FHIR import's)
+        condition = kb.conditions.get(rule_id)
+        if condition is None:  # an alert from outside the rules (a FHIR import's)
             return "", []
-        return describe(rule.when), [FACT_LABELS.get(f, f) for f in facts_used(rule.when) if f in changed]
+        read = set(facts_used(condition))
+        for variant in kb.variant_conditions.get(rule_id, ()):
+            read.update(facts_used(variant))  # a variant can change the strength
+        return describe(condition), [FACT_LABELS.get(f, f) for f in changed if f in read]
 
     def diff(what: str, old: Mapping[str, tuple[str, str]], new: Mapping[str, tuple[str, str]]) -> None:
         for rid in [*old, *(r for r in new if r not in old)]:

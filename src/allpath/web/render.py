@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from allpath.explain.labels import CATEGORY_LABELS, STRENGTH_LABELS
+from allpath.explain.labels import CATEGORY_LABELS, SEVERITY_LABELS, STRENGTH_LABELS
 
 STATIC_FILES = ("allpath.css",)
 
@@ -26,6 +26,7 @@ def environment() -> Environment:
     # Display words shared with the text plan and CDS cards (allpath.explain.labels).
     env.globals["category_labels"] = CATEGORY_LABELS
     env.globals["strength_labels"] = STRENGTH_LABELS
+    env.globals["severity_labels"] = SEVERITY_LABELS
     return env
 
 

@@ -27,7 +27,6 @@ from allpath.explain.labels import (
     FLAG_LABELS,
     PHASE_LABELS,
     RELAPSE_SITE_LABELS,
-    SEVERITY_LABELS,
     SUBTYPE_LABELS,
     THERAPY_LABELS,
     missing_fact_views,
@@ -92,6 +91,24 @@ def _page(
 
 def _error(request: Request, user: UserRecord | None, status: int, title: str, message: str) -> HTMLResponse:
     return _page(request, "error.html", user, status_code=status, title=title, message=message)
+
+
+ERROR_PAGES = {
+    403: ("Not allowed", "This account cannot open this page."),
+    404: ("Page not found", "There is no page at this address. Check it, or start again from the start page."),
+    405: ("Not possible here", "This address does not take that kind of request."),
+    500: ("Something went wrong", "The service could not answer. Nothing was changed. Try again in a moment."),
+}
+
+
+def error_page_for(request: Request, status: int) -> HTMLResponse:
+    """The HTML error page a browser gets for an API-level error (an unknown path, a crash)."""
+    title, message = ERROR_PAGES.get(status, ("The request could not be answered", f"Error {status}."))
+    try:
+        user = current_user_from_cookie(request)
+    except Exception:  # the page must render even when the database is what failed
+        user = None
+    return _error(request, user, status, title, message)
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -431,7 +448,6 @@ def create_web_router() -> APIRouter:
             next_phase=next_phase,
             phase_labels=PHASE_LABELS,
             status_labels=COURSE_STATUS_LABELS,
-            severity_labels=SEVERITY_LABELS,
             timeline_svg=svg,
             events=list(reversed(course.events)),
             by_id=by_id,
@@ -616,7 +632,6 @@ def create_web_router() -> APIRouter:
             before=before,
             after=after,
             changes=changes,
-            severity_labels=SEVERITY_LABELS,
         )
 
     # family pages --------------------------------------------------------------------------------
