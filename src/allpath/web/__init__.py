@@ -20,7 +20,6 @@ def create_web_router() -> Any:
 def install(app: Any) -> None:
     """Mount the pages on a `create_app` service and build the search index now, not on first use."""
     from allpath.store.kbsearch import knowledge_index
-
     from allpath.web.routes import error_page_for
 
     app.include_router(create_web_router())

@@ -6,6 +6,7 @@ Pure functions over a `Plan` and the KB: no request, no store.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,7 +197,9 @@ def compare_plans(kb: KnowledgeBase, before: Plan, after: Plan) -> list[Change]:
         read = set(facts_used(condition))
         for variant in kb.variant_conditions.get(rule_id, ()):
             read.update(facts_used(variant))  # a variant can change the strength
-        return describe(condition), [FACT_LABELS.get(f, f) for f in changed if f in read]
+        # Thresholds derived from months print as long decimals (1/12 of a year): two places do.
+        text = re.sub(r"(\d+\.\d\d)\d+", r"\1", describe(condition))
+        return text, [FACT_LABELS.get(f, f) for f in changed if f in read]
 
     def diff(what: str, old: Mapping[str, tuple[str, str]], new: Mapping[str, tuple[str, str]]) -> None:
         for rid in [*old, *(r for r in new if r not in old)]:
