@@ -345,6 +345,11 @@ def describe_validation_error(exc: ValidationError) -> list[Problem]:
             problems.extend(Problem(p["field"], p["problem"]) for p in ctx["problems"])
             continue
         text = _problem_text(kind, ctx, err)
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            # The problem is the tag field itself (event.type), not the whole object.
+            field = (
+                f"{field}.{str(ctx['discriminator']).strip(chr(39))}" if field else str(ctx["discriminator"]).strip("'")
+            )
         if kind == "extra_forbidden" and len(err["loc"]) == 1:
             text += _did_you_mean(str(err["loc"][0]))
         problems.append(Problem(field, text))
@@ -389,6 +394,10 @@ def _problem_text(kind: str, ctx: Mapping[str, Any], err: Mapping[str, Any]) -> 
             return "must be true, false or null"
         case "tuple_type" | "list_type":
             return "must be a list"
+        case "union_tag_invalid":
+            return f"must be one of: {ctx['expected_tags']}"
+        case "union_tag_not_found":
+            return "is required: it names the kind of event"
         case "model_type" | "dict_type" | "model_attributes_type":
             return "must be an object"
         case _:

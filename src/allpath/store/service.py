@@ -330,6 +330,13 @@ class Records:
         self.session.commit()
         return [PatientRecord.of(r) for r in rows]
 
+    def count_patients(self) -> int:
+        """How many patients this actor may see (for paging)."""
+        query = select(func.count()).select_from(PatientRow)
+        if not self.actor.is_staff:
+            query = query.where(PatientRow.id == (self.actor.patient_id or ""))
+        return int(self.session.scalar(query) or 0)
+
     def create_patient(self, birth_date: dt.date, display_name: str | None = None) -> PatientRecord:
         self._require_staff("patient.create")
         durable_session(self.session)

@@ -15,8 +15,10 @@ from allpath.api.models import (
     EventCreated,
     EventPublic,
     PatientCreate,
+    PatientPage,
     PatientPlan,
     PatientPublic,
+    PatientSummary,
     PatientUpdate,
 )
 from allpath.course import CourseState
@@ -30,14 +32,28 @@ AsOf = Annotated[
 ]
 
 
-@router.get("", response_model=list[PatientPublic])
+@router.get("", response_model=PatientPage)
 def list_patients(
     records: RecordsDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> list[PatientPublic]:
-    """Patients this account may see (a patient account: only its own)."""
-    return [PatientPublic.of(p) for p in records.list_patients(limit=limit, offset=offset)]
+) -> PatientPage:
+    """Patients this account may see (a patient account: only its own), a page at a time, oldest
+    first, each with its course status and current phase; `next` is the next page, null on the last."""
+    total = records.count_patients()
+    items = []
+    for p in records.list_patients(limit=limit, offset=offset):
+        state = records.course(p.id, action="course.read").state
+        items.append(
+            PatientSummary(
+                **PatientPublic.of(p).model_dump(),
+                status="deceased" if state.died_on else state.status,
+                current_phase=state.current_phase,
+            )
+        )
+    following = offset + limit
+    next_page = f"/patients?limit={limit}&offset={following}" if following < total else None
+    return PatientPage(items=items, total=total, limit=limit, offset=offset, next=next_page)
 
 
 @router.post("", response_model=PatientPublic, status_code=201)
@@ -75,7 +91,9 @@ def list_events(patient_id: str, records: RecordsDep) -> list[EventPublic]:
 
 @router.post("/{patient_id}/events", response_model=EventCreated, status_code=201)
 def append_event(patient_id: str, body: EventCreate, records: RecordsDep) -> EventCreated:
-    """Record an event. Refused (422, with the reason) when the history makes it impossible."""
+    """Record an event, wrapped (`{"event": {...}}`) or flat (`{"type": ..., "date": ...}`). Refused
+    (422, with the reason) when the history makes it impossible; an unknown `type` is answered
+    with the list of valid types."""
     event, version = records.append_event(patient_id, body.event, body.expected_version)
     return EventCreated(event=EventPublic.of(event), version=version)
 
