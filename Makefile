@@ -113,7 +113,7 @@ browser-deps: pdf-deps
 	  else echo "chromium is missing: apt-get install chromium (browser tests will skip)"; fi; }
 
 pdf-deps:
-	@ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || { \
+	@{ /sbin/ldconfig -p 2>/dev/null || ldconfig -p 2>/dev/null; } | grep -q 'libpangoft2-1.0.so.0' || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
 	  else echo "pango is missing: apt-get install libpango-1.0-0 libpangoft2-1.0-0 (PDF download needs it)"; fi; }
 

@@ -40,11 +40,15 @@ def static_text(name: str) -> str:
     return (resources.files("allpath.web") / "static" / name).read_text(encoding="utf-8")
 
 
-def html_to_pdf(html: str) -> bytes:
-    """Render with WeasyPrint, using the same stylesheet as the page (its print rules apply)."""
+def html_to_pdf(html: str, *, variant: str | None = None) -> bytes:
+    """Render with WeasyPrint, using the same stylesheet as the page (its print rules apply).
+
+    `variant="pdf/ua-1"` makes a tagged PDF/UA document, which screen readers can read.
+    """
     from weasyprint import CSS, HTML
 
     css = CSS(string=static_text("allpath.css"))
-    pdf = HTML(string=html, base_url=None).write_pdf(stylesheets=[css])
+    options = {"pdf_variant": variant} if variant else {}
+    pdf = HTML(string=html, base_url=None).write_pdf(stylesheets=[css], **options)
     assert isinstance(pdf, bytes)  # write_pdf without a target returns the document's bytes
     return pdf

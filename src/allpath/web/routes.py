@@ -409,13 +409,21 @@ def create_web_router() -> APIRouter:
                 return RedirectResponse(f"/clinic/patients/{patient.id}?created=1", status_code=303)
         return _page(request, "patient_new.html", user, status_code=422, errors=errors, values=values)
 
-    def _course(request: Request, session: Session, user: UserRecord, patient_id: str) -> Course:
+    def _course(
+        request: Request, session: Session, user: UserRecord, patient_id: str, action: str = "plan.read"
+    ) -> Course:
         try:
-            return Records(session, user.actor()).course(patient_id, _as_of(request.query_params.get("as_of")))
+            return Records(session, user.actor()).course(
+                patient_id, _as_of(request.query_params.get("as_of")), action=action
+            )
         except NotFoundError as exc:
             raise PageInsteadError(
                 _error(request, user, http_status(exc), "Patient not found", "There is no patient record with that id.")
             ) from None
+        except StoreError as exc:  # an as_of out of range
+            message = "; ".join(f"{p.field} {p.problem}" for p in exc.problems) or exc.message
+            title = "Cannot show the record as of that date"
+            raise PageInsteadError(_error(request, user, http_status(exc), title, _sentence(message) + ".")) from None
 
     @router.get("/clinic/patients/{patient_id}", name="web_patient")
     def patient_page(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
@@ -590,6 +598,38 @@ def create_web_router() -> APIRouter:
             target=target,
             label=event_label(target),
             errors=errors,
+        )
+
+    @router.get("/clinic/patients/{patient_id}/plan.pdf", name="web_patient_pdf")
+    def patient_pdf(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
+        context = get_context(request)
+        course = _course(request, session, user, patient_id)
+        plan = _plan_for(context, course)
+        if plan is None:
+            return _error(request, user, 409, "No plan yet", no_plan_reason(course) or "There is no plan to print.")
+        state = course.state
+        html = render(
+            "clinician_pdf.html",
+            patient=course.patient,
+            patient_label=course.patient.display_name or course.patient.id,
+            age=age_label(course.patient.birth_date, course.as_of),
+            as_of=course.as_of.isoformat(),
+            status_label=COURSE_STATUS_LABELS.get(status_key(state), status_key(state)),
+            phase_label=PHASE_LABELS.get(state.current_phase, state.current_phase)
+            if state.current_phase
+            else "None in progress",
+            plan=plan,
+            view=plan_view(plan, context.kb),
+            missing=missing_fact_views(plan, context.kb),
+            contact=context.settings.site.care_team_contact,
+        )
+        return Response(
+            html_to_pdf(html, variant="pdf/ua-1"),
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="treatment-plan-{course.patient.id}.pdf"',
+                "Cache-Control": "no-store",
+            },
         )
 
     @router.get("/clinic/patients/{patient_id}/what-if", name="web_what_if")
