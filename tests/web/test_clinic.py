@@ -298,3 +298,39 @@ def test_unknown_path_is_an_html_page_for_a_browser_and_json_for_an_api_client(s
     assert "<h1>Page not found</h1>" in page.text
     api = client.get("/admin/nothing-here", headers={"accept": "application/json"})
     assert api.status_code == 404 and api.json() == {"error": "Not Found", "details": []}
+
+
+# --- the clinician PDF ---------------------------------------------------------------------------
+
+
+def test_clinician_pdf_has_header_footer_and_page_numbers_on_every_page_and_is_tagged_pdf_ua(service) -> None:
+    import io
+
+    pypdf = pytest.importorskip("pypdf")
+    r = service["client"].get(f"/clinic/patients/{service['relapsed']}/plan.pdf")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    reader = pypdf.PdfReader(io.BytesIO(r.content))
+    pages = [p.extract_text() for p in reader.pages]
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, start=1):
+        assert "allpath · Treatment plan · Relapsed Clinictest (fake) · as of" in text, number
+        assert f"Page {number} of {len(pages)}" in text, number
+        assert "Knowledge base@" in text and "Care team:" in text, number
+    # The first page carries the plan itself, not only a title.
+    assert "What to do now" in pages[0]
+    # Each source (and section) is listed once: as many entries as the plan cites distinct ones.
+    context = service["app"].state.allpath
+    with context.sessions() as session:
+        facts = Records(session, SYSTEM).facts(service["relapsed"])
+    plan = context.recommender.recommend(facts)
+    distinct = {
+        (c.source_id, c.section)
+        for item in [*plan.recommendations, *plan.alerts, *plan.not_recommended]
+        for c in item.citations
+    }
+    text = "\n".join(pages)
+    assert text[text.rindex("Sources") :].count("Section:") == len(distinct)
+    root = reader.trailer["/Root"]
+    assert bool(root["/MarkInfo"]["/Marked"]) and "/StructTreeRoot" in root and root["/Lang"] == "en"
+    xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
+    assert 'pdfuaid:part="1"' in xmp or "<pdfuaid:part>1</pdfuaid:part>" in xmp
