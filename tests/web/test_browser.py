@@ -24,6 +24,7 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CLINICIAN = ("test-clinician", "clinician-password-1")
 FAMILY = ("test-family", "family-password-1")
+ADMIN = ("test-admin", "admin-password-123")
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -80,6 +81,7 @@ def _seed(database_url: str) -> dict[str, str]:
         ):
             records.append_event(rich, event)
         create_user(session, *CLINICIAN, "clinician")
+        create_user(session, *ADMIN, "admin")
         create_user(session, *FAMILY, "patient", ids["own"])
     engine.dispose()
     return ids
@@ -315,6 +317,16 @@ def test_every_page_fits_its_width_and_passes_axe(browser: Browser, server: dict
         response = page.goto("/no-such-page")
         assert response is not None and response.status == 404
         check(page, f"{width}-404")
+        page.goto("/account/password")
+        check(page, f"{width}-password")
+        page.get_by_role("button", name="Log out").click()
+        login(page, *ADMIN)
+        page.goto("/admin/users")
+        check(page, f"{width}-admin-users")
+        page.get_by_role("link", name=f"Change {CLINICIAN[0]}").click()
+        check(page, f"{width}-admin-user")
+        page.goto("/admin/audit?outcome=denied")
+        check(page, f"{width}-admin-audit")
     finally:
         context.close()
 

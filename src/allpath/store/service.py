@@ -254,13 +254,30 @@ def audit_now(
     session.commit()
 
 
-def list_audit(session: Session, actor: Actor, *, patient_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+def list_audit(
+    session: Session,
+    actor: Actor,
+    *,
+    patient_id: str | None = None,
+    limit: int = 100,
+    by: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+) -> list[AuditRecord]:
+    """The audit trail, newest first (admin only), optionally for one patient, actor, action or outcome."""
     if actor.role != "admin":
         audit_now(session, actor.username, "audit.read", patient_id, "denied", "role")
         raise ForbiddenError("only an admin may read the audit trail")
     query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
     if patient_id is not None:
         query = query.where(AuditRow.patient_id == patient_id)
+    if by:
+        query = query.where(AuditRow.actor == by)
+    if action:
+        # "event" matches event.append; a dotted name matches exactly.
+        query = query.where(AuditRow.action == action if "." in action else AuditRow.action.like(f"{action}.%"))
+    if outcome:
+        query = query.where(AuditRow.outcome == outcome)
     rows = session.scalars(query).all()
     out = [AuditRecord(r.id, r.at, r.actor, r.action, r.patient_id, r.outcome, r.detail) for r in rows]
     audit(session, actor.username, "audit.read", patient_id)

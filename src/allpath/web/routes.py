@@ -728,6 +728,9 @@ def create_web_router() -> APIRouter:
         hits = knowledge_index(context).search(q, 10, kinds=WEB_SEARCH_KINDS) if q else []
         return _page(request, "knowledge.html", user, q=q, hits=hits, kb=context.kb)
 
+    from allpath.web.admin import add_admin_routes
+
+    add_admin_routes(router)
     return router
 
 
