@@ -398,3 +398,14 @@ def test_clinician_sees_what_would_sharpen_the_plan_as_an_accessible_box(page: P
     expect(box).to_be_visible()
     expect(box.locator('li[data-fact="ph_status"] > strong')).to_have_text("Philadelphia chromosome (BCR-ABL1) status")
     expect(box.locator('li[data-affects="tki-ph-positive"]')).to_be_visible()
+
+
+def test_interactive_api_docs_render_offline_under_the_pages_policy(page: Page, server: dict) -> None:
+    # Swagger UI from the service's own files, started by a script file (no inline script):
+    # the strict Content-Security-Policy stays on, and nothing is fetched from elsewhere.
+    remote: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(server["base"]) else remote.append(r.url))
+    page.goto("/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() > 10
+    assert remote == [], remote
