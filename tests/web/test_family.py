@@ -130,6 +130,9 @@ def test_family_sentences_and_their_footnotes_come_from_the_knowledge_base(engin
     text = family_yaml.read_text()
     old = (
         "text: Should I get a second opinion?\n"
+        "    es:\n"
+        "      title: Segunda opinión\n"
+        "      text: ¿Debo pedir una segunda opinión?\n"
         "    citations:\n"
         "      - {source_id: cancernet-all-2017, section: Refractory ALL}"
     )
