@@ -334,3 +334,24 @@ def test_clinician_pdf_has_header_footer_and_page_numbers_on_every_page_and_is_t
     assert bool(root["/MarkInfo"]["/Marked"]) and "/StructTreeRoot" in root and root["/Lang"] == "en"
     xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
     assert 'pdfuaid:part="1"' in xmp or "<pdfuaid:part>1</pdfuaid:part>" in xmp
+
+
+def test_service_docs_list_every_form_value_with_the_label_the_form_shows() -> None:
+    from allpath.web.forms import EVENT_FORMS
+
+    doc = (Path(__file__).parents[2] / "docs" / "service.md").read_text(encoding="utf-8")
+    table = doc[doc.index("## Event vocabulary") :]
+    for form in EVENT_FORMS:
+        for field in form.fields:
+            row = next(
+                (
+                    line
+                    for line in table.splitlines()
+                    if line.startswith(f"| `{form.type}` |") and f"| `{field.name}` |" in line
+                ),
+                "",
+            )
+            assert row, (form.type, field.name)
+            for value, label in field.options:
+                if value:
+                    assert f"`{value}`: {label}" in row, (form.type, field.name, value)
