@@ -239,7 +239,8 @@ def no_plan_reason(course: Course) -> str:
     """Why there is no plan, in the care team's words (the facts' problems name their fields)."""
     if course.state.status == "not_diagnosed":
         return "No diagnosis is recorded yet. Record the diagnosis to see the plan."
-    words = [f"{FACT_LABELS.get(p.field, p.field)}: {p.problem}" for p in course.facts_problems]
+    names = {**FACT_LABELS, "as_of": "The date the record is read as of"}
+    words = [f"{names.get(p.field, p.field)}: {p.problem}" for p in course.facts_problems]
     return "The record does not yet give a plan (" + "; ".join(words) + ")." if words else ""
 
 
