@@ -1,4 +1,5 @@
-"""Server-rendered pages: clinician and family views, the knowledge browser, the timeline picture.
+"""Server-rendered pages: clinician and family views, the knowledge browser, the timeline picture, and the
+SMART on FHIR EHR launch (`allpath.web.smart`, mounted when `settings.smart` is complete).
 
 `install(app)` (called by `allpath.api.create_app`) mounts the pages and builds the knowledge
 search index at start-up; `create_web_router()` is the bare router.
@@ -25,4 +26,8 @@ def install(app: Any) -> None:
     app.include_router(create_web_router())
     # The API's error handlers answer a browser with this page instead of JSON (api/errors.py).
     app.state.html_error = error_page_for
+    if app.state.allpath.settings.smart.enabled():
+        from allpath.web.smart import create_smart_router
+
+        app.include_router(create_smart_router())
     knowledge_index(app.state.allpath)
