@@ -150,6 +150,7 @@ FAMILY_STRENGTH_LABELS: dict[str, str] = {
 }
 # The patient list's flags (`allpath.store.service.patient_flags`), most pressing first.
 FLAG_LABELS: dict[str, str] = {
+    "urgent_diary": "Urgent diary entry",
     "critical_alert": "Critical alert",
     "died": "Died",
     "hospice": "In hospice care",

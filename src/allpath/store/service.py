@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -540,7 +540,11 @@ class Records:
 
 
 def patient_flags(
-    session: Session, courses: Sequence[Course], plan_alerts: Mapping[str, Sequence[str]] | None = None
+    session: Session,
+    courses: Sequence[Course],
+    plan_alerts: Mapping[str, Sequence[str]] | None = None,
+    *,
+    urgent: Collection[str] = (),
 ) -> dict[str, list[str]]:
     """What the patient list flags for each patient, by patient id, as flag keys (`FLAG_LABELS`).
 
@@ -553,6 +557,8 @@ def patient_flags(
     for course in courses:
         state = course.state
         found: list[str] = []
+        if course.patient.id in urgent:  # the family diary's urgent entries (store.companion)
+            found.append("urgent_diary")
         if state.died_on is not None:
             found.append("died")
         if state.in_hospice:
