@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 
 from allpath.course.companion import load_companion
 from allpath.explain.labels import (
