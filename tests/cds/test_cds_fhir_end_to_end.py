@@ -127,7 +127,14 @@ def test_suggested_tki_orders_are_valid_fhir_r4_medication_requests(real):
         MedicationRequest.model_validate(action["resource"])
 
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "fhir").glob("*.bundle.json"))
+ROOT = Path(__file__).resolve().parents[2]
+# The EHR-shaped test Bundles too, except those whose patient references are `urn:uuid:` or whose
+# drugs are Medication resources outside the prefetch searches.
+EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json")) + [
+    p
+    for p in sorted((ROOT / "tests" / "fhir" / "bundles").glob("*.bundle.json"))
+    if not p.name.startswith(("synthea-", "blinatumomab-by-reference"))
+]
 KEY_OF = {
     "Patient": "patient",
     "Condition": "conditions",
@@ -169,3 +176,11 @@ def test_example_bundle_as_prefetch_gives_the_cards_of_its_plan(real, engine, pa
         plan, body["hookInstance"], plan_link="https://cds.allpath.test/smart/launch"
     )
     assert cards == expected
+
+
+def test_an_undotted_icd10cm_diagnosis_in_prefetch_reaches_the_importer(real):
+    # Claims feeds send C91.00 as C9100: the conditions template keeps it, so the patient gets cards.
+    dx = b_all()
+    dx["code"] = {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C9100"}]}
+    cards = real("allpath-patient-view", hook_request(prefetch=full_prefetch("p1", conditions=(dx,))))
+    assert cards

@@ -173,11 +173,6 @@ def test_clofarabine_by_medication_reference_is_checked_with_the_age_in_years_an
     assert "22.4" not in card["detail"] and "22.5" not in card["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the importer's shipped RxNorm product -> ingredient map (issue 12 item 1, feat/ehr-import); "
-    "the order checks read orders through Importer.agent_for once it exists",
-)
 def test_product_level_rxnorm_code_is_rolled_up_to_its_ingredient(post):
     # 403879 is an imatinib 400 MG tablet product code in the importer's map (openFDA NDC directory).
     orders = draft_orders(medication_order("m1", rxnorm="3639"), medication_order("m2", rxnorm="403879"))

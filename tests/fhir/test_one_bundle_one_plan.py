@@ -25,7 +25,17 @@ from allpath.fhir.export import care_plan
 from allpath.knowledge import load_kb
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json"))
+# The examples, and one EHR-shaped Bundle of tests/fhir/bundles per new reading (treatment
+# history, genomics with Synthea's urn:uuid references, disagreeing codes, dated relapse history).
+EHR_BUNDLES = (
+    "mcode-pediatric-brian-l",
+    "synthea-ph-positive-adult",
+    "stale-icd-beside-snomed-remission",
+    "relapse-history",
+)
+EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json")) + [
+    ROOT / "tests" / "fhir" / "bundles" / f"{name}.bundle.json" for name in EHR_BUNDLES
+]
 AS_OF = "2026-11-26"
 OVER_HTTP = [
     ROOT / "examples" / "fhir" / f"{name}.bundle.json"
@@ -34,7 +44,7 @@ OVER_HTTP = [
         "first-relapse-after-short-remission-teen",
         "second-relapse-adult-t-cell",
     )
-]
+] + [ROOT / "tests" / "fhir" / "bundles" / "mcode-pediatric-brian-l.bundle.json"]  # mCODE, treatment history
 runner = CliRunner()
 
 

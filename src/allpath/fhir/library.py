@@ -59,6 +59,10 @@ _READ_MEANINGS = {
     "observations": {"fact", "reading", "note_only"},
     "procedures": {"note"},
 }
+# Meanings the importer reads that the Library does not derive yet (issue 12 item 1: mCODE disease
+# status and genomic variants, read by their own rules; transplants as prior therapies). Named by
+# `not_yet_derived` and in docs/fhir-mapping.md, so the gap is visible, not silent.
+_NOT_YET_DERIVED = {"observations": {"read"}, "procedures": {"prior_therapy"}}
 _MAX = "aggregate(iif($total.empty() or $this > $total, $this, $total))"
 
 
@@ -322,14 +326,27 @@ def not_derived(tables: CodeTables | None = None) -> list[str]:
     return [e.name for e in fact_expressions(tables) if e.fact and e.expression in ("'unknown'", "{}")]
 
 
+def not_yet_derived(tables: CodeTables | None = None) -> list[str]:
+    """Code-table meanings the importer reads and the Library knowingly does not derive yet."""
+    tables = tables or code_tables()
+    return [
+        f"{name} {system}|{code}: {key}"
+        for name, later in _NOT_YET_DERIVED.items()
+        for (system, code), entry in getattr(tables, name).items()
+        for key in entry.means
+        if key in later
+    ]
+
+
 def unread_meanings(tables: CodeTables | None = None) -> list[str]:
     """Code-table meanings the generator does not turn into FHIRPath (a test keeps this empty)."""
     tables = tables or code_tables()
     unread: list[str] = []
     for name, known in _READ_MEANINGS.items():
         table: Mapping[tuple[str, str], Any] = getattr(tables, name)
+        later = _NOT_YET_DERIVED.get(name, set())
         for (system, code), entry in table.items():
-            unread.extend(f"{name} {system}|{code}: {key}" for key in entry.means if key not in known)
+            unread.extend(f"{name} {system}|{code}: {key}" for key in entry.means if key not in known | later)
     features_read = {"lineage", "ph_status", "mrd_status", "cns_involvement", "completed_phase", "disease_status"}
     features_read |= {"remission_duration_months", "expected_survival_months"}
     features_read |= {"relapse_count", "remission_count", "prior_regimen_count"}
