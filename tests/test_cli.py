@@ -25,6 +25,14 @@ def run_cli(*args: str, stdin: str | None = None) -> Any:
     return runner.invoke(app, list(args), input=stdin)
 
 
+def test_version_option_prints_the_package_version() -> None:
+    from allpath import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"allpath {__version__}"
+
+
 def test_recommend_json_from_file() -> None:
     result = run_cli("recommend", str(ROOT / "examples" / "newly-diagnosed-child-b-cell.json"))
     assert result.exit_code == 0, result.output
