@@ -18,7 +18,7 @@ from allpath.engine import Engine
 from allpath.facts import FACT_KINDS, PatientFacts, contradictions
 from allpath.knowledge import available_packs, load_kb
 from allpath.rules.tree import leaves
-from tests.strategies import valid_facts
+from tests.factsgen import valid_facts
 
 PACK_SETS = [("base",), ("base", "updates-2026"), tuple(available_packs())]
 

@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from allpath.engine import Engine
-from allpath.facts import FIELD_NAMES, PatientFacts
+from allpath.facts import FIELD_NAMES, ID_COLUMN, PatientFacts
+
+
+def as_row(patient_id: str, facts: PatientFacts) -> dict[str, Any]:
+    """PatientFacts as a facts-table row (lists as lists), under `patient_id`."""
+    row: dict[str, Any] = {ID_COLUMN: patient_id}
+    for name in FIELD_NAMES:
+        value = getattr(facts, name)
+        row[name] = list(value) if isinstance(value, tuple) else value
+    return row
 
 
 def facts_of(row: dict[str, Any]) -> PatientFacts:

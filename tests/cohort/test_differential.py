@@ -19,10 +19,10 @@ from allpath.cohort.evaluate import evaluate_duckdb, evaluate_spark
 from allpath.cohort.synth import facts_table
 from allpath.engine import Engine, default_engine
 from allpath.knowledge import KnowledgeBase
+from tests.factsgen import collect_patients
 from tests.v2_conditions import V2_RULE_IDS, kb_with_v2_rules
 
-from .helpers import facts_of, python_answer, read_results, sql_answer
-from .strategies import as_row, collect_patients
+from .helpers import as_row, facts_of, python_answer, read_results, sql_answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cohort-spark")]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factgen import boundaries, generate_facts
+from tests.factsgen import boundaries, facts_stream, shape_for
 from tests.v2_conditions import V2_RULE_IDS, every_leaf, kb_with_v2_rules
 
 from allpath.engine import Engine
@@ -111,7 +111,7 @@ def _check(engine: Engine, facts_list: list[PatientFacts]) -> None:
 
 @pytest.mark.slow
 def test_fhirpathpy_fires_exactly_the_engines_rules_on_facts_covering_10000_generated(engine: Engine) -> None:
-    picked = _covering(engine, list(generate_facts(engine.kb, POOL)))
+    picked = _covering(engine, list(facts_stream(POOL, shape=shape_for(engine.kb))))
     # Fewer would mean the pool stopped varying the rules; far more, that the picking broke.
     assert 10 <= len(picked) <= 200, len(picked)
     _check(engine, picked)
@@ -120,7 +120,7 @@ def test_fhirpathpy_fires_exactly_the_engines_rules_on_facts_covering_10000_gene
 @pytest.mark.slow
 def test_fhirpathpy_agrees_on_rules_over_the_v2_fields(tmp_path: Path) -> None:
     engine = Engine(kb_with_v2_rules(tmp_path / "packs"))
-    pool = list(generate_facts(engine.kb, 1_000, seed=11))
+    pool = list(facts_stream(1_000, seed=11, shape=shape_for(engine.kb)))
     fired = [set(engine.fired(f)) & V2_RULE_IDS for f in pool]
     for rule in V2_RULE_IDS:
         assert 0 < sum(rule in f for f in fired) < len(fired), f"{rule} does not split the generated facts"
@@ -134,7 +134,7 @@ def test_every_fact_and_operator_agrees_with_the_interpreter_in_fhirpathpy(engin
     from fhirpathpy import compile as compile_fhirpath
     from fhirpathpy.models import models
 
-    facts_list = list(generate_facts(engine.kb, 300, seed=3))
+    facts_list = list(facts_stream(300, seed=3, shape=shape_for(engine.kb)))
     parameters = [facts_to_parameters(f) for f in facts_list]
     wrong = []
     for test in every_leaf():
@@ -174,7 +174,7 @@ def test_every_rule_and_variant_is_exported_as_a_condition(engine: Engine) -> No
 
 def test_generated_facts_cross_every_numeric_boundary_of_the_kb(engine: Engine) -> None:
     seen: dict[str, set[float]] = {}
-    for facts in generate_facts(engine.kb, 2_000):
+    for facts in facts_stream(2_000, shape=shape_for(engine.kb)):
         for fact in ("age_years", "remission_duration_months", "expected_survival_months", "relapse_count"):
             value = getattr(facts, fact)
             if value is not None:
