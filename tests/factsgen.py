@@ -25,6 +25,7 @@ So the contradiction rules live in `allpath.facts` and nowhere here.
 from __future__ import annotations
 
 import functools
+import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ class Picker(Protocol):
     def real(self, low: float, high: float) -> float: ...
     def chance(self, p: float) -> bool: ...
     def some(self, options: Sequence[T], most: int) -> list[T]: ...
+    def flags(self, count: int, p: float) -> list[bool]: ...
 
 
 class DrawPicker:
@@ -81,6 +83,14 @@ class DrawPicker:
 
     def some(self, options: Sequence[T], most: int) -> list[T]:
         return self.draw(_lists(tuple(options), most))
+
+    def flags(self, count: int, p: float) -> list[bool]:
+        # One draw for all the flags (a draw costs far more than its bits): each flag is False
+        # when its `bits` bits are all set, so about 1 - 2**-bits of them are True.
+        bits = max(1, round(-math.log2(1 - p)))
+        word = self.draw(_integers(0, 2 ** (bits * count) - 1))
+        full = 2**bits - 1
+        return [(word >> (bits * i)) & full != full for i in range(count)]
 
 
 # Strategies are built once: building (and validating) one per draw tripled the cost of a draw.
@@ -133,6 +143,9 @@ class RandomPicker:
 
     def chance(self, p: float) -> bool:
         return self.rng.random() < p
+
+    def flags(self, count: int, p: float) -> list[bool]:
+        return [self.rng.random() < p for _ in range(count)]
 
     def some(self, options: Sequence[T], most: int) -> list[T]:
         # Empty a third of the time: an empty list says nothing is known, a case of its own.
@@ -249,8 +262,8 @@ def draw_facts(p: Picker, shape: Shape) -> dict[str, Any]:
         for n in data
         if not PatientFacts.model_fields[n].is_required() and n not in ("remission_count", "relapse_count")
     ]
-    for name in optional:
-        if not p.chance(shape.keep):
+    for name, kept in zip(optional, p.flags(len(optional), shape.keep), strict=True):
+        if not kept:
             del data[name]  # left out: must mean the same as its default
     return _settle(data)
 

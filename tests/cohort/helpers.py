@@ -25,7 +25,7 @@ def facts_of(row: dict[str, Any]) -> PatientFacts:
 
 def python_answer(engine: Engine, facts: PatientFacts) -> tuple[list[str], list[str], list[str], list[str]]:
     """What the single-patient engine says, in the shape of a cohort result row."""
-    plan = engine.recommend(facts)
+    plan = engine.recommend(facts, with_missing_facts=False)  # a cohort result row has no missing facts
     variants = sorted(f"{rule}:{k}" for rule, k in engine.fired(facts).items() if k > 0)
     return (
         [r.id for r in plan.recommendations],

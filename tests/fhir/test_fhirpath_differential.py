@@ -18,6 +18,7 @@ Each leaf shape, with every operator and fact, is compared separately and exhaus
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +90,29 @@ def _result(value: Any, text: str) -> bool:
     return bool(value[0])
 
 
+def _reads(text: str) -> frozenset[str]:
+    """The parameters an exported expression reads, each through `parameter.where(name = '...')`."""
+    names = re.findall(r"parameter\.where\(name = '([a-z0-9_]+)'\)", text)
+    # Any other way in (an index, a count of all parameters...) would make a memo on these unsound.
+    assert text.count("parameter") == len(names), f"an expression reads parameters another way: {text}"
+    return frozenset(names)
+
+
 def _check(engine: Engine, facts_list: list[PatientFacts]) -> None:
-    conditions = _conditions(engine)
+    conditions = [(*c, _reads(c[2])) for c in _conditions(engine)]
+    # An expression's answer depends only on the parameters it reads, so it is evaluated once per
+    # distinct value of those: most expressions read two or three facts, which the picked facts
+    # repeat, and fhirpathpy takes milliseconds per evaluation.
+    answers: dict[tuple[int, str], bool] = {}
     for facts in facts_list:
         parameters = facts_to_parameters(facts)
         expected = _expected(engine, facts)
         parent: dict[str, bool] = {}
-        for rule_id, k, text, compiled in conditions:
-            got = _result(compiled(parameters), text)
+        for i, (rule_id, k, text, compiled, reads) in enumerate(conditions):
+            key = (i, json.dumps([p for p in parameters["parameter"] if p["name"] in reads], sort_keys=True))
+            if key not in answers:
+                answers[key] = _result(compiled(parameters), text)
+            got = answers[key]
             if k == 0:
                 parent[rule_id] = got
             else:
