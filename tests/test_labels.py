@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from allpath.course.events import EVENT_TYPES, CourseEvent
+from allpath.errors import UnsupportedLanguageError
 from allpath.explain.labels import (
     CATEGORY_LABELS,
     COURSE_STATUS_LABELS,
@@ -16,12 +17,19 @@ from allpath.explain.labels import (
     EVENT_VALUE_LABELS,
     FACT_LABELS,
     FAMILY_STRENGTH_LABELS,
+    LABEL_TABLES,
     PHASE_LABELS,
     SEVERITY_LABELS,
     STRENGTH_LABELS,
     VALUE_LABELS,
+    event_value_label,
+    fact_label,
+    label,
+    labels,
+    value_label,
 )
 from allpath.facts import FACT_KINDS, DiseaseStatus
+from allpath.knowledge.schema import LANGUAGES
 from allpath.plan import Category, PhaseId, Severity, Strength
 
 EVENT_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(CourseEvent)[0])
@@ -82,3 +90,43 @@ def test_the_field_walk_finds_the_event_enums() -> None:
     # Guards the test above against passing because it found nothing to check.
     found = {name for m in EVENT_MODELS for name, i in m.model_fields.items() if _literal_values(i.annotation)}
     assert {"lineage", "phase", "site", "result", "kind", "therapy", "cd19", "findings"} <= found
+
+
+# --- every language ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LANGUAGES if lang != "en"])
+@pytest.mark.parametrize("table", LABEL_TABLES)
+def test_every_label_table_has_every_english_value_in_each_language(table: str, lang: str) -> None:
+    english, translated = getattr(labels("en"), table), getattr(labels(lang), table)
+    assert set(translated) == set(english)
+    for key, value in english.items():
+        if isinstance(value, dict):
+            assert set(translated[key]) == set(value), f"{table}.{key}"
+            assert all(translated[key].values()), f"{table}.{key}"
+        else:
+            assert translated[key], f"{table}.{key}"
+
+
+def test_spanish_labels_are_spanish_words() -> None:
+    assert label("phase", "maintenance", lang="es") == "Mantenimiento"
+    assert value_label("disease_status", "in_remission", lang="es") == "En remisión"
+    assert event_value_label("phase", "induction", lang="es") == "Inducción"
+    assert fact_label("relapse_site", lang="es") == "Dónde volvió la leucemia"
+    assert label("family_strength", "consider", lang="es") != FAMILY_STRENGTH_LABELS["consider"]
+
+
+def test_every_spanish_family_strength_and_event_label_differs_from_the_english() -> None:
+    # Families see these as words, not names: an untranslated one would be an English word on a Spanish page.
+    for table in ("family_strength", "event", "course_status", "category", "severity"):
+        english, spanish = getattr(labels("en"), table), getattr(labels("es"), table)
+        same = [k for k in english if english[k] == spanish[k]]
+        assert not same, f"{table}: {same}"
+
+
+def test_an_unsupported_language_is_a_typed_error_naming_the_field() -> None:
+    with pytest.raises(UnsupportedLanguageError) as caught:
+        labels("fr")
+    assert [p.field for p in caught.value.problems] == ["lang"]
+    with pytest.raises(UnsupportedLanguageError):
+        value_label("lineage", "B", lang="xx")

@@ -85,6 +85,12 @@ class CourseConflictError(BadInputError):
     title = "event not possible now"
 
 
+class UnsupportedLanguageError(BadInputError):
+    """A language allpath has no patient-facing texts in (the knowledge base, the labels)."""
+
+    title = "language not supported"
+
+
 class RecordNotFoundError(AllpathError):
     """No such record, or not one this caller may see (the two are not told apart)."""
 

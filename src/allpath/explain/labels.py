@@ -6,10 +6,11 @@ The core holds them so that the text, the web pages, FHIR and CDS Hooks all say 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from allpath.errors import Problem, UnsupportedLanguageError
 from allpath.knowledge import KnowledgeBase
-from allpath.knowledge.schema import AlertRule, NotRecommendedRule, RecommendationRule
+from allpath.knowledge.schema import LANGUAGES, AlertRule, NotRecommendedRule, RecommendationRule
 from allpath.plan import Alert, NotRecommended, Plan, Recommendation
 
 FACT_LABELS: dict[str, str] = {
@@ -186,13 +187,246 @@ EVENT_VALUE_LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def value_label(field: str, value: str) -> str:
+# --- Spanish ---------------------------------------------------------------------------------
+# Neutral Latin American Spanish, as families read it in US hospitals. Drug, brand, gene and
+# marker names stay as they are (CD19, BCR::ABL1); "MRD" keeps its English letters beside the
+# Spanish words because reports and care teams in US hospitals use them.
+
+FACT_LABELS_ES: dict[str, str] = {
+    "age_years": "Edad",
+    "lineage": "Si la leucemia es de células B o de células T",
+    "ph_status": "Cromosoma Filadelfia (BCR-ABL1)",
+    "cns_involvement": "Leucemia en el cerebro o en el líquido de la columna",
+    "disease_status": "Cómo está la enfermedad ahora",
+    "completed_phases": "Fases del tratamiento ya terminadas",
+    "mrd_status": "Resultado de enfermedad mínima residual (MRD)",
+    "remission_count": "Número de remisiones completas hasta ahora",
+    "relapse_count": "Número de recaídas hasta ahora",
+    "remission_duration_months": "Cuánto duró la remisión antes de la recaída",
+    "prior_regimen_count": "Número de planes de quimioterapia ya recibidos",
+    "expected_survival_months": "Cuánto tiempo de vida calcula el equipo médico",
+    "phase_in_progress": "La fase del tratamiento de ahora",
+    "mrd_timepoint": "Cuándo se hizo la prueba de MRD",
+    "relapse_site": "Dónde volvió la leucemia",
+    "months_from_diagnosis_to_relapse": "Tiempo desde el diagnóstico hasta la recaída",
+    "relapse_during_therapy": "Si la recaída fue durante el tratamiento",
+    "months_from_therapy_end_to_relapse": "Tiempo desde el fin del tratamiento hasta la recaída",
+    "cd19_status": "CD19 en las células de leucemia",
+    "cd20_status": "CD20 en las células de leucemia",
+    "cd22_status": "CD22 en las células de leucemia",
+    "genetic_subtypes": "Hallazgos genéticos en las células de leucemia",
+    "prior_therapies": "Tratamientos ya recibidos",
+    "fit_for_intensive_therapy": "Si una quimioterapia fuerte sería segura",
+    "pregnant": "Embarazo",
+    "down_syndrome": "Síndrome de Down",
+}
+_MARKER_ES = {"positive": "Positivo", "negative": "Negativo", "unknown": "No se sabe"}
+PHASE_LABELS_ES: dict[str, str] = {
+    "induction": "Inducción",
+    "consolidation": "Consolidación",
+    "maintenance": "Mantenimiento",
+    "reinduction": "Reinducción",
+    "cns_prophylaxis": "Protección del sistema nervioso central",
+}
+SUBTYPE_LABELS_ES: dict[str, str] = {
+    "bcr-abl1": "BCR::ABL1 (Filadelfia)",
+    "ph-like": "Tipo Filadelfia (Ph-like)",
+    "abl-class": "Fusión de clase ABL",
+    "kmt2a": "Cambio en KMT2A",
+    "etv6-runx1": "ETV6::RUNX1",
+    "high-hyperdiploid": "Hiperdiploide alta",
+    "hypodiploid": "Hipodiploide",
+    "iamp21": "iAMP21",
+    "tcf3-pbx1": "TCF3::PBX1",
+    "tcf3-hlf": "TCF3::HLF",
+    "abl1-t315i": "Mutación T315I de ABL1",
+}
+THERAPY_LABELS_ES: dict[str, str] = {
+    "blinatumomab": "Blinatumomab",
+    "inotuzumab-ozogamicin": "Inotuzumab ozogamicin",
+    "car-t": "Terapia de células CAR T",
+    "allogeneic-sct": "Trasplante de células madre de un donante (alogénico)",
+    "tki": "Inhibidor de tirosina cinasa",
+    "nelarabine": "Nelarabine",
+    "clofarabine": "Clofarabine",
+    "rituximab": "Rituximab",
+    "cranial-radiation": "Radiación a la cabeza",
+}
+RELAPSE_SITE_LABELS_ES: dict[str, str] = {
+    "marrow": "Médula ósea",
+    "cns": "Sistema nervioso central",
+    "testicular": "Testículos",
+    "combined": "Combinada (médula y otro lugar)",
+    "other_extramedullary": "Otro lugar, fuera de la médula",
+    "unknown": "No se sabe",
+}
+VALUE_LABELS_ES: dict[str, dict[str, str]] = {
+    "lineage": {"B": "Células B", "T": "Células T", "unknown": "No se sabe"},
+    "ph_status": _MARKER_ES,
+    "disease_status": {
+        "newly_diagnosed": "Recién diagnosticada",
+        "in_remission": "En remisión",
+        "refractory": "Resistente al tratamiento (refractaria)",
+        "relapsed": "Volvió (recaída)",
+    },
+    "completed_phases": PHASE_LABELS_ES,
+    "mrd_status": _MARKER_ES,
+    "phase_in_progress": {**PHASE_LABELS_ES, "none": "Sin empezar", "unknown": "No se sabe"},
+    "mrd_timepoint": {
+        "end_of_induction": "Fin de la inducción",
+        "end_of_consolidation": "Fin de la consolidación",
+        "later": "Más tarde",
+        "unknown": "No se sabe",
+    },
+    "relapse_site": RELAPSE_SITE_LABELS_ES,
+    "cd19_status": _MARKER_ES,
+    "cd20_status": _MARKER_ES,
+    "cd22_status": _MARKER_ES,
+    "genetic_subtypes": SUBTYPE_LABELS_ES,
+    "prior_therapies": THERAPY_LABELS_ES,
+}
+COURSE_STATUS_LABELS_ES: dict[str, str] = {
+    "not_diagnosed": "Sin diagnóstico anotado",
+    **VALUE_LABELS_ES["disease_status"],
+    "deceased": "Falleció",
+}
+DISEASE_STATUS_PHRASES_ES: dict[str, str] = {
+    "newly_diagnosed": "recién diagnosticada",
+    "in_remission": "en remisión",
+    "refractory": "refractaria (no respondió a la inducción)",
+    "relapsed": "en recaída (volvió)",
+}
+CATEGORY_LABELS_ES: dict[str, str] = {
+    "chemotherapy": "Quimioterapia",
+    "targeted_therapy": "Terapia dirigida",
+    "radiation_therapy": "Radioterapia",
+    "stem_cell_transplant": "Trasplante de células madre",
+    "supportive_care": "Cuidados de apoyo",
+    "palliative_care": "Cuidados paliativos",
+    "hospice_care": "Cuidados de hospicio",
+    "clinical_trial": "Estudio clínico",
+    "testing": "Pruebas",
+    "consultation": "Hablar con un especialista",
+    "cellular_therapy": "Terapia celular",
+}
+STRENGTH_LABELS_ES: dict[str, str] = {
+    "standard": "tratamiento habitual",
+    "recommended": "recomendado",
+    "option": "una opción",
+    "consider": "vale la pena preguntar",
+}
+FAMILY_STRENGTH_LABELS_ES: dict[str, str] = {
+    "standard": "el tratamiento de costumbre",
+    "recommended": "aconsejado",
+    "option": "una opción",
+    "consider": "pregunte por esto",
+}
+SEVERITY_LABELS_ES: dict[str, str] = {"info": "Información", "warning": "Aviso", "critical": "Urgente"}
+EVENT_LABELS_ES: dict[str, str] = {
+    "diagnosed": "Diagnóstico",
+    "phase_started": "Empezó una fase",
+    "phase_completed": "Terminó una fase",
+    "remission_achieved": "Remisión completa",
+    "induction_failed": "Sin remisión (refractaria)",
+    "relapsed": "Recaída",
+    "mrd_result": "Resultado de MRD",
+    "transplant": "Trasplante",
+    "therapy_given": "Tratamiento recibido",
+    "immunophenotype": "Inmunofenotipo",
+    "genetics_result": "Hallazgo genético",
+    "fitness_assessed": "Evaluación del estado físico",
+    "pregnancy_status": "Embarazo",
+    "trial_enrolled": "Entró a un estudio clínico",
+    "survival_estimate": "Tiempo de vida calculado",
+    "hospice_started": "Empezó el hospicio",
+    "treatment_completed": "Terminó el tratamiento",
+    "died": "Falleció",
+    "retracted": "Anulado",
+}
+EVENT_VALUE_LABELS_ES: dict[str, dict[str, str]] = {
+    "lineage": VALUE_LABELS_ES["lineage"],
+    "ph_status": VALUE_LABELS_ES["ph_status"],
+    "phase": PHASE_LABELS_ES,
+    "site": RELAPSE_SITE_LABELS_ES,
+    "result": _MARKER_ES,
+    "kind": {"allogeneic": "De un donante (alogénico)", "autologous": "De sus propias células (autólogo)"},
+    "therapy": THERAPY_LABELS_ES,
+    "cd19": _MARKER_ES,
+    "cd20": _MARKER_ES,
+    "cd22": _MARKER_ES,
+    "findings": SUBTYPE_LABELS_ES,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """Every label table, in one language. `labels("es").phase["induction"]` is "Inducción"."""
+
+    fact: dict[str, str]
+    value: dict[str, dict[str, str]]
+    phase: dict[str, str]
+    subtype: dict[str, str]
+    therapy: dict[str, str]
+    relapse_site: dict[str, str]
+    course_status: dict[str, str]
+    disease_status_phrase: dict[str, str]
+    category: dict[str, str]
+    strength: dict[str, str]
+    family_strength: dict[str, str]
+    severity: dict[str, str]
+    event: dict[str, str]
+    event_value: dict[str, dict[str, str]]
+
+
+LABELS: dict[str, Labels] = {
+    "en": Labels(
+        FACT_LABELS, VALUE_LABELS, PHASE_LABELS, SUBTYPE_LABELS, THERAPY_LABELS, RELAPSE_SITE_LABELS,
+        COURSE_STATUS_LABELS, DISEASE_STATUS_PHRASES, CATEGORY_LABELS, STRENGTH_LABELS,
+        FAMILY_STRENGTH_LABELS, SEVERITY_LABELS, EVENT_LABELS, EVENT_VALUE_LABELS,
+    ),
+    "es": Labels(
+        FACT_LABELS_ES, VALUE_LABELS_ES, PHASE_LABELS_ES, SUBTYPE_LABELS_ES, THERAPY_LABELS_ES,
+        RELAPSE_SITE_LABELS_ES, COURSE_STATUS_LABELS_ES, DISEASE_STATUS_PHRASES_ES, CATEGORY_LABELS_ES,
+        STRENGTH_LABELS_ES, FAMILY_STRENGTH_LABELS_ES, SEVERITY_LABELS_ES, EVENT_LABELS_ES, EVENT_VALUE_LABELS_ES,
+    ),
+}  # fmt: skip
+LABEL_TABLES: tuple[str, ...] = tuple(f.name for f in fields(Labels))
+
+
+def labels(lang: str = "en") -> Labels:
+    """The label tables in `lang`; `UnsupportedLanguageError` for a language allpath does not speak."""
+    found = LABELS.get(lang)
+    if found is None:
+        raise UnsupportedLanguageError(
+            problems=[Problem("lang", f"{lang!r} is not supported; use one of {', '.join(LANGUAGES)}")]
+        )
+    return found
+
+
+def label(table: str, value: str, lang: str = "en") -> str:
+    """One value's name in one table and language: `label("phase", "maintenance", lang="es")`.
+
+    A value missing from the table falls back to the value itself, made readable; the
+    completeness tests keep every value families can see in every table and language.
+    """
+    if table not in LABEL_TABLES or table in ("value", "event_value"):
+        raise KeyError(f"no flat label table {table!r}: use value_label or event_value_label for values by field")
+    found: str | None = getattr(labels(lang), table).get(value)
+    return found or value.replace("_", " ").capitalize()
+
+
+def value_label(field: str, value: str, lang: str = "en") -> str:
     """The name of one value of a fact (`value_label("lineage", "B")` is "B-cell")."""
-    return VALUE_LABELS.get(field, {}).get(value) or value.replace("_", " ").capitalize()
+    return labels(lang).value.get(field, {}).get(value) or value.replace("_", " ").capitalize()
 
 
-def fact_label(field: str) -> str:
-    return FACT_LABELS.get(field) or field.replace("_", " ").capitalize()
+def event_value_label(field: str, value: str, lang: str = "en") -> str:
+    """The name of one value of a course event's field (`event_value_label("phase", "induction", "es")`)."""
+    return labels(lang).event_value.get(field, {}).get(value) or value.replace("_", " ").capitalize()
+
+
+def fact_label(field: str, lang: str = "en") -> str:
+    return labels(lang).fact.get(field) or field.replace("_", " ").capitalize()
 
 
 def _short_note(message: str, limit: int = 140) -> str:

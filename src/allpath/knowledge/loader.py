@@ -10,17 +10,19 @@ its type, value is one it can take).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from allpath.errors import KnowledgeBaseError, field_path
+from allpath.errors import KnowledgeBaseError, Problem, UnsupportedLanguageError, field_path
 from allpath.facts import FACT_KINDS
 from allpath.knowledge.schema import (
+    LANGUAGES,
     PRACTICE_CHANGES,
+    TRANSLATED,
     Agent,
     AgentsFile,
     AlertRule,
@@ -32,6 +34,8 @@ from allpath.knowledge.schema import (
     FactTest,
     FamilyFile,
     FamilyText,
+    GlossaryFile,
+    GlossaryTerm,
     NamedCondition,
     NotOf,
     NotRecommendedRule,
@@ -55,6 +59,7 @@ PACK_FILES = (
     "phases.yaml",
     "topics.yaml",
     "family.yaml",
+    "glossary.yaml",
     "rules.yaml",
     "amendments.yaml",
 )
@@ -89,6 +94,37 @@ class KnowledgeBase:
     origins: Mapping[str, str] = field(default_factory=dict)
     # The family page's own sentences, in pack order (a later pack's entry may add to a section).
     family_texts: Mapping[str, FamilyText] = field(default_factory=dict)
+    # Words families meet, explained (glossary.yaml), in pack order.
+    glossary: Mapping[str, GlossaryTerm] = field(default_factory=dict)
+    # The disclaimer in each translated language (the last pack's that gives one, like `disclaimer`).
+    disclaimer_translations: Mapping[str, str] = field(default_factory=dict)
+    # The language of the patient-facing texts (topics, phases, agents' summaries and boxed
+    # warnings, family texts, glossary, disclaimer); clinician texts (rules, alerts) stay English.
+    language: str = "en"
+    # Language -> the KB in it, shared by every copy `for_language` makes (so "en" from a Spanish
+    # copy is the KB as loaded, and each language is built once).
+    _by_language: dict[str, KnowledgeBase] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_language.setdefault(self.language, self)
+
+    def for_language(self, lang: str) -> KnowledgeBase:
+        """This KB with its patient-facing texts in `lang` ("en" gives the texts as written).
+
+        Built once per language and cached; everything else (rules, conditions, citations,
+        sources) is shared, so a plan made with either copy is the same plan.
+        Raises `UnsupportedLanguageError` for a language the packs do not carry.
+        """
+        if lang == self.language:
+            return self
+        if lang not in LANGUAGES:
+            raise UnsupportedLanguageError(
+                problems=[Problem("lang", f"{lang!r} is not supported; use one of {', '.join(LANGUAGES)}")]
+            )
+        found = self._by_language.get(lang)
+        if found is None:
+            found = self._by_language.setdefault(lang, _translated(self._by_language["en"], lang))
+        return found
 
     @property
     def version(self) -> str:
@@ -148,6 +184,7 @@ class _RawPack:
     phases: list[Phase]
     topics: list[Topic]
     family: list[FamilyText]
+    glossary: list[GlossaryTerm]
     rules: list[RecommendationRule | NotRecommendedRule | AlertRule]
     conditions: list[NamedCondition]
     amendments: list[Amendment]
@@ -191,6 +228,7 @@ def _read_pack(base: Any, pack_id: str) -> _RawPack:
         phases=read("phases.yaml", PhasesFile, {"phases": []}).phases,
         topics=read("topics.yaml", TopicsFile, {"topics": []}).topics,
         family=read("family.yaml", FamilyFile, {"texts": []}).texts,
+        glossary=read("glossary.yaml", GlossaryFile, {"terms": []}).terms,
         rules=list(rules.rules),
         conditions=list(rules.conditions),
         amendments=read("amendments.yaml", AmendmentsFile, {"amendments": []}).amendments,
@@ -247,6 +285,8 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
             checker.citations(t.citations, f"packs/{p.id}/topics.yaml: topics.{t.id}")
         for f in p.family:
             checker.citations(f.citations, f"packs/{p.id}/family.yaml: texts.{f.id}")
+        for g in p.glossary:
+            checker.citations(g.citations, f"packs/{p.id}/glossary.yaml: terms.{g.id}")
 
     resolver = _Resolver(
         rules={
@@ -301,9 +341,13 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
     family_texts: dict[str, FamilyText] = _unique(
         "family text", ((f.id, f"packs/{p.id}/family.yaml", f) for p in raw for f in p.family)
     )
-    disclaimer = next((p.pack.disclaimer for p in reversed(raw) if p.pack.disclaimer), None)
-    if disclaimer is None:
+    glossary: dict[str, GlossaryTerm] = _unique(
+        "glossary term", ((g.id, f"packs/{p.id}/glossary.yaml", g) for p in raw for g in p.glossary)
+    )
+    disclaimer_pack = next((p.pack for p in reversed(raw) if p.pack.disclaimer), None)
+    if disclaimer_pack is None or disclaimer_pack.disclaimer is None:
         raise KnowledgeError("pack.yaml: disclaimer: no pack gives one")
+    disclaimer = disclaimer_pack.disclaimer
     origins = {
         f"{kind}:{item_id}": p.id
         for p in raw
@@ -314,6 +358,7 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
             ("phase", [x.id for x in p.phases]),
             ("topic", [t.id for t in p.topics]),
             ("family", [f.id for f in p.family]),
+            ("glossary", [g.id for g in p.glossary]),
             ("rule", [r.id for r in p.rules]),
             ("condition", [c.id for c in p.conditions]),
             ("amendment", [f"{a.target_kind}:{a.target}" for a in p.amendments]),
@@ -336,6 +381,12 @@ def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeB
         amendments=tuple(amendments),
         origins=origins,
         family_texts=family_texts,
+        glossary=glossary,
+        disclaimer_translations={
+            lang: " ".join(text.split())
+            for lang in TRANSLATED
+            if (text := getattr(getattr(disclaimer_pack, lang), "disclaimer", None))
+        },
     )
 
 
@@ -409,6 +460,7 @@ def _check_update_pack(p: _RawPack, earlier: list[_RawPack]) -> None:
         *((f"phases.yaml: phases.{x.id}", x) for x in p.phases),
         *((f"topics.yaml: topics.{t.id}", t) for t in p.topics),
         *((f"family.yaml: texts.{f.id}", f) for f in p.family),
+        *((f"glossary.yaml: terms.{g.id}", g) for g in p.glossary),
         *((f"rules.yaml: rules.{r.id}", r) for r in p.rules),
         *((f"amendments.yaml: amendments.{a.target}", a) for a in p.amendments),
     ]
@@ -438,6 +490,8 @@ def _apply_amendments(
     notes: dict[tuple[str, str], str] = {}
     agent_updates: dict[str, dict[str, Any]] = {}
     topic_updates: dict[str, dict[str, Any]] = {}
+    # The same change's wording in each translated language, merged into the target's own block.
+    translated_updates: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     applied: list[Amendment] = []
     for k, p in enumerate(raw):
         own_rules = {r.id: r for r in p.rules}
@@ -461,6 +515,13 @@ def _apply_amendments(
                 if not changes:
                     raise KnowledgeError(f"{where}: a {a.change!r} amendment changes {' or '.join(fields)}")
                 (agent_updates if a.target_kind == "agent" else topic_updates)[a.target] = changes
+                for lang in TRANSLATED:
+                    texts = getattr(a, lang)
+                    if texts is not None:
+                        words = {
+                            name: getattr(texts, name) for name in fields if getattr(texts, name, None) is not None
+                        }
+                        translated_updates.setdefault(key, {})[lang] = words
             if a.superseded_by is None:
                 applied.append(a)
                 continue
@@ -475,18 +536,30 @@ def _apply_amendments(
     def note(kind: str, item_id: str) -> dict[str, str]:
         return {"superseded_by": notes[(kind, item_id)]}
 
+    def translated(kind: str, entry: Agent | Topic) -> dict[str, Any]:
+        # A target without a block in that language keeps none: the translation check names it.
+        out: dict[str, Any] = {}
+        for lang, words in translated_updates.get((kind, entry.id), {}).items():
+            own = getattr(entry, lang)
+            if own is not None:
+                out[lang] = own.model_copy(update=words)
+        return out
+
     amended_rules = [r.model_copy(update=note("rule", r.id)) if ("rule", r.id) in notes else r for r in rules]
     amended_agents = {
         agent_id: a.model_copy(
             update={
                 **(note("agent", agent_id) if ("agent", agent_id) in notes else {}),
                 **agent_updates.get(agent_id, {}),
+                **translated("agent", a),
             }
         )
         for agent_id, a in agents.items()
     }
     amended_topics = {
-        topic_id: t.model_copy(update=topic_updates[topic_id]) if topic_id in topic_updates else t
+        topic_id: t.model_copy(update={**topic_updates[topic_id], **translated("topic", t)})
+        if topic_id in topic_updates
+        else t
         for topic_id, t in topics.items()
     }
     return amended_rules, amended_agents, amended_topics, applied
@@ -605,3 +678,62 @@ class _Resolver:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise KnowledgeError(f"{where}.value: {fact} compares with a number, got {value!r}")
         return value
+
+
+def _translated(kb: KnowledgeBase, lang: str) -> KnowledgeBase:
+    """A copy of `kb` whose patient-facing texts are those of the entries' `lang` blocks.
+
+    Rules, conditions, citations and sources are shared: only words change. The loader has
+    already refused any patient-facing entry without a `lang` block (`_check_translations`).
+    """
+
+    def block(entry: Any) -> Any:
+        return getattr(entry, lang)
+
+    topics = {
+        k: t.model_copy(update={"title": b.title, "summary": b.summary, "points": b.points, "keywords": b.keywords})
+        if (b := block(t)) is not None
+        else t
+        for k, t in kb.topics.items()
+    }
+    phases = {
+        k: p.model_copy(
+            update={
+                "name": b.name,
+                "aliases": b.aliases,
+                "timing": b.timing,
+                "goal": b.goal,
+                "setting": b.setting,
+                "facts": b.facts,
+            }
+        )
+        if (b := block(p)) is not None
+        else p
+        for k, p in kb.phases.items()
+    }
+    agents = {
+        k: a.model_copy(update={"summary": b.summary, "boxed_warning": b.boxed_warning})
+        if (b := block(a)) is not None
+        else a
+        for k, a in kb.agents.items()
+    }
+    family = {
+        k: f.model_copy(update={"title": b.title, "text": b.text}) if (b := block(f)) is not None else f
+        for k, f in kb.family_texts.items()
+    }
+    glossary = {
+        k: g.model_copy(update={"term": b.term, "definition": b.definition, "words": b.words})
+        if (b := block(g)) is not None
+        else g
+        for k, g in kb.glossary.items()
+    }
+    return replace(
+        kb,
+        topics=topics,
+        phases=phases,
+        agents=agents,
+        family_texts=family,
+        glossary=glossary,
+        disclaimer=kb.disclaimer_translations.get(lang, kb.disclaimer),
+        language=lang,
+    )

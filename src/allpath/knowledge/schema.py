@@ -31,6 +31,59 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The languages a knowledge base speaks to patients and families. Each pack entry is written in
+# English; every patient-facing entry also carries its text in each other language, in a block
+# named by the language code (`es:`), and the loader refuses an entry that lacks one.
+LANGUAGES: tuple[str, ...] = ("en", "es")
+TRANSLATED: tuple[str, ...] = tuple(lang for lang in LANGUAGES if lang != "en")
+
+
+class AgentTexts(_Strict):
+    """An agent's patient-facing words in another language (names and brands stay as they are)."""
+
+    summary: str = Field(min_length=1)
+    boxed_warning: str | None = None
+
+
+class PhaseTexts(_Strict):
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field([], description="Words people use for the phase in this language (for search).")
+    timing: str = Field(min_length=1)
+    goal: str = Field(min_length=1)
+    setting: str = Field(min_length=1)
+    facts: list[str]
+
+
+class TopicTexts(_Strict):
+    title: str = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    points: list[str]
+    keywords: list[str] = Field([], description="Words people search for in this language.")
+
+
+class FamilyTexts(_Strict):
+    title: str | None = None
+    text: str = Field(min_length=1)
+
+
+class GlossaryTexts(_Strict):
+    term: str = Field(min_length=1)
+    definition: str = Field(min_length=1)
+    words: list[str] = Field([], description="Words on a page in this language that mean this term.")
+
+
+class PackTexts(_Strict):
+    disclaimer: str = Field(min_length=1)
+
+
+class AmendmentTexts(_Strict):
+    """A practice change's new patient-facing wording (topic summary and points, agent boxed warning)."""
+
+    summary: str | None = None
+    points: list[str] | None = None
+    boxed_warning: str | None = None
+
+
 class Coding(_Strict):
     """A code in a standard terminology, with the public source that confirms it."""
 
@@ -86,6 +139,7 @@ class Agent(_Strict):
     boxed_warning: str | None = Field(None, description="The label's boxed warning, in our words.")
     citations: list[Citation] = Field(min_length=1)
     superseded_by: str | None = Field(None, description="Set only by a later pack's amendment.")
+    es: AgentTexts | None = None
 
 
 class Phase(_Strict):
@@ -97,6 +151,7 @@ class Phase(_Strict):
     setting: str
     facts: list[str]
     citations: list[Citation] = Field(min_length=1)
+    es: PhaseTexts | None = None
 
 
 class Topic(_Strict):
@@ -116,6 +171,7 @@ class Topic(_Strict):
     points: list[str]
     keywords: list[str]
     citations: list[Citation] = Field(min_length=1)
+    es: TopicTexts | None = None
 
 
 class FamilyText(_Strict):
@@ -134,6 +190,18 @@ class FamilyText(_Strict):
         [], description="Shown only for these disease statuses; empty: for every status."
     )
     citations: list[Citation] = Field(min_length=1)
+    es: FamilyTexts | None = None
+
+
+class GlossaryTerm(_Strict):
+    """A word families meet on their pages and in the clinic, explained in a sentence of ours."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    term: str
+    definition: str
+    words: list[str] = Field([], description="Words on a page that mean this term (lower case).")
+    citations: list[Citation] = Field(min_length=1)
+    es: GlossaryTexts | None = None
 
 
 # --- condition trees -----------------------------------------------------------------------
@@ -287,6 +355,7 @@ class Amendment(_Strict):
     summary: str | None = None
     points: list[str] | None = None
     citations: list[Citation] = Field(min_length=1)
+    es: AmendmentTexts | None = None
 
     @model_validator(mode="after")
     def _fields_suit_the_change(self) -> Amendment:
@@ -332,6 +401,7 @@ class PackFile(_Strict):
     curated_by: str
     reviewed: str = Field(pattern=DAY_PATTERN)
     disclaimer: str | None = None
+    es: PackTexts | None = None
     sources: list[Source] = []
     parameters: list[Parameter] = []
     not_included: list[Omission] = []
@@ -371,6 +441,10 @@ class TopicsFile(_Strict):
 
 class FamilyFile(_Strict):
     texts: list[FamilyText]
+
+
+class GlossaryFile(_Strict):
+    terms: list[GlossaryTerm]
 
 
 class AmendmentsFile(_Strict):
