@@ -105,3 +105,10 @@ node_modules/axe-core/axe.min.js:
 
 test-browser: install
 	$(BIN)/python -m pytest -q -m browser tests/web
+
+.PHONY: i18n-extract
+# Refresh the catalog template from the templates and code; then `pybabel update` the Spanish .po
+# (docs/family.md). The .po files are read at start: nothing to compile.
+i18n-extract: install
+	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header -o src/allpath/web/locale/messages.pot .
+	$(BIN)/pybabel update -i src/allpath/web/locale/messages.pot -d src/allpath/web/locale -l es --no-location --omit-header

@@ -111,6 +111,58 @@ def prefetch(pid: str, variant: int) -> dict[str, Any]:
         }
         for i, name in enumerate(["amlodipine 5 MG", "salbutamol inhaler", "ondansetron 8 MG"])
     ]
+    # Treatment so far, as an EHR records it: the TKI order names its drug through an _include'd
+    # Medication; induction doses given are MedicationAdministrations (KB ingredient codes).
+    medications.append(
+        {
+            "resourceType": "MedicationRequest",
+            "id": f"{pid}-tki",
+            "status": "active",
+            "intent": "order",
+            "subject": subject,
+            "medicationReference": {"reference": f"Medication/{pid}-imatinib"},
+            "authoredOn": "2026-10-04",
+        }
+    )
+    included = {
+        "resourceType": "Medication",
+        "id": f"{pid}-imatinib",
+        "code": {"coding": [{"system": RXNORM, "code": "282388", "display": "imatinib"}]},
+    }
+    given = [("11202", "vincristine"), ("3109", "daunorubicin"), ("34132", "pegaspargase"), ("6851", "methotrexate")]
+    administrations = [
+        {
+            "resourceType": "MedicationAdministration",
+            "id": f"{pid}-adm-{i}",
+            "status": "completed",
+            "subject": subject,
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": name}]},
+            "effectiveDateTime": f"2026-10-{5 + i:02d}",
+        }
+        for i, (code, name) in enumerate(given * 2)
+    ]
+    statements = [
+        {
+            "resourceType": "MedicationStatement",
+            "id": f"{pid}-stmt",
+            "status": "active",
+            "subject": subject,
+            "medicationCodeableConcept": {"text": "ondansetron 8 MG as needed"},
+        }
+    ]
+    # mCODE CancerDiseaseStatus (LOINC 97509-4), answer "Patient's condition improved" (SNOMED CT
+    # 268910001, mCODE ConditionStatusTrendVS).
+    observations.append(
+        {
+            "resourceType": "Observation",
+            "id": f"{pid}-status",
+            "status": "final",
+            "subject": subject,
+            "code": {"coding": [{"system": LOINC, "code": "97509-4"}]},
+            "effectiveDateTime": "2026-10-20",
+            "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "268910001"}]},
+        }
+    )
     procedures = [
         {
             "resourceType": "Procedure",
@@ -121,11 +173,15 @@ def prefetch(pid: str, variant: int) -> dict[str, Any]:
             "performedDateTime": "2026-10-03",
         }
     ]
+    medication_bundle = searchset(medications)
+    medication_bundle["entry"].append({"resource": included, "search": {"mode": "include"}})
     return {
         "patient": {"resourceType": "Patient", "id": pid, "birthDate": f"{1950 + variant * 7}-03-14", "gender": "male"},
         "conditions": searchset(conditions),
         "observations": searchset(observations),
-        "medications": searchset(medications),
+        "medications": medication_bundle,
+        "administrations": searchset(administrations),
+        "statements": searchset(statements),
         "procedures": searchset(procedures),
     }
 
@@ -265,9 +321,11 @@ Written by `benchmarks/bench_cds.py` for one run; docs/benchmarks-cds.md keeps t
 - Server: `allpath serve --cds-only` (one uvicorn worker) on a free loopback port, JWT authentication on
   (RS384 key in a JWK Set file, issuer allow-list, exact `aud`, replay cache).
 - Load: open loop, {args.rate:g} requests/s for {args.duration:g} s ({result["requests"]} requests), each with a
-  fresh single-use token and full prefetch (Patient; 3 Conditions incl. B-ALL; 21 Observations incl. BCR-ABL1
-  p210, the rest vitals; 3 MedicationRequests; 1 Procedure). Latency is measured from each request's scheduled
-  send time, so queueing counts. Every 50th response is checked against the CDS Hooks card rules.
+  fresh single-use token and full prefetch (Patient; 3 Conditions incl. B-ALL; 22 Observations incl. BCR-ABL1
+  p210 and an mCODE disease status, the rest vitals; 4 MedicationRequests, one a TKI naming an `_include`d
+  Medication; 8 chemotherapy MedicationAdministrations; 1 MedicationStatement; 1 Procedure). Latency is
+  measured from each request's scheduled send time, so queueing counts. Every 50th response is checked
+  against the CDS Hooks card rules.
 
 ## Result
 

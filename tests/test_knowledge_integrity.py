@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import pytest
 import yaml
@@ -19,6 +20,8 @@ ENTRIES = (
     + [("topic", t.id, t) for t in KB.topics.values()]
     + [("rule", r.id, r) for r in KB.rules]
     + [("parameter", p.id, p) for p in KB.parameters.values()]
+    + [("family", f.id, f) for f in KB.family_texts.values()]
+    + [("glossary", g.id, g) for g in KB.glossary.values()]
 )
 RECOMMENDATION_RULES = [r for r in KB.rules if isinstance(r, RecommendationRule)]
 CONTRACT_RULE_IDS = [
@@ -112,3 +115,54 @@ def test_pack_files_parse_as_yaml_with_unique_keys(pack: str, name: str) -> None
 
     UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     yaml.load(node.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # a SafeLoader subclass
+
+
+# --- both languages in every patient-facing entry ----------------------------------------------
+# Which fields are patient-facing, per kind of entry: docs/languages.md. The loader refuses an
+# entry without them (tests/test_knowledge_languages.py); these name the entry that lacks one.
+PATIENT_FACING: dict[str, tuple[str, ...]] = {
+    "agent": ("summary", "boxed_warning"),
+    "phase": ("name", "timing", "goal", "setting", "facts"),
+    "topic": ("title", "summary", "points"),
+    "family": ("title", "text"),
+    "glossary": ("term", "definition"),
+}
+PATIENT_ENTRIES = (
+    [("agent", a.id, a) for a in KB.agents.values()]
+    + [("phase", p.id, p) for p in KB.phases.values()]
+    + [("topic", t.id, t) for t in KB.topics.values()]
+    + [("family", f.id, f) for f in KB.family_texts.values()]
+    + [("glossary", g.id, g) for g in KB.glossary.values()]
+)
+SPANISH = KB.for_language("es")
+SPANISH_ENTRIES = {"agent": SPANISH.agents, "phase": SPANISH.phases, "topic": SPANISH.topics}
+SPANISH_ENTRIES |= {"family": SPANISH.family_texts, "glossary": SPANISH.glossary}
+
+
+@pytest.mark.parametrize(
+    ("kind", "entry_id", "entry"), PATIENT_ENTRIES, ids=[f"{k}:{i}" for k, i, _ in PATIENT_ENTRIES]
+)
+def test_every_patient_facing_entry_is_in_english_and_spanish(kind: str, entry_id: str, entry: Any) -> None:
+    assert entry.es is not None, f"{kind} {entry_id} has no Spanish"
+    spanish = SPANISH_ENTRIES[kind][entry_id]
+    for name in PATIENT_FACING[kind]:
+        english, translated = getattr(entry, name), getattr(spanish, name)
+        assert (english is None) == (translated is None), f"{kind} {entry_id}.{name}"
+        if isinstance(english, list):
+            assert len(translated) == len(english), f"{kind} {entry_id}.{name}"
+            assert all(s.strip() for s in translated)
+        elif english is not None:
+            assert translated.strip(), f"{kind} {entry_id}.{name}"
+            # A Spanish text identical to a long English one was not translated (short names may match).
+            assert translated != english or len(english) < 20, f"{kind} {entry_id}.{name} is still English"
+
+
+def test_the_spanish_knowledge_base_has_every_entry_of_the_english() -> None:
+    assert {k: list(v) for k, v in SPANISH_ENTRIES.items()} == {
+        "agent": list(KB.agents),
+        "phase": list(KB.phases),
+        "topic": list(KB.topics),
+        "family": list(KB.family_texts),
+        "glossary": list(KB.glossary),
+    }
+    assert len(KB.glossary) >= 10

@@ -193,6 +193,29 @@ class CdsSection(_Section):
 
 
 @dataclass(frozen=True)
+class SmartSettings(_Section):
+    """The SMART on FHIR EHR launch (docs/smart.md): off until a client id, issuers and the redirect URI are set."""
+
+    client_id: str | None = var("ALLPATH_SMART_CLIENT_ID", _text, "web (`smart`)", default=None)
+    # Only these FHIR servers may launch allpath; an `iss` not listed is refused before any request to it.
+    issuers: tuple[str, ...] = var("ALLPATH_SMART_ISSUERS", _names, "web (`smart`)", default=())
+    redirect_uri: str | None = var("ALLPATH_SMART_REDIRECT_URI", _text, "web (`smart`)", default=None)
+    scope: str = var(
+        "ALLPATH_SMART_SCOPE",
+        _text,
+        "web (`smart`)",
+        default="launch openid fhirUser patient/Patient.read patient/Condition.read patient/Observation.read "
+        "patient/MedicationRequest.read patient/MedicationAdministration.read patient/Procedure.read",
+    )
+    timeout_seconds: float = var("ALLPATH_SMART_TIMEOUT", _number(above=0), "fhir (`smart`)", default=10.0)
+    # How long a launch may wait for the authorization server, and how long its plan stays open.
+    launch_ttl_seconds: int = var("ALLPATH_SMART_LAUNCH_TTL_SECONDS", _whole(1), "web (`smart`)", default=600)
+
+    def enabled(self) -> bool:
+        return bool(self.client_id and self.issuers and self.redirect_uri)
+
+
+@dataclass(frozen=True)
 class KnowledgeSettings(_Section):
     # Unset: the pack's own `long_remission_months`. The CLI's --long-remission-months wins over it.
     long_remission_months: float | None = var(
@@ -218,6 +241,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     cds: CdsSection = field(default_factory=CdsSection)
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    smart: SmartSettings = field(default_factory=SmartSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -96,6 +96,8 @@ def full_prefetch(pid: str = "p1", *, conditions: tuple[dict[str, Any], ...] = (
         "conditions": searchset(*conditions),
         "observations": searchset(*more.get("observations", ())),
         "medications": searchset(*more.get("medications", ())),
+        "administrations": searchset(*more.get("administrations", ())),
+        "statements": searchset(*more.get("statements", ())),
         "procedures": searchset(*more.get("procedures", ())),
     }
     return prefetch

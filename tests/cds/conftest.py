@@ -37,11 +37,16 @@ class StubImporter:
     alerts: list[Alert] = field(default_factory=list)
     calls: list[list[dict[str, Any]]] = field(default_factory=list)
 
+    @property
+    def drugs(self) -> Any:
+        # The real drug mapping: how orders are read is the service's to get right.
+        return default_importer().drugs
+
     def wants(self, resource: dict[str, Any]) -> bool:
         # The real filter: which resources reach the importer is the service's to get right.
         return default_importer().wants(resource)
 
-    def from_resources(self, resources: list[dict[str, Any]]) -> StubResult:
+    def from_resources(self, resources: list[dict[str, Any]], *, validated: bool = False) -> StubResult:
         self.calls.append(resources)
         patients = [r for r in resources if r.get("resourceType") == "Patient"]
         if not patients or patients[0].get("id") not in self.facts:
@@ -115,7 +120,8 @@ def make_client(
         options.setdefault("importer", importer)
         options.setdefault("feedback_store", feedback_store)
         the_settings = options.pop("settings", settings)
-        return TestClient(create_cds_app(engine, the_settings, **options))
+        the_engine = options.pop("engine", engine)
+        return TestClient(create_cds_app(the_engine, the_settings, **options))
 
     return build
 

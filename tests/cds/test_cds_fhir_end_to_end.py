@@ -71,12 +71,13 @@ def real(make_client: Any, rsa: Any) -> Any:
 
 def test_patient_view_reads_ph_positive_b_all_from_prefetch(real):
     cards = real("allpath-patient-view", hook_request(prefetch=ph_positive_prefetch()))
-    summaries = [c["summary"] for c in cards]
-    assert any("tyrosine kinase inhibitor" in s for s in summaries), summaries
+    (summary,) = [c for c in cards if c["source"]["topic"]["code"] == "plan-summary"]
+    options = summary["detail"].split("**Not advised:**")[0]
+    assert "tyrosine kinase inhibitor" in options.lower(), options
     # Rituximab's evidence (GRAALL-2005/R) is for Ph-negative ALL: not offered here.
-    assert not any("Rituximab" in s for s in summaries), summaries
-    # CNS involvement is not in the record: the importer's alert is shown, not guessed away.
-    assert any(c["indicator"] == "info" and "brain or spinal fluid" in c["detail"] for c in cards)
+    assert "Rituximab" not in options
+    # CNS involvement is not in the record: the importer's note is shown, not guessed away.
+    assert "brain or spinal fluid" in summary["detail"]
 
 
 def test_patient_without_all_gets_no_cards(real):
@@ -84,9 +85,9 @@ def test_patient_without_all_gets_no_cards(real):
     assert real("allpath-patient-view", hook_request(prefetch=prefetch)) == []
 
 
-def test_record_that_is_not_valid_fhir_gets_an_explaining_card(real):
+def test_record_without_a_full_birth_date_gets_an_explaining_card(real):
     prefetch = ph_positive_prefetch()
-    prefetch["patient"] = {**patient("p1"), "birthDate": "born in May"}
+    prefetch["patient"] = {**patient("p1"), "birthDate": "1980-05"}  # valid FHIR, but no age can be worked out
     (card,) = real("allpath-patient-view", hook_request(prefetch=prefetch))
     assert "birthDate" in card["detail"]
 
@@ -126,12 +127,21 @@ def test_suggested_tki_orders_are_valid_fhir_r4_medication_requests(real):
         MedicationRequest.model_validate(action["resource"])
 
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "fhir").glob("*.bundle.json"))
+ROOT = Path(__file__).resolve().parents[2]
+# The EHR-shaped test Bundles too, except those whose patient references are `urn:uuid:` or whose
+# drugs are Medication resources outside the prefetch searches.
+EXAMPLES = sorted((ROOT / "examples" / "fhir").glob("*.bundle.json")) + [
+    p
+    for p in sorted((ROOT / "tests" / "fhir" / "bundles").glob("*.bundle.json"))
+    if not p.name.startswith(("synthea-", "blinatumomab-by-reference"))
+]
 KEY_OF = {
     "Patient": "patient",
     "Condition": "conditions",
     "Observation": "observations",
     "MedicationRequest": "medications",
+    "MedicationAdministration": "administrations",
+    "MedicationStatement": "statements",
     "Procedure": "procedures",
 }
 
@@ -152,7 +162,7 @@ def as_prefetch(bundle: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name.split(".")[0] for p in EXAMPLES])
 def test_example_bundle_as_prefetch_gives_the_cards_of_its_plan(real, engine, path):
-    from allpath.api.cds.cards import MISSING_FACTS_KEY, card_uuid
+    from allpath.api.cds.cards import CardFactory
     from allpath.fhir.importer import facts_from_bundle
 
     bundle = json.loads(path.read_text(encoding="utf-8"))
@@ -161,6 +171,16 @@ def test_example_bundle_as_prefetch_gives_the_cards_of_its_plan(real, engine, pa
     pid, prefetch = as_prefetch(bundle)
     body = hook_request(pid=pid, prefetch=prefetch)
     cards = real("allpath-patient-view", body)
-    expected = [item.id for item in [*plan.alerts, *plan.recommendations, *plan.not_recommended]]
-    expected += [MISSING_FACTS_KEY] if plan.missing_facts else []
-    assert [c["uuid"] for c in cards] == [card_uuid(body["hookInstance"], key) for key in expected]
+    # The same plan as the Bundle gives through the importer, so the same cards.
+    expected, _ = CardFactory(engine.kb, engine.kb.disclaimer).plan_cards(
+        plan, body["hookInstance"], plan_link="https://cds.allpath.test/smart/launch"
+    )
+    assert cards == expected
+
+
+def test_an_undotted_icd10cm_diagnosis_in_prefetch_reaches_the_importer(real):
+    # Claims feeds send C91.00 as C9100: the conditions template keeps it, so the patient gets cards.
+    dx = b_all()
+    dx["code"] = {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C9100"}]}
+    cards = real("allpath-patient-view", hook_request(prefetch=full_prefetch("p1", conditions=(dx,))))
+    assert cards

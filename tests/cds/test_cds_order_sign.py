@@ -182,5 +182,10 @@ def test_order_sign_rejects_a_patient_view_request(call):
     assert {"hook", "context.draftOrders"} <= fields
 
 
-def test_unusable_record_gives_no_order_cards(call):
-    assert sign(call, "unknown", service_order("sr1", "autologous SCT", pid="unknown")) == []
+def test_unusable_record_gives_one_explaining_card_not_silence(call):
+    # The stand-in importer cannot read patient "unknown": the checks have no facts to work on, and
+    # an empty answer would look exactly like "these orders are fine".
+    (card,) = sign(call, "unknown", service_order("sr1", "autologous SCT", pid="unknown"))
+    assert card["indicator"] == "info"
+    assert "cannot give ALL treatment options" in card["summary"]
+    assert "`Patient.birthDate`: is required" in card["detail"]

@@ -10,7 +10,7 @@ import pytest
 from cdskit import FHIR_SERVER, bearer, full_prefetch, hook_request, patient, searchset, token
 from tests.factsgen import NOTHING_MISSING
 
-from allpath.api.cds.cards import MISSING_FACTS_KEY, card_uuid
+from allpath.api.cds.cards import MISSING_FACTS_KEY, SUMMARY_KEY, card_uuid
 from allpath.api.cds.prefetch import PREFETCH
 from allpath.api.cds.validate import validate_discovery
 from allpath.facts import PatientFacts, Problem
@@ -47,53 +47,66 @@ def vital(pid: str = "p1", rid: str = "hr") -> dict[str, Any]:
     }
 
 
-def test_discovery_lists_both_services_with_their_prefetch_templates(client, rsa):
+def test_discovery_lists_the_three_services_with_their_prefetch_templates(client, rsa):
     response = client.get("/cds-services", headers=bearer(token(rsa)))
     assert response.status_code == 200
     body = response.json()
     assert validate_discovery(body) == []
     services = {s["id"]: s for s in body["services"]}
     assert services["allpath-patient-view"]["hook"] == "patient-view"
+    assert services["allpath-order-select"]["hook"] == "order-select"
     assert services["allpath-order-sign"]["hook"] == "order-sign"
     for service in services.values():
         queried = {q.split("/")[0].split("?")[0] for q in service["prefetch"].values()}
-        assert queried == {"Patient", "Condition", "Observation", "MedicationRequest", "Procedure"}
+        assert queried == {
+            "Patient",
+            "Condition",
+            "Observation",
+            "MedicationRequest",
+            "MedicationAdministration",
+            "MedicationStatement",
+            "Procedure",
+        }
         assert all("{{context.patientId}}" in q for q in service["prefetch"].values())
 
 
-def test_patient_view_cards_are_the_plans_options_and_alerts(call, engine, importer):
+def summary_card(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    (card,) = [c for c in cards if c["source"]["topic"]["code"] == SUMMARY_KEY]
+    return card
+
+
+def test_patient_view_is_the_warnings_then_one_summary_then_the_missing_facts(call, engine, importer):
     body = hook_request(prefetch=full_prefetch("p1"))
     response = call(SERVICE, body)
     assert response.status_code == 200
     cards = response.json()["cards"]
     plan = engine.recommend(importer.facts["p1"])
-    expected = [item.id for item in [*plan.alerts, *plan.recommendations, *plan.not_recommended]]
-    assert plan.missing_facts
-    expected.append(MISSING_FACTS_KEY)
-    assert len(cards) == len(expected) > 0
+    warnings = [a.id for a in plan.alerts if a.severity in ("critical", "warning")]
+    assert plan.missing_facts and len(warnings) <= 3
+    expected = [*warnings, SUMMARY_KEY, MISSING_FACTS_KEY]
     assert [c["uuid"] for c in cards] == [card_uuid(body["hookInstance"], key) for key in expected]
-    titles = [r.title for r in plan.recommendations]
-    for title, card in zip(titles, cards[len(plan.alerts) :], strict=False):
-        assert title[:60] in card["summary"] or title[:60] in card["detail"]
+    # Nothing the plan says is lost: every option, "not advised" item and note is in the summary.
+    detail = summary_card(cards)["detail"]
+    for item in [*plan.recommendations, *plan.not_recommended]:
+        assert f"**{item.title}**" in detail
+    for alert in plan.alerts:
+        if alert.severity == "info":
+            assert " ".join(alert.message.split()) in detail
 
 
 def test_ph_positive_patient_sees_the_tki_option_with_its_source(call):
-    cards = call(SERVICE, hook_request(prefetch=full_prefetch("p1"))).json()["cards"]
-    tki = [c for c in cards if "tyrosine kinase inhibitor" in c["summary"].lower()]
-    assert tki, [c["summary"] for c in cards]
-    card = tki[0]
+    card = summary_card(call(SERVICE, hook_request(prefetch=full_prefetch("p1"))).json()["cards"])
     assert card["indicator"] == "info"
-    assert card["source"]["url"].startswith("https://www.cancer.net/")
-    assert card["source"]["topic"]["code"] == "targeted_therapy"
-    assert card["source"]["topic"]["display"] == "Targeted therapy"
-    assert "imatinib" in card["detail"] and "Targeted therapy" in card["detail"]
-    assert card["links"][0]["type"] == "absolute"
+    assert "tyrosine kinase inhibitor" in card["detail"].lower()
+    assert "Targeted therapy" in card["detail"]
+    assert "Leukemia - Acute Lymphocytic - ALL: Treatment Options" in card["detail"]
+    assert card["source"]["url"].startswith("https://")
+    assert any(link["url"].startswith("https://www.cancer.net/") for link in card["links"])
 
 
-def test_a_child_does_not_get_the_tki_card(call):
+def test_a_child_does_not_get_the_tki_option(call):
     cards = call(SERVICE, hook_request(pid="child", prefetch=full_prefetch("child"))).json()["cards"]
-    assert cards
-    assert not [c for c in cards if "tyrosine kinase inhibitor" in c["summary"].lower()]
+    assert "tyrosine kinase inhibitor" not in summary_card(cards)["detail"].lower()
 
 
 def test_importer_alerts_are_ranked_with_the_plans_alerts_by_severity(call, engine, importer):
@@ -234,6 +247,8 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server_with_the_bearer_token(
             "/fhir/Condition",
             "/fhir/Observation",
             "/fhir/MedicationRequest",
+            "/fhir/MedicationAdministration",
+            "/fhir/MedicationStatement",
             "/fhir/Procedure",
         ]
     )
@@ -345,7 +360,7 @@ def _details(response: Any) -> dict[str, str]:
         (lambda b: b["prefetch"].update(conditions=condition()), "prefetch.conditions.resourceType"),
         (
             lambda b: b["prefetch"].update(conditions=searchset(condition(pid="other"))),
-            "prefetch.conditions.entry[0].resource",
+            "prefetch.conditions.entry[0].resource.subject.reference",
         ),
         (lambda b: b["prefetch"].update(observations="Observation?patient=p1"), "prefetch.observations"),
     ],
@@ -430,7 +445,7 @@ NO_ALL = Problem("Condition", "no Condition coded as ALL (ICD-10-CM C91.0x) and 
 
 def test_not_an_all_patient_is_decided_by_the_error_type_not_its_wording(call, importer, monkeypatch):
     def raise_(error: Exception) -> Any:
-        def from_resources(resources: list[dict[str, Any]]) -> Any:
+        def from_resources(resources: list[dict[str, Any]], *, validated: bool = False) -> Any:
             raise error
 
         return from_resources

@@ -88,7 +88,7 @@ def test_bundle_to_facts_to_plan_to_care_plan_round_trip(engine: Engine, path: P
     plan = engine.recommend(imported.facts)
     care = care_plan(engine, imported.facts, imported=imported, subject=patient_reference(bundle))
     CarePlan.model_validate(care)
-    group, parameters = care["contained"]
+    group, parameters, *_orders = care["contained"]
     RequestGroup.model_validate(group)
     Parameters.model_validate(parameters)
     assert care["intent"] == group["intent"] == "option"

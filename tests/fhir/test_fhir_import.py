@@ -128,16 +128,17 @@ def test_the_most_recent_condition_decides_the_disease_status() -> None:
     assert facts_from_bundle(data, as_of=AS_OF).facts.disease_status == "refractory"
 
 
-def test_b_and_t_codes_on_one_condition_are_a_contradiction() -> None:
+def test_b_and_t_codes_on_one_condition_warn_and_leave_lineage_unknown() -> None:
     data = small()
     i = entry_index(data, "Condition")
     data["entry"][i]["resource"]["code"]["coding"].append(
         {"system": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl", "code": "C3183"}
     )
-    problems = problems_of(data)
-    assert problems == [
-        f"Bundle.entry[{i}].resource(Condition/condition-2).code: its codings disagree on lineage (B vs T)"
-    ]
+    result = facts_from_bundle(data, as_of=AS_OF)
+    assert result.facts.lineage == "unknown"
+    (alert,) = [a for a in result.alerts if a.id == "fhir-conflicting-condition-codes"]
+    assert alert.severity == "warning"
+    assert "lineage B vs T" in alert.message and "Condition/condition-2.code" in alert.message
 
 
 def test_conflicting_lineage_across_resources_is_unknown_with_an_alert() -> None:
@@ -205,10 +206,18 @@ def test_r5_only_resource_type_is_rejected() -> None:
     ]
 
 
-def test_not_a_bundle_is_rejected() -> None:
-    assert problems_of({"resourceType": "Patient"}) == ["Bundle.resourceType: must be 'Bundle', got 'Patient'"]
+def test_a_bundle_without_a_type_is_rejected() -> None:
     (problem,) = problems_of({"resourceType": "Bundle"})
     assert problem.startswith("Bundle.type:")
+
+
+def test_a_single_resource_is_read_as_the_whole_record() -> None:
+    # A lone Patient is read (not refused as "not a Bundle"), and holds no diagnosis.
+    assert problems_of({"resourceType": "Patient", "id": "p", "birthDate": "2015-01-01"}) == [
+        "Condition: no Condition coded as ALL (ICD-10-CM C91.0/C91.0x, WHO ICD-10 C91.0, SNOMED CT "
+        "91857003/91856007/277571004, NCIt C3167/C8644/C3183) and no allpath disease_status Observation: "
+        "disease_status cannot be read"
+    ]
 
 
 def test_missing_birth_date_is_an_error_not_a_guess() -> None:

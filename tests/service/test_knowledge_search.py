@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from allpath.api import create_app
 from allpath.api.routes.knowledge import API_SEARCH_KINDS
+from allpath.knowledge import load_kb
 from allpath.store.kbsearch import KINDS, KnowledgeIndex, documents, knowledge_index, query_terms
 from allpath.web.routes import WEB_SEARCH_KINDS
 
@@ -65,6 +66,7 @@ def top(index: KnowledgeIndex, query: str) -> str:
 
 
 def test_index_holds_every_topic_phase_agent_rule_and_source(index, kb) -> None:
+    # len() counts one language; each language holds the same entries.
     assert len(index) == len(kb.topics) + len(kb.phases) + len(kb.agents) + len(kb.rules) + len(kb.sources)
 
 
@@ -260,3 +262,50 @@ def test_fts5_syntax_through_the_api_gives_results_or_an_empty_list(service: Tes
 @pytest.mark.parametrize("query", HOSTILE)
 def test_fts5_syntax_on_the_learn_page_gives_results_or_nothing_matched(service: TestClient, query: str) -> None:
     page_anchors(service, query)  # 200, and a list of results or "Nothing matched"
+
+
+# --- in Spanish ------------------------------------------------------------------------------------
+
+KB_ES = load_kb().for_language("es")
+SPANISH_EXAMPLES = [
+    ("fiebre", ("topic", "supportive-antibiotics")),
+    ("¿Qué es el mantenimiento?", ("phase", "maintenance")),
+    ("caída del pelo", ("topic", "side-effects-chemotherapy")),
+    ("punción lumbar", ("phase", "cns_prophylaxis")),
+    ("medula osea", ("topic", "modality-stem-cell-transplant")),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), SPANISH_EXAMPLES, ids=[q for q, _ in SPANISH_EXAMPLES])
+def test_spanish_words_find_the_entry_when_asked_in_spanish(
+    index: KnowledgeIndex, query: str, expected: tuple[str, str]
+) -> None:
+    hits = index.search(query, lang="es")
+    assert hits, f"{query!r} found nothing"
+    assert (hits[0].kind, hits[0].id) == expected
+    # The entry comes back in Spanish: the title is the Spanish one.
+    spanish = KB_ES.topics[expected[1]].title if expected[0] == "topic" else KB_ES.phases[expected[1]].name
+    assert hits[0].title == spanish
+
+
+def test_an_english_search_never_answers_in_spanish(index: KnowledgeIndex) -> None:
+    assert index.search("fiebre") == []
+    titles = {h.title for h in index.search("fever") + index.search("maintenance")}
+    assert "Antibiotics" in titles and not any("ó" in t or "é" in t for t in titles)
+
+
+def test_searching_in_an_unsupported_language_is_a_typed_error(index: KnowledgeIndex) -> None:
+    from allpath.errors import UnsupportedLanguageError
+
+    with pytest.raises(UnsupportedLanguageError):
+        index.search("fever", lang="fr")
+
+
+def test_api_searches_in_spanish_and_refuses_an_unknown_language(service: TestClient) -> None:
+    response = service.get("/knowledge/search", params={"q": "fiebre", "lang": "es"})
+    assert response.status_code == 200
+    assert response.json()[0]["id"] == "supportive-antibiotics"
+    assert response.json()[0]["title"] == "Antibióticos"
+    refused = service.get("/knowledge/search", params={"q": "fiebre", "lang": "fr"})
+    assert refused.status_code == 422
+    assert [p["field"] for p in refused.json()["details"]] == ["lang"]

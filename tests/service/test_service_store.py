@@ -40,7 +40,7 @@ def test_migrations_go_down_and_up_again(tmp_path: Path) -> None:
     assert {"patients", "events", "users", "audit", "tokens", "login_throttle"} <= set(
         inspect(engine).get_table_names()
     )
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
     downgrade(engine, "0001")
     assert "login_throttle" not in inspect(engine).get_table_names()
     engine.dispose()
@@ -87,7 +87,7 @@ def test_cli_db_commands_migrate_and_print_fake_logins(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     runner = CliRunner()
     upgraded = runner.invoke(cli_app, ["db", "upgrade", "--database-url", url])
-    assert upgraded.exit_code == 0 and "revision 0002" in upgraded.output
+    assert upgraded.exit_code == 0 and "revision 0003" in upgraded.output
     seeded = runner.invoke(cli_app, ["db", "seed-demo", "--database-url", url])
     assert seeded.exit_code == 0, seeded.output
     assert "FAKE" in seeded.output and "demo-clinician-password" in seeded.output

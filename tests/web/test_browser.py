@@ -225,7 +225,7 @@ def test_clinician_records_a_course_and_the_plan_moves_to_consolidation(page: Pa
     check(page, "09-patient-consolidation")
 
     page.goto(patient_url.replace("/clinic/patients/", "/plan/"))
-    expect(page.get_by_role("heading", name="My treatment plan")).to_be_visible()
+    expect(page.get_by_role("heading", name="Our treatment plan")).to_be_visible()
     expect(page.locator("#plan")).to_contain_text("You are in the Consolidation (intensification) phase.")
     check(page, "10-clinician-family-preview")
 
@@ -255,7 +255,7 @@ def test_patient_reads_and_downloads_own_plan_but_not_another(page: Page, server
     from allpath.web.family import reading_grade
 
     login(page, *FAMILY)
-    expect(page.get_by_role("heading", name="My treatment plan")).to_be_visible()
+    expect(page.get_by_role("heading", name="Our treatment plan")).to_be_visible()
     own = server["ids"]["own"]
     assert page.url.endswith(f"/plan/{own}")
     for heading in ("What is happening now", "What comes next", "Side effects to watch for"):

@@ -130,6 +130,9 @@ def test_family_sentences_and_their_footnotes_come_from_the_knowledge_base(engin
     text = family_yaml.read_text()
     old = (
         "text: Should I get a second opinion?\n"
+        "    es:\n"
+        "      title: Segunda opinión\n"
+        "      text: ¿Debo pedir una segunda opinión?\n"
         "    citations:\n"
         "      - {source_id: cancernet-all-2017, section: Refractory ALL}"
     )
@@ -142,3 +145,14 @@ def test_family_sentences_and_their_footnotes_come_from_the_knowledge_base(engin
     second = next(q for q in f.questions if q.title == "Second opinion")
     assert second.text == "Would it help to get a second opinion?"
     assert [(c.source_id, c.section) for c in second.citations] == [("cancernet-all-2017", "Introduction")]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_spanish_family_page_reads_easily(engine, example: Path) -> None:
+    from allpath.web.family import family_kb, spanish_reading_ease
+
+    plan = engine.recommend(PatientFacts.parse(json.loads(example.read_text())))
+    f = build_family_plan(plan, family_kb(engine.kb, "es"))
+    html = render("family_pdf.html", lang="es", f=f, patient_label=None, as_of="2026-11-26")
+    ease = spanish_reading_ease(as_prose(visible_text(html)))
+    assert ease >= 70, f"{example.stem}: Fernández-Huerta {ease:.1f}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from allpath.engine import Engine
 from allpath.facts import PatientFacts
 from allpath.web.family import build_family_plan
@@ -15,26 +17,27 @@ ADULT_SECOND_RELAPSE = {
 }  # fmt: skip
 
 
-def test_family_page_shows_the_withdrawal_of_liposomal_vincristine() -> None:
+@pytest.mark.parametrize("packs", [["base"], ["base", "updates-2026"], ["base", "updates-2026", "practice-2026"]])
+def test_family_page_never_offers_liposomal_vincristine(packs: list[str]) -> None:
     from allpath.knowledge import load_kb
 
-    # base + updates: the practice pack (default) does not offer the withdrawn medicine at all.
+    engine = Engine(load_kb(packs))
+    plan = engine.recommend(PatientFacts.parse(ADULT_SECOND_RELAPSE))
+    family = build_family_plan(plan, engine.kb)
+    offered = {o.rule_id for g in family.treatments for o in g.options}
+    assert offered, "the plan offers families nothing: the check below would pass vacuously"
+    assert "liposomal-vincristine" not in offered
+    html = render("family_pdf.html", f=family, patient_label=None, as_of="2026-11-26")
+    assert "liposomal" not in html.lower() and "marqibo" not in html.lower()
+
+
+def test_clinicians_still_see_liposomal_vincristine_with_its_withdrawal_note() -> None:
+    from allpath.knowledge import load_kb
+
     engine = Engine(load_kb(["base", "updates-2026"]))
     plan = engine.recommend(PatientFacts.parse(ADULT_SECOND_RELAPSE))
     rule = next(r for r in plan.recommendations if r.id == "liposomal-vincristine")
-    assert rule.superseded_by
-    html = render("family_pdf.html", f=build_family_plan(plan, engine.kb), patient_label=None, as_of="2026-11-26")
-    assert "Update:" in html
-    assert "withdrew the approval of liposomal vincristine" in html
-
-
-def test_family_page_has_no_update_note_with_the_base_pack_alone() -> None:
-    from allpath.knowledge import load_kb
-
-    base = Engine(load_kb(["base"]))
-    plan = base.recommend(PatientFacts.parse(ADULT_SECOND_RELAPSE))
-    html = render("family_pdf.html", f=build_family_plan(plan, base.kb), patient_label=None, as_of="2026-11-26")
-    assert "update-note" not in html
+    assert rule.superseded_by and "withdrew" in rule.superseded_by
 
 
 def test_knowledge_page_flags_superseded_rules_and_agents(tmp_path: Path) -> None:
@@ -50,3 +53,15 @@ def test_knowledge_page_flags_superseded_rules_and_agents(tmp_path: Path) -> Non
     html = response.text
     assert 'data-superseded="liposomal-vincristine"' in html
     assert "Not approved for ALL" in html  # nilotinib's note, on its agent row
+
+
+def test_family_option_names_leave_out_the_discontinued_elspar_brand() -> None:
+    from allpath.knowledge import load_kb
+
+    engine = Engine(load_kb())
+    plan = engine.recommend(PatientFacts.parse({"age_years": 7, "disease_status": "newly_diagnosed", "lineage": "B"}))
+    induction = next(r for r in plan.recommendations if r.id == "induction-chemotherapy")
+    assert "asparaginase" in {a.id for a in induction.agents}  # the clinician's list still has it
+    names = [o.title for g in build_family_plan(plan, engine.kb).treatments for o in g.options]
+    assert any("Pegaspargase" in n or "pegaspargase" in n for n in names)
+    assert not any("Elspar" in n for n in names)

@@ -40,7 +40,7 @@ def create_app(
     """
     from allpath import __version__
     from allpath.api.errors import install_error_handlers
-    from allpath.api.routes import admin, auth, knowledge, patients, recommend
+    from allpath.api.routes import admin, auth, fhir, knowledge, patients, recommend
     from allpath.store.migrate import upgrade
 
     settings = settings or Settings()
@@ -75,7 +75,7 @@ def create_app(
     )
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
-    for module in (auth, patients, recommend, knowledge, admin):
+    for module in (auth, patients, recommend, knowledge, admin, fhir):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

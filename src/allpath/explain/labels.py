@@ -429,14 +429,70 @@ def fact_label(field: str, lang: str = "en") -> str:
     return labels(lang).fact.get(field) or field.replace("_", " ").capitalize()
 
 
-def _short_note(message: str, limit: int = 140) -> str:
-    # An alert's opening clause names it; a long one is cut at a word so a list of names stays a list.
-    line = " ".join(message.split())
-    ends = [i for i in (line.find(". "), line.find(": ")) if i != -1]
-    line = line[: min(ends)] if ends else line.rstrip(".")
+# (one, many) for years and months, by language.
+_AGE_WORDS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "en": (("year", "years"), ("month", "months")),
+    "es": (("año", "años"), ("mes", "meses")),
+}
+
+
+def age_label(age_years: float, lang: str = "en") -> str:
+    """An age as people say it: "5 years 11 months", "1 year", "7 months" (never "5.91");
+    `lang="es"`: "5 años 11 meses".
+
+    Ages are whole years plus hundredths rounded down (`allpath.dates.age_in_years`), so a
+    hundredth spans up to 0.12 of a month; the month shown is the one the age has reached at the
+    top of that span, which is exact on monthly anniversaries and at most about 4 days early between.
+    """
+    labels(lang)  # refuses a language allpath does not speak, naming it
+    (year, years_word), (month, months_word) = _AGE_WORDS[lang]
+    hundredths = round(age_years * 100)
+    years, part = divmod(hundredths, 100)
+    months = min(11, (part + 1) * 12 // 100)
+    words = []
+    if years:
+        words.append(f"{years} {year if years == 1 else years_word}")
+    if months or not years:
+        words.append(f"{months} {month if months == 1 else months_word}")
+    return " ".join(words)
+
+
+# Words whose full stop does not end a sentence ("E. coli", "e.g. a", "vs. the").
+_ABBREVIATIONS = frozenset({"e.g", "i.e", "vs", "etc", "approx", "dr", "no", "st", "fig", "cf", "al"})
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a text, on one line; a full stop after an initial or a common
+    abbreviation ("E. coli", "e.g.") does not end it."""
+    line = " ".join(text.split())
+    start = 0
+    while (end := line.find(". ", start)) != -1:
+        word = line[:end].rsplit(" ", 1)[-1].lstrip("(\"'")
+        following = line[end + 2 : end + 3]
+        if (len(word) == 1 and word.isalpha()) or word.lower() in _ABBREVIATIONS or following.islower():
+            start = end + 2
+            continue
+        return line[: end + 1]
+    return line
+
+
+def cut_at_word(text: str, limit: int) -> str:
+    """One line of at most `limit` characters; a longer one is cut after a whole word, with an ellipsis."""
+    line = " ".join(text.split())
     if len(line) <= limit:
         return line
-    return line[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+    room = line[: limit - 1]
+    # A cut that falls just after a word keeps it; otherwise the partial word goes.
+    cut = room if line[limit - 1] == " " else room.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-(") + "…"
+
+
+def _short_note(message: str, limit: int = 140) -> str:
+    # An alert's opening clause names it; a long one is cut at a word so a list of names stays a list.
+    line = first_sentence(message)
+    colon = line.find(": ")
+    line = line[:colon] if colon != -1 else line.rstrip(".")
+    return cut_at_word(line, limit)
 
 
 def _rule_label(

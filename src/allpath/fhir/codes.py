@@ -18,6 +18,9 @@ import yaml
 from allpath.knowledge import KnowledgeBase
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+ICDO3 = "http://terminology.hl7.org/CodeSystem/icd-o-3"
+HGNC = "http://www.genenames.org"
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 NCIT = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
@@ -41,11 +44,41 @@ class KnownCode:
 
 
 @dataclass(frozen=True, slots=True)
+class Genomics:
+    variant_code: tuple[str, str]
+    present: tuple[str, str]
+    gene_studied: tuple[str, str]
+    amino_acid_change: tuple[str, str]
+    genes: dict[tuple[str, str], str]  # (system, HGNC id) -> symbol
+    fusions: tuple[tuple[frozenset[str], str], ...]  # gene pair -> subtype
+    rearranged: dict[str, str]  # gene -> subtype, when a partner gene is named
+    protein_changes: tuple[tuple[str, frozenset[str], str], ...]  # gene, pHGVS forms, subtype
+
+
+@dataclass(frozen=True, slots=True)
 class CodeTables:
     conditions: dict[tuple[str, str], KnownCode]
     observations: dict[tuple[str, str], KnownCode]
     procedures: dict[tuple[str, str], KnownCode]
     known_wrong: dict[tuple[str, str], str]
+    morphology: dict[tuple[str, str], KnownCode]
+    disease_status_codes: frozenset[tuple[str, str]]
+    disease_status_answers: dict[tuple[str, str], KnownCode]
+    genomics: Genomics
+    prior_therapy_of_agent: dict[str, str]
+    rxnorm_products: dict[str, str]  # product RxCUI -> KB agent id
+    system_aliases: dict[str, str]
+
+    def normalise(self, system: str, code: str) -> tuple[str, str]:
+        """The coding as the tables spell it: a known alias of the system becomes the system, and an
+        ICD-10(-CM) code sent without its dot (`C9100`, as claims feeds send it) gets it back."""
+        system = self.system_aliases.get(system, system)
+        code = code.strip()
+        if system in (ICD10CM, ICD10):
+            code = code.upper()
+            if "." not in code and len(code) > 3:
+                code = f"{code[:3]}.{code[3:]}"
+        return system, code
 
 
 @cache
@@ -61,11 +94,37 @@ def code_tables() -> CodeTables:
             for c in data[key]
         }
 
+    def pair(c: dict[str, Any]) -> tuple[str, str]:
+        return (c["system"], str(c["code"]))
+
+    g = data["genomics"]
+    genomics = Genomics(
+        variant_code=pair(g["variant_code"]),
+        present=pair(g["present"]),
+        gene_studied=pair(g["gene_studied"]),
+        amino_acid_change=pair(g["amino_acid_change"]),
+        genes={pair(c): c["symbol"] for c in g["genes"]},
+        fusions=tuple((frozenset(f["genes"]), f["subtype"]) for f in g["fusions"]),
+        rearranged={r["gene"]: r["subtype"] for r in g["rearranged_with_any_partner"]},
+        protein_changes=tuple((p["gene"], frozenset(p["changes"]), p["subtype"]) for p in g["protein_changes"]),
+    )
+    # The Observation codes read by their own rules (disease status, genomic variants) belong in
+    # the observations table too: a CDS prefetch asks for exactly what that table lists.
+    observations = table("observations")
+    for c in [*data["disease_status_codes"], g["variant_code"]]:
+        observations[pair(c)] = KnownCode(c["system"], str(c["code"]), c["display"], {"read": True}, c["confirmed_by"])
     return CodeTables(
         conditions=table("conditions"),
-        observations=table("observations"),
+        observations=observations,
         procedures=table("procedures"),
-        known_wrong={(c["system"], str(c["code"])): f"{c['claimed']}: {c['why']}" for c in data["known_wrong"]},
+        known_wrong={pair(c): f"{c['claimed']}: {c['why']}" for c in data["known_wrong"]},
+        morphology=table("morphology"),
+        disease_status_codes=frozenset(pair(c) for c in data["disease_status_codes"]),
+        disease_status_answers=table("disease_status_answers"),
+        genomics=genomics,
+        prior_therapy_of_agent=dict(data["prior_therapy_of_agent"]),
+        rxnorm_products={str(code): p["agent"] for p in data["rxnorm_products"] for code in p["codes"]},
+        system_aliases={a["alias"]: a["system"] for a in data["system_aliases"]},
     )
 
 

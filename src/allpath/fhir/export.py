@@ -20,19 +20,30 @@ from allpath.explain.labels import missing_fact_views
 from allpath.facts import PatientFacts
 from allpath.fhir.codes import NCIT, RXNORM
 from allpath.fhir.importer import ImportResult
+from allpath.fhir.library import LIBRARY_ID, facts_library
 from allpath.knowledge import KnowledgeBase
 from allpath.knowledge.schema import AlertRule, AllOf, NotOf, NotRecommendedRule, RecommendationRule
 from allpath.plan import Citation, Plan
-from allpath.rules.fhirpath import facts_to_parameters, to_fhirpath
+from allpath.rules.fhirpath import facts_to_parameters, to_fhirpath, to_fhirpath_variables
 from allpath.rules.tree import describe
 
 BASE_URL = "https://allpath.example.org/fhir"
 PLAN_DEFINITION_URL = f"{BASE_URL}/PlanDefinition/allpath-all-treatment-options"
+LIBRARY_URL = f"{BASE_URL}/Library/allpath-facts-from-record"
+ALTERNATIVE_EXPRESSION = "http://hl7.org/fhir/StructureDefinition/cqf-alternativeExpression"
 RULE_KIND_SYSTEM = f"{BASE_URL}/CodeSystem/rule-kind"
 CATEGORY_SYSTEM = f"{BASE_URL}/CodeSystem/recommendation-category"
 STRENGTH_SYSTEM = f"{BASE_URL}/CodeSystem/recommendation-strength"
 SEVERITY_SYSTEM = f"{BASE_URL}/CodeSystem/alert-severity"
 PLAN_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/plan-definition-type"
+STRENGTH_EXTENSION = f"{BASE_URL}/StructureDefinition/recommendation-strength"
+# The CPG-on-FHIR IG (HL7, STU2 2.0.0) profiles of what `$apply` returns; canonical URLs as the IG
+# publishes them (checked on hl7.org/fhir/uv/cpg, see docs/cpg.md).
+CPG = "http://hl7.org/fhir/uv/cpg/StructureDefinition"
+CPG_CAREPLAN = f"{CPG}/cpg-careplan"
+CPG_STRATEGY = f"{CPG}/cpg-strategy"
+CPG_MEDICATION_REQUEST = f"{CPG}/cpg-medicationrequest"
+CPG_RATIONALE = f"{CPG}/cpg-rationale"
 FHIRPATH = "text/fhirpath"
 
 
@@ -58,9 +69,21 @@ def _citation_artifacts(kb: KnowledgeBase, citations: list[Any]) -> list[dict[st
 
 
 def _condition(node: Any) -> dict[str, Any]:
+    """The condition over the facts Parameters, and the same condition over the Library's `%fact` variables."""
+    on_record = {
+        "language": FHIRPATH,
+        "expression": to_fhirpath_variables(node),
+        "reference": f"#{LIBRARY_ID}",
+        "description": "The same condition over the facts the Library derives from the patient's record.",
+    }
     return {
         "kind": "applicability",
-        "expression": {"language": FHIRPATH, "expression": to_fhirpath(node), "description": describe(node)},
+        "expression": {
+            "extension": [{"url": ALTERNATIVE_EXPRESSION, "valueExpression": on_record}],
+            "language": FHIRPATH,
+            "expression": to_fhirpath(node),
+            "description": describe(node),
+        },
     }
 
 
@@ -176,8 +199,12 @@ def plan_definition(kb: KnowledgeBase) -> dict[str, Any]:
         "status": "active",
         "description": (
             f"Knowledge {kb.version} ({pack_titles}). Each action applies when its FHIRPath condition, "
-            "evaluated with the patient's facts Parameters resource as its focus, is true. " + kb.disclaimer
+            "evaluated with the patient's facts Parameters resource as its focus, is true. Without those "
+            "facts, evaluate the contained Library on the patient's record (a Bundle: Patient plus data) "
+            "and each condition's alternative expression (cqf-alternativeExpression) over its variables. "
+            + kb.disclaimer
         ),
+        "library": [f"#{LIBRARY_ID}"],
         "relatedArtifact": [
             {
                 "type": "citation",
@@ -188,7 +215,10 @@ def plan_definition(kb: KnowledgeBase) -> dict[str, Any]:
             }
             for s in sources
         ],
-        "contained": [activity_definition(kb, a) for a in used_agents],
+        "contained": [
+            facts_library(kb.version, LIBRARY_URL),
+            *(activity_definition(kb, a) for a in used_agents),
+        ],
         "action": actions,
     }
 
@@ -203,24 +233,32 @@ def care_plan(
     """`$apply`: the plan for these facts as a CarePlan holding a RequestGroup (intent `option`).
 
     The RequestGroup's actions are the recommendations, with their citations and agents
-    (RxNorm-coded where the KB has a confirmed code); alerts and options not recommended are
-    notes. The facts travel along as a contained Parameters resource. Unknown facts that could
-    change the plan are one more CarePlan note.
+    (RxNorm-coded where the KB has a confirmed code); each drug of an option points to a contained
+    MedicationRequest with intent `proposal` (none for a withdrawn or superseded drug). The CarePlan,
+    RequestGroup and MedicationRequests name the CPG-on-FHIR profiles in `meta.profile`. Alerts and
+    options not recommended are notes. The facts travel along as a contained Parameters resource.
+    Unknown facts that could change the plan are one more CarePlan note.
     """
     kb = engine.kb
     plan = engine.recommend(facts, extra_alerts=imported.alerts if imported is not None else ())
     subject = subject or {"display": "the patient whose facts were given"}
+    canonical = f"{PLAN_DEFINITION_URL}|{kb.version}"
     actions = []
+    orders: list[dict[str, Any]] = []
     for rec in plan.recommendations:
         action: dict[str, Any] = {
+            # The CPG strategy profile allows one code per action: the category; the strength rides in an extension.
+            "extension": [
+                {
+                    "url": STRENGTH_EXTENSION,
+                    "valueCodeableConcept": {"coding": [{"system": STRENGTH_SYSTEM, "code": rec.strength}]},
+                }
+            ],
             "id": _fhir_id(rec.id),
             "title": rec.title,
             "description": rec.summary,
             "textEquivalent": rec.rationale,
-            "code": [
-                {"coding": [{"system": CATEGORY_SYSTEM, "code": rec.category}]},
-                {"coding": [{"system": STRENGTH_SYSTEM, "code": rec.strength}]},
-            ],
+            "code": [{"coding": [{"system": CATEGORY_SYSTEM, "code": rec.category}]}],
             "documentation": _citation_artifacts(kb, rec.citations),
         }
         superseded = getattr(rec, "superseded_by", None)
@@ -237,11 +275,19 @@ def care_plan(
                 for c in kb.agents[agent.id].codes
                 if c.system == RXNORM
             ]
+            concept: dict[str, Any] = {"coding": codings, "text": agent.name} if codings else {"text": agent.name}
             entry: dict[str, Any] = {
                 "title": agent.name,
                 "description": f"{agent.drug_class}; {', '.join(agent.routes)}",
+                "code": [concept],
             }
-            entry["code"] = [{"coding": codings, "text": agent.name}] if codings else [{"text": agent.name}]
+            if superseded or agent.superseded_by:
+                # A withdrawn or superseded drug is shown with its note, never proposed as an order.
+                entry["description"] += f" (superseded: {agent.superseded_by or superseded}; not proposed)"
+            else:
+                order = _medication_request(f"mr-{len(orders) + 1}", concept, subject, canonical, rec.rationale)
+                orders.append(order)
+                entry["resource"] = {"reference": f"#{order['id']}"}
             sub.append(entry)
         if sub:
             action["action"] = sub
@@ -259,7 +305,8 @@ def care_plan(
     request_group: dict[str, Any] = {
         "resourceType": "RequestGroup",
         "id": "options",
-        "instantiatesCanonical": [f"{PLAN_DEFINITION_URL}|{kb.version}"],
+        "meta": {"profile": [CPG_STRATEGY]},
+        "instantiatesCanonical": [canonical],
         "status": "draft",
         "intent": "option",
         "subject": subject,
@@ -271,10 +318,12 @@ def care_plan(
     care: dict[str, Any] = {
         "resourceType": "CarePlan",
         "id": "allpath-options",
-        "contained": [request_group, parameters],
-        "instantiatesCanonical": [f"{PLAN_DEFINITION_URL}|{kb.version}"],
+        "meta": {"profile": [CPG_CAREPLAN]},
+        "contained": [request_group, parameters, *orders],
+        "instantiatesCanonical": [canonical],
         "status": "draft",
         "intent": "option",
+        "category": [{"text": "Treatment options for acute lymphoblastic leukemia"}],
         "title": "Treatment options (allpath)",
         "description": plan.disclaimer,
         "subject": subject,
@@ -288,6 +337,23 @@ def care_plan(
     if sharpen is not None:
         care["note"].append(sharpen)
     return care
+
+
+def _medication_request(
+    order_id: str, medication: dict[str, Any], subject: dict[str, Any], canonical: str, rationale: str
+) -> dict[str, Any]:
+    """A proposed (never ordered) MedicationRequest for one drug of one option, as the CPG profile has it."""
+    return {
+        "resourceType": "MedicationRequest",
+        "id": order_id,
+        "meta": {"profile": [CPG_MEDICATION_REQUEST]},
+        "extension": [{"url": CPG_RATIONALE, "valueMarkdown": rationale}],
+        "status": "draft",
+        "intent": "proposal",
+        "medicationCodeableConcept": medication,
+        "subject": subject,
+        "instantiatesCanonical": [canonical],
+    }
 
 
 def missing_facts_note(plan: Plan, kb: KnowledgeBase) -> dict[str, Any] | None:

@@ -15,15 +15,24 @@ Problems name the resource and the element path, for example
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from allpath.dates import DAYS_PER_MONTH, age_in_years
+from allpath.dates import DAYS_PER_MONTH, age_in_years, months_between
 from allpath.engine import default_engine
 from allpath.errors import NotAnAllPatientError, field_path
-from allpath.facts import PHASE_ORDER, FactsError, PatientFacts, Problem, ProblemsError
+from allpath.facts import (
+    GENETIC_SUBTYPES,
+    PHASE_ORDER,
+    PRIOR_THERAPIES,
+    FactsError,
+    PatientFacts,
+    Problem,
+    ProblemsError,
+)
 from allpath.fhir.alerts import AlertDefinition, ImporterConfigError, alert_definitions, check_alerts
 from allpath.fhir.codes import (
     CASE_FEATURE_SYSTEM,
@@ -31,7 +40,9 @@ from allpath.fhir.codes import (
     CONDITION_VER_STATUS,
     FACT_VALUE_SYSTEM,
     LOINC,
+    RXNORM,
     UCUM,
+    CodeTables,
     agent_by_code,
     code_tables,
 )
@@ -50,8 +61,25 @@ __all__ = [
     "validate_resource",
 ]
 
-INTERPRETED = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationAdministration", "Procedure")
+MEDICATION_RECORDS = ("MedicationRequest", "MedicationAdministration", "MedicationStatement")
+# The patient's own resources the mapping reads (a Bulk Data import gathers these per patient).
+# Medication resources are read too, but only to resolve a `medicationReference`: they belong to
+# no patient.
+INTERPRETED = ("Patient", "Condition", "Observation", *MEDICATION_RECORDS, "Procedure")
 _IGNORED_STATUSES = {"entered-in-error", "cancelled"}
+# A medication record that says the drug was (or is being) given. An order (MedicationRequest)
+# says it was asked for, not that it was given; drafts and records of a drug not taken neither.
+_GIVEN_STATUSES = {
+    "MedicationAdministration": {"completed", "in-progress"},
+    "MedicationStatement": {"active", "completed"},
+    "MedicationRequest": set(),
+}
+_UNCONFIRMED = ("provisional", "differential", "unconfirmed")
+# Steroids are given for much besides leukemia: alone they do not show that leukemia treatment began.
+_NOT_ALONE_TREATMENT = frozenset({"dexamethasone", "prednisone"})
+# An ALL diagnosis named in free text only (asked to be coded, never read as a diagnosis). The
+# abbreviation must be in capitals: "all" is an English word.
+_ALL_TEXT = re.compile(r"(?i:acute\s+lympho(?:blastic|cytic|id)\s+leuk)|\b[BT]?-?ALL\b")
 _P210_LOINC = (LOINC, "69380-4")
 _ROOT = ("__root__", "root")  # a root model's own step in a location: not an element of the resource
 # Months per UCUM unit accepted on duration facts.
@@ -82,6 +110,10 @@ _RAISED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     *((f"fhir-missing-{_dashed(f)}", ("fact", "value")) for f in _INTEGER_FACTS),
     ("fhir-conflicting-lineage", ("paths",)),
+    ("fhir-unconfirmed-diagnosis", ("path", "status")),
+    ("fhir-conflicting-condition-codes", ("detail", "paths")),
+    ("fhir-uncoded-diagnosis", ("path",)),
+    ("fhir-treatment-without-response", ("start", "agents")),
     *(
         (f"fhir-conflicting-{_dashed(f)}", ("fact", "paths"))
         for f in ("ph_status", "mrd_status", "cns_involvement", *_DURATION_FACTS, *_INTEGER_FACTS, "disease_status")
@@ -130,12 +162,74 @@ class Importer:
             return True
         if "medicationReference" in resource:
             return True
-        return any(c in self.drugs for c in _codings(resource.get("medicationCodeableConcept")))
+        return bool(self.agents_of(resource.get("medicationCodeableConcept")))
+
+    def agent_for(self, system: str, code: str) -> str | None:
+        """The KB agent a drug coding names: an ingredient code the KB carries, or an RxNorm product
+        code (clinical or branded drug) rolled up to its single ingredient with the shipped,
+        source-confirmed map (`codes.yaml`, `rxnorm_products`). None for anything else."""
+        system, code = self.tables.normalise(system, code)
+        agent = self.drugs.get((system, code))
+        if agent is None and system == RXNORM:
+            agent = self.tables.rxnorm_products.get(code)
+        return agent
+
+    def agents_of(self, concept: Any) -> list[str]:
+        """The KB agents a medication CodeableConcept names (sorted, each once)."""
+        return sorted({a for s, c in _codings(concept) if (a := self.agent_for(s, c)) is not None})
+
+    def resolve_medication(
+        self, resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> Mapping[str, Any] | None:
+        """The medication CodeableConcept of a MedicationRequest, MedicationAdministration or
+        MedicationStatement: its `medicationCodeableConcept`, or the `code` of the Medication its
+        `medicationReference` points to, found among its contained resources (`#id`) or in
+        `medications`, keyed by `Medication/<id>` or the entry's fullUrl (see `medication_index`).
+        None when the reference cannot be resolved."""
+        concept = resource.get("medicationCodeableConcept")
+        if isinstance(concept, Mapping):
+            return concept
+        reference = resource.get("medicationReference")
+        target = reference.get("reference") if isinstance(reference, Mapping) else None
+        if not isinstance(target, str):
+            return None
+        medication: Any = None
+        if target.startswith("#"):
+            medication = next(
+                (
+                    c
+                    for c in resource.get("contained") or []
+                    if isinstance(c, Mapping) and c.get("resourceType") == "Medication" and c.get("id") == target[1:]
+                ),
+                None,
+            )
+        elif medications:
+            medication = medications.get(target) or medications.get(_relative(target))
+        code = medication.get("code") if isinstance(medication, Mapping) else None
+        return code if isinstance(code, Mapping) else None
+
+    @staticmethod
+    def medication_index(resources: list[tuple[Mapping[str, Any], str | None]]) -> dict[str, Mapping[str, Any]]:
+        """Medication resources by `Medication/<id>` and by fullUrl, for `resolve_medication`:
+        pass (resource, fullUrl or None) pairs."""
+        index: dict[str, Mapping[str, Any]] = {}
+        for resource, full_url in resources:
+            if resource.get("resourceType") != "Medication":
+                continue
+            if resource.get("id"):
+                index[f"Medication/{resource['id']}"] = resource
+            if full_url:
+                index[full_url] = resource
+        return index
 
     def from_bundle(self, bundle: Any, *, as_of: dt.date | None = None) -> ImportResult:
-        """Read one patient's facts from a FHIR R4 Bundle (any type: collection, searchset, ...)."""
+        """Read one patient's facts from a FHIR R4 Bundle (any type: collection, searchset,
+        transaction, ...) or from a single resource."""
         if not isinstance(bundle, Mapping):
             raise FhirInputError([Problem("Bundle", "expected a JSON object")])
+        kind = bundle.get("resourceType")
+        if isinstance(kind, str) and kind and kind != "Bundle":
+            return _import([("resource", dict(bundle), None)], as_of, self)
         if bundle.get("resourceType") != "Bundle":
             raise FhirInputError(
                 [Problem("Bundle.resourceType", f"must be 'Bundle', got {bundle.get('resourceType')!r}")]
@@ -295,6 +389,17 @@ class _State:
     readings: dict[str, list[_Reading]] = field(default_factory=dict)
     all_conditions: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)  # when, path, means, cs
     lineage_codes: list[_Reading] = field(default_factory=list)
+    # Dated disease states ("remission" or "active"), from mCODE disease status and explicit
+    # remission/relapse diagnoses: the history that remissions and relapses are counted from.
+    status_events: list[_Reading] = field(default_factory=list)
+    mcode_status: list[_Reading] = field(default_factory=list)
+    diagnosed_on: list[str] = field(default_factory=list)
+    treatments: list[_Reading] = field(default_factory=list)  # value: KB agent id
+    prior_therapies: dict[str, str] = field(default_factory=dict)  # value -> path
+    genetics: list[_Reading] = field(default_factory=list)  # value: genetic subtype
+    uncoded: list[tuple[str, str]] = field(default_factory=list)  # (path, reference)
+    all_condition_refs: set[str] = field(default_factory=set)  # `Condition/<id>` of the ALL diagnoses
+    focus: dict[str, list[str]] = field(default_factory=dict)  # disease-status path -> its `focus` references
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
@@ -326,6 +431,33 @@ def _when(resource: Mapping[str, Any], *keys: str) -> str:
     return ""
 
 
+def _day(when: str) -> dt.date | None:
+    """The calendar day of a FHIR date or dateTime; None for a partial date (a year or a month)."""
+    try:
+        return dt.date.fromisoformat(when[:10])
+    except ValueError:
+        return None
+
+
+def _ref(resource: Mapping[str, Any]) -> str:
+    """A resource as alerts name it: `Condition/c1`, the same whichever way the record came in (a
+    Bundle entry, a CDS prefetch, a Bulk Data line), so one record gives one plan on every path."""
+    rid = resource.get("id")
+    return f"{resource.get('resourceType')}/{rid}" if rid else f"a {resource.get('resourceType')} without an id"
+
+
+def _ref_of_path(path: str) -> str:
+    # `Bundle.entry[3].resource(Condition/c1)` -> `Condition/c1` (the label `_label` writes).
+    match = re.search(r"\(([^()]*)\)$", path)
+    return match.group(1) if match else path
+
+
+def _relative(reference: str) -> str:
+    # `https://ehr/fhir/Medication/7` and `Medication/7/_history/2` name Medication/7.
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:])
+
+
 def _import(
     located: list[tuple[str, dict[str, Any], str | None]],
     as_of: dt.date | None,
@@ -355,11 +487,12 @@ def _import(
     if p_url:
         refs.add(p_url)
 
-    drugs, tables = importer.drugs, importer.tables
+    tables = importer.tables
+    medications = Importer.medication_index([(r, u) for _, r, u in located])
     other_patient = 0
     for where, resource, _ in located:
         kind = resource["resourceType"]
-        if kind == "Patient":
+        if kind in ("Patient", "Medication"):
             continue
         if kind not in INTERPRETED:
             state.ignored[kind] += 1
@@ -373,9 +506,9 @@ def _import(
         elif kind == "Observation":
             _read_observation(state, path, resource, tables)
         elif kind == "Procedure":
-            _read_procedure(state, path, resource, tables)
+            _read_procedure(state, path, resource, tables, as_of)
         else:
-            _read_medication(state, path, resource, drugs, tables)
+            _read_medication(state, path, resource, importer, medications, as_of)
     if other_patient:
         state.notes.append(f"{other_patient} resource(s) about another patient ignored")
     if state.ignored:
@@ -383,7 +516,7 @@ def _import(
         state.notes.append(f"resources without meaning for the facts ignored: {kinds}")
     if state.problems:
         raise FhirInputError(state.problems)
-    data, provenance = _assemble(state, age)
+    data, provenance = _assemble(state, age, as_of)
     if state.no_all_diagnosis:
         raise NotAnAllPatientInputError(state.problems)
     if state.problems:
@@ -432,39 +565,67 @@ def _condition_skipped(resource: Mapping[str, Any]) -> bool:
     return False
 
 
-def _read_condition(state: _State, path: str, resource: Mapping[str, Any], tables: Any) -> None:
-    codings = _codings(resource.get("code"))
+def _read_condition(state: _State, path: str, resource: Mapping[str, Any], tables: CodeTables) -> None:
+    codings = [tables.normalise(s, c) for s, c in _codings(resource.get("code"))]
     known = [tables.conditions[c] for c in codings if c in tables.conditions]
     for c in codings:
         if c in tables.known_wrong:
             state.notes.append(f"{path}.code: {c[1]} is a known-wrong code ({tables.known_wrong[c]}); not read")
+    skipped = _condition_skipped(resource)
     if not known:
+        text = resource.get("code", {}).get("text") if isinstance(resource.get("code"), Mapping) else None
+        if not skipped and isinstance(text, str) and _ALL_TEXT.search(text):
+            state.uncoded.append((path, _ref(resource)))
         state.ignored["Condition (not ALL)"] += 1
         return
-    if _condition_skipped(resource):
+    if skipped:
         state.notes.append(f"{path}: refuted or entered in error; not read")
         return
+    if resource.get("id"):
+        state.all_condition_refs.add(f"Condition/{resource['id']}")
+    verification = next((c for s, c in _codings(resource.get("verificationStatus")) if s == CONDITION_VER_STATUS), "")
+    if verification in _UNCONFIRMED:
+        state.alert("fhir-unconfirmed-diagnosis", path=_ref(resource), status=verification)
     means: dict[str, Any] = {}
-    for k in known:
+    disagreements: list[str] = []
+    morphology = [
+        tables.morphology[c] for c in [*codings, *_extension_codings(resource, tables)] if c in tables.morphology
+    ]
+    for k in [*known, *morphology]:
         for key, value in k.means.items():
             if key in means and means[key] != value:
-                state.problems.append(
-                    Problem(f"{path}.code", f"its codings disagree on {key} ({means[key]} vs {value})")
-                )
-                return
-            means[key] = value
+                disagreements.append(f"{key} {means[key]} vs {value}")
+                means[key] = "unknown"
+            elif key not in means:
+                means[key] = value
+    # Codings that disagree (a SNOMED CT "in remission" beside an out-of-date ICD-10-CM "not in
+    # remission") leave that part unknown, with a warning: the rest of the record decides.
+    if disagreements:
+        state.alert("fhir-conflicting-condition-codes", detail="; ".join(disagreements), paths=f"{_ref(resource)}.code")
     when = _when(resource, "recordedDate", "onsetDateTime", "onsetPeriod")
-    if "lineage" in means:
+    onset = _when(resource, "onsetDateTime", "onsetPeriod", "recordedDate")
+    if onset:
+        state.diagnosed_on.append(onset)
+    if means.get("lineage") in ("B", "T"):
         state.lineage_codes.append(_Reading(means["lineage"], f"{path}.code", when))
     clinical = next((c for s, c in _codings(resource.get("clinicalStatus")) if s == CONDITION_CLINICAL), "")
     state.all_conditions.append((when, path, means, clinical))
 
 
-def _read_observation(state: _State, path: str, resource: Mapping[str, Any], tables: Any) -> None:
+def _extension_codings(resource: Mapping[str, Any], tables: CodeTables) -> list[tuple[str, str]]:
+    """Codings in the resource's extensions (mCODE carries the histology there)."""
+    found: list[tuple[str, str]] = []
+    for extension in resource.get("extension") or []:
+        if isinstance(extension, Mapping):
+            found.extend(tables.normalise(s, c) for s, c in _codings(extension.get("valueCodeableConcept")))
+    return found
+
+
+def _read_observation(state: _State, path: str, resource: Mapping[str, Any], tables: CodeTables) -> None:
     if resource.get("status") in _IGNORED_STATUSES:
         state.notes.append(f"{path}: status {resource['status']}; not read")
         return
-    codings = _codings(resource.get("code"))
+    codings = [tables.normalise(s, c) for s, c in _codings(resource.get("code"))]
     when = _when(resource, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued")
     features = [code for system, code in codings if system == CASE_FEATURE_SYSTEM]
     if features:
@@ -481,11 +642,76 @@ def _read_observation(state: _State, path: str, resource: Mapping[str, Any], tab
     if _P210_LOINC in codings:
         _read_p210(state, path, resource, when)
         return
+    if any(c in tables.disease_status_codes for c in codings):
+        _read_disease_status(state, path, resource, when, tables)
+        return
+    if tables.genomics.variant_code in codings:
+        _read_variant(state, path, resource, when, tables)
+        return
     known = [tables.observations[c] for c in codings if c in tables.observations]
     if known:
         state.notes.append(f"{path}: {known[0].display} (LOINC {known[0].code}) recorded; not mapped to a fact")
         return
     state.ignored["Observation (other)"] += 1
+
+
+def _read_disease_status(state: _State, path: str, resource: Mapping[str, Any], when: str, tables: CodeTables) -> None:
+    answers = [
+        tables.disease_status_answers[c]
+        for c in (tables.normalise(s, c) for s, c in _codings(resource.get("valueCodeableConcept")))
+        if c in tables.disease_status_answers
+    ]
+    states = {a.means["state"] for a in answers} - {"none"}
+    if len(states) != 1:
+        shown = answers[0].display if answers else "no answer allpath reads"
+        state.notes.append(f"{path}: cancer disease status ({shown}) says nothing about remission; not read")
+        return
+    (value,) = states
+    if not when:
+        state.notes.append(f"{path}: cancer disease status without a date; not read")
+        return
+    reading = _Reading(value, f"{path}.valueCodeableConcept", when)
+    focus = [f.get("reference") for f in resource.get("focus") or [] if isinstance(f, Mapping)]
+    state.focus[reading.path] = [_relative(f) for f in focus if isinstance(f, str)]
+    state.mcode_status.append(reading)
+    state.status_events.append(reading)
+
+
+def _read_variant(state: _State, path: str, resource: Mapping[str, Any], when: str, tables: CodeTables) -> None:
+    g = tables.genomics
+    if g.present not in _codings(resource.get("valueCodeableConcept")):
+        state.notes.append(f"{path}: genetic variant not reported as present; not read")
+        return
+    genes: set[str] = set()
+    named: set[tuple[str, str]] = set()  # every gene named, known to allpath or not (a fusion partner)
+    changes: list[str] = []
+    for component in resource.get("component") or []:
+        if not isinstance(component, Mapping):
+            continue
+        code = [tables.normalise(s, c) for s, c in _codings(component.get("code"))]
+        concept = component.get("valueCodeableConcept")
+        if g.gene_studied in code:
+            studied = [tables.normalise(s, c) for s, c in _codings(concept)]
+            named.update(studied)
+            genes.update(g.genes[c] for c in studied if c in g.genes)
+        elif g.amino_acid_change in code:
+            changes.extend(c for _, c in _codings(concept))
+            for text in (concept.get("text") if isinstance(concept, Mapping) else None, component.get("valueString")):
+                if isinstance(text, str):
+                    changes.append(text)
+    found = [subtype for pair, subtype in g.fusions if pair <= genes]
+    found += [subtype for gene, subtype in g.rearranged.items() if gene in genes and len(named) > 1]
+    for gene, forms, subtype in g.protein_changes:
+        # `NP_005148.2:p.Thr315Ile` and `p.T315I` both name the change.
+        if gene in genes and any(c.split(":")[-1].strip() in forms for c in changes):
+            found.append(subtype)
+    if not found:
+        state.ignored["Observation (genetic variant allpath does not read)"] += 1
+        return
+    for subtype in found:
+        state.genetics.append(_Reading(subtype, path, when))
+        if subtype == "bcr-abl1":
+            state.read("ph_status", "positive", path, when)
 
 
 def _feature_value(state: _State, path: str, feature: str, resource: Mapping[str, Any]) -> Any:
@@ -550,32 +776,60 @@ def _read_p210(state: _State, path: str, resource: Mapping[str, Any], when: str)
         state.notes.append(f"{path}: BCR-ABL1 p210 not detected; this does not exclude p190, so Ph status is not set")
 
 
-def _read_procedure(state: _State, path: str, resource: Mapping[str, Any], tables: Any) -> None:
+def _read_procedure(state: _State, path: str, resource: Mapping[str, Any], tables: CodeTables, as_of: dt.date) -> None:
     if resource.get("status") in _IGNORED_STATUSES:
         return
     known = [tables.procedures[c] for c in _codings(resource.get("code")) if c in tables.procedures]
-    if known:
-        state.notes.append(f"{path}: {known[0].means['note']} (SNOMED CT {known[0].code}); not mapped to a fact")
-    else:
+    if not known:
         state.ignored["Procedure (other)"] += 1
+        return
+    therapy = known[0].means.get("prior_therapy")
+    when = _when(resource, "performedDateTime", "performedPeriod")
+    day = _day(when) if when else None
+    if therapy and resource.get("status") == "completed" and (day is None or day <= as_of):
+        state.prior_therapies.setdefault(therapy, path)
+        state.notes.append(f"{path}: {known[0].means['note']} (SNOMED CT {known[0].code}): prior therapy {therapy}")
+    else:
+        state.notes.append(f"{path}: {known[0].means['note']} (SNOMED CT {known[0].code}); not mapped to a fact")
 
 
 def _read_medication(
-    state: _State, path: str, resource: Mapping[str, Any], drugs: Mapping[tuple[str, str], str], tables: Any
+    state: _State,
+    path: str,
+    resource: Mapping[str, Any],
+    importer: Importer,
+    medications: Mapping[str, Mapping[str, Any]],
+    as_of: dt.date,
 ) -> None:
+    kind = resource["resourceType"]
     if resource.get("status") in _IGNORED_STATUSES:
         return
-    codings = _codings(resource.get("medicationCodeableConcept"))
-    for c in codings:
-        if c in tables.known_wrong:
-            state.notes.append(
-                f"{path}.medicationCodeableConcept: {c[1]} is a known-wrong code ({tables.known_wrong[c]}); not read"
-            )
-    agents = sorted({drugs[c] for c in codings if c in drugs})
-    if agents:
-        state.notes.append(f"{path}: medication {', '.join(agents)} recorded; not mapped to a fact")
-    else:
-        state.ignored[f"{resource['resourceType']} (other)"] += 1
+    tables = importer.tables
+    concept = importer.resolve_medication(resource, medications)
+    if concept is None and "medicationReference" in resource:
+        state.notes.append(f"{path}.medicationReference: the Medication it names is not in the record; not read")
+        return
+    for c in _codings(concept):
+        if tables.normalise(*c) in tables.known_wrong:
+            wrong = tables.known_wrong[tables.normalise(*c)]
+            state.notes.append(f"{path}.medication: {c[1]} is a known-wrong code ({wrong}); not read")
+    agents = importer.agents_of(concept)
+    if not agents:
+        state.ignored[f"{kind} (other)"] += 1
+        return
+    given = resource.get("status") in _GIVEN_STATUSES[kind]
+    when = _when(resource, "effectiveDateTime", "effectivePeriod", "authoredOn", "dateAsserted")
+    day = _day(when) if when else None
+    if not given or (day is not None and day > as_of):
+        what = "ordered" if kind == "MedicationRequest" else f"{resource.get('status')}, not given"
+        state.notes.append(f"{path}: medication {', '.join(agents)} {what}; not read as received")
+        return
+    state.notes.append(f"{path}: medication {', '.join(agents)} given")
+    for agent in agents:
+        state.treatments.append(_Reading(agent, path, when))
+        therapy = tables.prior_therapy_of_agent.get(agent)
+        if therapy:
+            state.prior_therapies.setdefault(therapy, path)
 
 
 # --- from readings to facts ------------------------------------------------------------------
@@ -594,7 +848,32 @@ def _latest(state: _State, fact: str, readings: list[_Reading]) -> _Reading | No
     return top[0]
 
 
-def _assemble(state: _State, age: float) -> tuple[dict[str, Any], dict[str, str]]:
+@dataclass(frozen=True)
+class _History:
+    """Remissions and relapses counted from the dated disease states of the record."""
+
+    events: int
+    remissions: int
+    relapses: int
+    relapse_days: tuple[dt.date, ...]
+
+
+def _history(events: list[_Reading]) -> _History:
+    dated = sorted(((d, e.value) for e in events if (d := _day(e.when)) is not None), key=lambda x: x[0])
+    remissions = relapses = 0
+    relapse_days: list[dt.date] = []
+    previous = None
+    for day, value in dated:
+        if value == "remission" and previous != "remission":
+            remissions += 1
+        elif value == "active" and previous == "remission":
+            relapses += 1
+            relapse_days.append(day)
+        previous = value
+    return _History(len(dated), remissions, relapses, tuple(relapse_days))
+
+
+def _assemble(state: _State, age: float, as_of: dt.date) -> tuple[dict[str, Any], dict[str, str]]:
     data: dict[str, Any] = {"age_years": age}
     provenance: dict[str, str] = {"age_years": "Patient.birthDate"}
 
@@ -626,38 +905,78 @@ def _assemble(state: _State, age: float) -> tuple[dict[str, Any], dict[str, str]
     if phase_readings:
         provenance["completed_phases"] = phase_readings[-1].path
 
-    status = _disease_status(state, counts, done, provenance)
+    conditions = [
+        (when, path, _condition_status(state, path, means, cs)) for when, path, means, cs in state.all_conditions
+    ]
+    newest = max((c[0] for c in conditions), default="")
+    disputed = len({s for w, _, s in conditions if w == newest}) > 1
+    for when, path, reading in conditions:
+        # Equally recent diagnoses that disagree date nothing: neither is history.
+        if reading in ("in_remission", "relapsed") and not (disputed and when == newest):
+            state.status_events.append(_Reading("remission" if reading == "in_remission" else "active", path, when))
+    # A disease status about another cancer (its `focus` names no ALL diagnosis) is not this history.
+    other = {path for path, focus in state.focus.items() if focus and not set(focus) & state.all_condition_refs}
+    for path in sorted(other):
+        state.notes.append(f"{path}: about another condition (focus); not read")
+    state.mcode_status = [r for r in state.mcode_status if r.path not in other]
+    state.status_events = [r for r in state.status_events if r.path not in other]
+    history = _history(state.status_events)
+    status = _disease_status(state, counts, done, provenance, conditions, history)
     if status is None:
         return data, provenance
     data["disease_status"] = status
-    _fill_counts(state, status, counts, data)
+    _fill_counts(state, status, counts, data, history)
+    _relapse_timing(state, data, history, provenance)
+    _treatment(state, data, provenance)
     _missing_alerts(state, data)
     return data, provenance
 
 
 def _disease_status(
-    state: _State, counts: Mapping[str, int | None], done: set[str], provenance: dict[str, str]
+    state: _State,
+    counts: Mapping[str, int | None],
+    done: set[str],
+    provenance: dict[str, str],
+    conditions: list[tuple[str, str, str]],
+    history: _History,
 ) -> str | None:
     recorded = _latest(state, "disease_status", state.readings.get("disease_status", []))
     from_condition: str | None = None
     condition_path = ""
-    if state.all_conditions:
-        newest = max(c[0] for c in state.all_conditions)
-        top = [c for c in state.all_conditions if c[0] == newest]
-        readings = {(_condition_status(state, path, means, cs), path) for _, path, means, cs in top}
-        statuses = {s for s, _ in readings}
-        if len(statuses) > 1:
-            paths = ", ".join(p for _, p in sorted(readings))
-            state.problems.append(Problem(paths, "equally recent ALL Conditions disagree on the disease status"))
-            return None
-        from_condition, condition_path = sorted(readings)[0]
+    condition_when = ""
+    if conditions:
+        condition_when = max(c[0] for c in conditions)
+        top = sorted({(s, p) for w, p, s in conditions if w == condition_when})
+        if len({s for s, _ in top}) > 1:
+            # Equally recent diagnoses that disagree: a warning, and the rest of the record decides.
+            detail = "equally recent diagnoses disagree (" + " vs ".join(s.replace("_", " ") for s, _ in top) + ")"
+            condition_path = ", ".join(p for _, p in top)
+            refs = ", ".join(_ref_of_path(p) for _, p in top)
+            state.alert("fhir-conflicting-condition-codes", detail=detail, paths=refs)
+            from_condition = "unknown"
+        else:
+            from_condition, condition_path = top[0]
+    for _, ref in state.uncoded:
+        if from_condition is not None or recorded is not None:
+            state.alert("fhir-uncoded-diagnosis", path=ref)
     if from_condition is None and recorded is None:
+        if state.uncoded:
+            state.problems.extend(
+                Problem(
+                    f"{path}.code",
+                    "names ALL in its text only: add a coded diagnosis (ICD-10-CM C91.0x, SNOMED CT or NCI "
+                    "Thesaurus) so the record can be read without guessing",
+                )
+                for path, _ in state.uncoded
+            )
+            return None
         state.no_all_diagnosis = True
         state.problems.append(
             Problem(
                 "Condition",
-                "no Condition coded as ALL (ICD-10-CM C91.0x, SNOMED CT 91857003/91856007/277571004, NCIt C3183) "
-                "and no allpath disease_status Observation: disease_status cannot be read",
+                "no Condition coded as ALL (ICD-10-CM C91.0/C91.0x, WHO ICD-10 C91.0, SNOMED CT "
+                "91857003/91856007/277571004, NCIt C3167/C8644/C3183) and no allpath disease_status "
+                "Observation: disease_status cannot be read",
             )
         )
         return None
@@ -676,11 +995,25 @@ def _disease_status(
             )
             return None
         return str(recorded.value)
+    status = from_condition
     provenance["disease_status"] = condition_path
-    if from_condition != "not_in_remission":
-        return from_condition
-    # ALL that is not in remission: new, refractory (induction done, no remission) or relapsed.
-    if (counts.get("relapse_count") or 0) >= 1:
+    mcode = _latest(state, "disease_status", state.mcode_status)
+    # A coded diagnosis without a remission state (or an out-of-date "not in remission") yields to
+    # the dated disease status; a remission or relapse diagnosis newer than it decides.
+    if mcode is not None and (status in ("not_in_remission", "unknown") or mcode.when >= condition_when):
+        read = "in_remission" if mcode.value == "remission" else "relapsed" if history.relapses else "not_in_remission"
+        if status in ("in_remission", "relapsed") and read != status:
+            state.notes.append(f"{mcode.path}: disease status newer than {condition_path} ({status}) decides")
+        status = read
+        provenance["disease_status"] = mcode.path
+    if status in ("in_remission", "relapsed"):
+        return status
+    # ALL that is not in remission (or whose remission state is unknown): new, refractory
+    # (induction done, no remission) or relapsed.
+    relapses = counts.get("relapse_count")
+    if relapses is None:
+        relapses = history.relapses
+    if relapses >= 1:
         state.notes.append(f"{condition_path}: not in remission after a relapse: disease_status relapsed")
         return "relapsed"
     if "induction" in done or (counts.get("prior_regimen_count") or 0) >= 1:
@@ -706,26 +1039,73 @@ def _condition_status(state: _State, path: str, means: Mapping[str, Any], clinic
     return str(coded or "not_in_remission")
 
 
-def _fill_counts(state: _State, status: str, counts: Mapping[str, int | None], data: dict[str, Any]) -> None:
-    """Counts the record leaves out get the least value the disease status implies, and an alert."""
-    relapses = counts.get("relapse_count")
-    if relapses is None:
-        relapses = 1 if status == "relapsed" else 0
-        if status != "newly_diagnosed":
-            _lower_bound(state, "relapse_count", relapses)
-    remissions = counts.get("remission_count")
-    if remissions is None:
-        remissions = relapses + 1 if status == "in_remission" else relapses
-        if status != "newly_diagnosed":
-            _lower_bound(state, "remission_count", remissions)
+def _fill_counts(
+    state: _State, status: str, counts: Mapping[str, int | None], data: dict[str, Any], history: _History
+) -> None:
+    """Counts the record leaves out are counted from its dated disease states, or get the least
+    value the disease status implies, with an alert; the regimen count stays unknown."""
+    # A disease not yet in remission has no remissions or relapses to count.
+    counted = history.events > 0 and status != "newly_diagnosed"
+
+    def fill(fact: str, least: int, from_history: int) -> int:
+        value = counts.get(fact)
+        if value is not None:
+            return value
+        if counted and from_history >= least:
+            state.notes.append(f"{fact} {from_history}, counted from {history.events} dated disease states")
+            return from_history
+        if status != "newly_diagnosed" or least > 0:
+            _lower_bound(state, fact, least)
+        return least
+
+    relapses = fill("relapse_count", 1 if status == "relapsed" else 0, history.relapses)
+    remissions = fill("remission_count", relapses + 1 if status == "in_remission" else relapses, history.remissions)
     regimens = counts.get("prior_regimen_count")
     if regimens is None and status != "newly_diagnosed":
-        # Past diagnosis at least the first induction was given; more is not read as absent.
-        regimens = 1
-        _lower_bound(state, "prior_regimen_count", regimens)
+        # Regimens cannot be counted from drug records (one regimen gives many drugs over years):
+        # unknown, so the plan names it among the facts that would sharpen it.
+        state.alert("fhir-missing-prior-regimen-count", fact="prior_regimen_count", value=None)
     data["relapse_count"] = relapses
     data["remission_count"] = remissions
     data["prior_regimen_count"] = regimens
+
+
+def _relapse_timing(state: _State, data: dict[str, Any], history: _History, provenance: dict[str, str]) -> None:
+    days = [d for w in state.diagnosed_on if (d := _day(w)) is not None]
+    if data["relapse_count"] < 1 or not history.relapse_days or not days:
+        return
+    diagnosed, relapsed = min(days), history.relapse_days[-1]
+    if relapsed < diagnosed:
+        return
+    months = round(months_between(diagnosed, relapsed), 6)
+    remission = data.get("remission_duration_months")
+    if remission is not None and remission > months:
+        state.notes.append("months_from_diagnosis_to_relapse not set: the recorded remission is longer")
+        return
+    data["months_from_diagnosis_to_relapse"] = months
+    provenance["months_from_diagnosis_to_relapse"] = "Condition.onset[x]"
+    state.notes.append(
+        f"months_from_diagnosis_to_relapse from the first diagnosis date to the relapse on {relapsed.isoformat()}"
+    )
+
+
+def _treatment(state: _State, data: dict[str, Any], provenance: dict[str, str]) -> None:
+    subtypes = {r.value for r in state.genetics}
+    if "abl1-t315i" in subtypes and "bcr-abl1" not in subtypes:
+        # T315I is read as the BCR::ABL1 kinase-domain mutation; without the fusion it says nothing here.
+        subtypes.discard("abl1-t315i")
+        state.notes.append("ABL1 p.T315I without a BCR::ABL1 fusion in the record; not read")
+    data["genetic_subtypes"] = [s for s in GENETIC_SUBTYPES if s in subtypes]
+    if state.genetics:
+        provenance["genetic_subtypes"] = state.genetics[0].path
+    data["prior_therapies"] = [t for t in PRIOR_THERAPIES if t in state.prior_therapies]
+    if state.prior_therapies:
+        provenance["prior_therapies"] = next(iter(state.prior_therapies.values()))
+    evidence = [r for r in state.treatments if r.value not in _NOT_ALONE_TREATMENT]
+    if evidence and data["disease_status"] == "newly_diagnosed":
+        start = min((r.when for r in evidence if r.when), default="an unrecorded date")
+        agents = ", ".join(sorted({r.value for r in evidence}))
+        state.alert("fhir-treatment-without-response", start=start[:10], agents=agents)
 
 
 def _lower_bound(state: _State, fact: str, value: int) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from allpath.fhir.importer import Importer
 from allpath.store.context import AppContext
 
 
@@ -40,3 +41,12 @@ async def _context(request: Request) -> AppContext:
 
 SessionDep = Annotated[Session, Depends(db_session)]
 ContextDep = Annotated[AppContext, Depends(_context)]
+
+
+def fhir_importer(context: AppContext) -> Importer:
+    """The service's one FHIR Importer, over its knowledge base (built on first use: construction checks the
+    import alerts against the KB). `$apply` and the SMART launch read records with it."""
+    importer = context.extra.get("fhir_importer")
+    if importer is None:
+        importer = context.extra["fhir_importer"] = Importer(context.kb)
+    return importer

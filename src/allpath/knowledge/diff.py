@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from allpath.knowledge.loader import KnowledgeBase
-from allpath.knowledge.schema import Amendment, Condition, Omission, PackFile
+from allpath.knowledge.schema import TRANSLATED, Amendment, Condition, Omission, PackFile
 
 KINDS = ("source", "parameter", "agent", "phase", "topic", "rule", "condition")
 
@@ -56,12 +56,14 @@ def _entries(kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
         dump["condition"] = kb.conditions[r.id].model_dump(mode="json", by_alias=True)
         dump["variant_conditions"] = [c.model_dump(mode="json", by_alias=True) for c in kb.variant_conditions[r.id]]
         rules[r.id] = dump
+    # The translations follow the English, which the diff shows; the loader checks they are there.
+    words = set(TRANSLATED)
     return {
         "source": {k: v.model_dump(mode="json") for k, v in kb.sources.items()},
         "parameter": {k: v.model_dump(mode="json") for k, v in kb.parameters.items()},
-        "agent": {k: v.model_dump(mode="json") for k, v in kb.agents.items()},
-        "phase": {k: v.model_dump(mode="json") for k, v in kb.phases.items()},
-        "topic": {k: v.model_dump(mode="json") for k, v in kb.topics.items()},
+        "agent": {k: v.model_dump(mode="json", exclude=words) for k, v in kb.agents.items()},
+        "phase": {k: v.model_dump(mode="json", exclude=words) for k, v in kb.phases.items()},
+        "topic": {k: v.model_dump(mode="json", exclude=words) for k, v in kb.topics.items()},
         "rule": rules,
         "condition": {k: v.model_dump(mode="json", by_alias=True) for k, v in kb.named_conditions.items()},
     }

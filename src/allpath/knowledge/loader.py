@@ -247,6 +247,8 @@ def _unique(kind: str, items: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
 
 
 def _assemble(raw: list[_RawPack], overrides: Mapping[str, float]) -> KnowledgeBase:
+    for p in raw:
+        _check_translations(p)
     sources: dict[str, Source] = _unique(
         "source", ((s.id, f"packs/{p.id}/pack.yaml", s) for p in raw for s in p.pack.sources)
     )
@@ -444,6 +446,70 @@ def _amend_rules(
                 update["citations"] = [*rule.citations, *(c for c in a.citations if c not in rule.citations)]
             amended[index[a.target]] = (rule.model_copy(update=update), path, position)
     return [entry for entry in amended if entry[0].id not in suppressed], suppressed
+
+
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
+# Lists of search words: each language has its own, not one per English word.
+_FREE_LISTS = ("keywords", "aliases", "words")
+
+
+def _check_translations(p: _RawPack) -> None:
+    """Every patient-facing entry carries its text in every language (`TRANSLATED`), with the
+    same shape as the English: a block per entry, each field the English has, as many points.
+
+    Every fault of the pack is listed at once, each naming the entry and the missing language.
+    Clinician texts (rule titles, summaries and rationales, alerts, reasons, notes) are English only.
+    """
+    problems: list[Problem] = []
+
+    def need(where: str, entry: Any, lang: str, fields: dict[str, Any]) -> None:
+        block = getattr(entry, lang)
+        name = f"{LANGUAGE_NAMES[lang]} ({lang})"
+        if block is None:
+            problems.append(Problem(f"{where}.{lang}", f"no {name} text: a patient-facing entry needs both languages"))
+            return
+        for field_name, english in fields.items():
+            translated = getattr(block, field_name)
+            if english in (None, []) and translated in (None, []):
+                continue
+            if translated in (None, []):
+                problems.append(Problem(f"{where}.{lang}.{field_name}", f"missing: the English has it, the {name} not"))
+            elif english in (None, []):
+                problems.append(Problem(f"{where}.{lang}.{field_name}", f"the {name} has it, the English not"))
+            elif isinstance(english, list) and field_name not in _FREE_LISTS and len(english) != len(translated):
+                problems.append(
+                    Problem(f"{where}.{lang}.{field_name}", f"{len(translated)} items, the English has {len(english)}")
+                )
+
+    base = f"packs/{p.id}"
+    for lang in TRANSLATED:
+        if p.pack.disclaimer is not None:
+            need(f"{base}/pack.yaml: disclaimer", p.pack, lang, {"disclaimer": p.pack.disclaimer})
+        for a in p.agents:
+            need(
+                f"{base}/agents.yaml: agents.{a.id}", a, lang, {"summary": a.summary, "boxed_warning": a.boxed_warning}
+            )
+        for ph in p.phases:
+            fields = {"name": ph.name, "aliases": ph.aliases, "timing": ph.timing, "goal": ph.goal}
+            need(f"{base}/phases.yaml: phases.{ph.id}", ph, lang, {**fields, "setting": ph.setting, "facts": ph.facts})
+        for t in p.topics:
+            fields = {"title": t.title, "summary": t.summary, "points": t.points, "keywords": t.keywords}
+            need(f"{base}/topics.yaml: topics.{t.id}", t, lang, fields)
+        for f in p.family:
+            need(f"{base}/family.yaml: texts.{f.id}", f, lang, {"title": f.title, "text": f.text})
+        for g in p.glossary:
+            need(
+                f"{base}/glossary.yaml: terms.{g.id}",
+                g,
+                lang,
+                {"term": g.term, "definition": g.definition, "words": g.words},
+            )
+        for i, am in enumerate(p.amendments):
+            wording = {"summary": am.summary, "points": am.points, "boxed_warning": am.boxed_warning}
+            if any(v is not None for v in wording.values()):
+                need(f"{base}/amendments.yaml: amendments[{i}] ({am.target_kind} {am.target})", am, lang, wording)
+    if problems:
+        raise KnowledgeError("\n".join(str(x) for x in problems), problems)
 
 
 def _check_update_pack(p: _RawPack, earlier: list[_RawPack]) -> None:

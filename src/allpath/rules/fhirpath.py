@@ -77,6 +77,36 @@ def to_fhirpath(node: Condition) -> str:
     )
 
 
+def variable_leaf(test: FactTest) -> str:
+    """One fact test over the variable `%<fact>` (a collection: empty when unknown); true or false, never empty."""
+    fact, op, value = test.fact, test.op, test.value
+    var = f"%{fact}"
+    if op == "is_null":
+        return f"{var}.empty()"
+    if op == "not_null":
+        return f"{var}.exists()"
+    if op == "contains":
+        return f"{var}.exists($this = {literal(value)})"
+    if op == "not_contains":
+        return f"{var}.exists($this = {literal(value)}).not()"
+    if op in ("in", "not_in"):
+        options = " | ".join(literal(v) for v in value)
+        test_text = f"$this in ({options})" if op == "in" else f"($this in ({options})).not()"
+        return f"{var}.exists({test_text})"
+    return f"{var}.exists($this {_SYMBOL[op]} {literal(value)})"
+
+
+def to_fhirpath_variables(node: Condition) -> str:
+    """The tree as one FHIRPath boolean over `%<fact>` variables (bound by a Library, not a Parameters resource)."""
+    return fold(
+        node,
+        leaf=variable_leaf,
+        all_of=lambda parts: " and ".join(f"({p})" for p in parts) if parts else "true",
+        any_of=lambda parts: " or ".join(f"({p})" for p in parts),
+        not_of=lambda part: f"({part}).not()",
+    )
+
+
 def facts_to_parameters(facts: PatientFacts) -> dict[str, Any]:
     """The facts as a FHIR Parameters resource (plain JSON), in the form the expressions read."""
     parameters: list[dict[str, Any]] = []

@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from allpath.course.companion import load_companion
 from allpath.store.auth import create_user
+from allpath.store.companion import Contact, FamilyRecords
 from allpath.store.models import UserRow
-from allpath.store.service import Records, utcnow
+from allpath.store.service import Actor, Records, utcnow
 
 DEMO_PASSWORDS: dict[str, tuple[str, str]] = {
     # username: (role, password) -- FAKE credentials for the local demo only.
@@ -177,7 +179,31 @@ def seed_demo(session: Session, today: dt.date | None = None) -> SeedResult:
     for username, key in FAMILY_LINKS.items():
         create_user(session, username, DEMO_PASSWORDS[username][1], "patient", patients[key])
         linked[username] = patients[key]
+    _seed_companion(session, clinician.actor(), patients, today)
     return SeedResult(True, patients, _logins(linked))
+
+
+def _seed_companion(session: Session, actor: Actor, patients: dict[str, str], today: dt.date) -> None:
+    """The family companion's demo data: fake contacts (555-01xx numbers are reserved for
+    fiction), the maintenance doses with their counts, and a visit and a lab draw."""
+    family = FamilyRecords(session, actor, load_companion())
+    for key in FAMILY_LINKS.values():
+        family.set_contacts(
+            patients[key],
+            [
+                Contact("Dr Demo Oncologist (demo)", "Oncologist", "+1 555 0101", "+1 555 0199"),
+                Contact("Nurse Demo (demo)", "Nurse coordinator", "+1 555 0102", "+1 555 0199"),
+            ],
+        )
+    maintenance = patients["maintenance"]
+    start = today - dt.timedelta(days=195)
+    family.add_prescription(maintenance, "mercaptopurine", 50, "daily", start, 1800, 180000, start)
+    family.add_prescription(maintenance, "methotrexate", 20, "weekly", start, 1800, 180000, start)
+    changed = today - dt.timedelta(days=60)
+    family.add_prescription(maintenance, "mercaptopurine", 40, "daily", changed, 900, 140000, changed)
+    at = dt.datetime.combine(today + dt.timedelta(days=7), dt.time(9, 30), tzinfo=dt.UTC)
+    family.add_calendar_event(maintenance, "lab", at, 30, "Demo clinic, lab desk")
+    family.add_calendar_event(maintenance, "visit", at + dt.timedelta(hours=1), 45, "Demo clinic, room 2")
 
 
 def _logins(linked: dict[str, str | None]) -> dict[str, tuple[str, str, str | None]]:

@@ -8,8 +8,14 @@ through this module; each asks for the kinds of entry it can show.
   rule category, publisher) and body. The Porter stemmer lets "transfusion" find
   "transfusions"; aliases and keywords let "spinal tap" find CNS prophylaxis.
 - Ranking: bm25 with title, aliases and keywords weighted above the body (`WEIGHTS`).
+- Languages: each patient-facing entry is indexed once per language of the KB
+  (`KnowledgeBase.for_language`), and a search looks only at the documents of the language it is
+  asked in (`lang`, default English): "fiebre" asked in Spanish finds the fever guidance, and an
+  English search never answers with a Spanish title. Rules and sources, clinician texts, are
+  English in every language. unicode61 folds accents, so "medula" finds "médula"; the Porter
+  stemmer is English, but query and text are stemmed alike, so Spanish words still match whole.
 - Queries: `query_terms` keeps the words of the user's text (letters and digits only), drops
-  `STOPWORDS` ("what is maintenance" searches "maintenance"), and `match_expression` quotes
+  `STOPWORDS` ("what is maintenance" searches "maintenance"; `STOPWORDS_ES` in Spanish), and `match_expression` quotes
   each one. User text is therefore never read as FTS5 syntax: quotes, `NEAR`, `AND`/`OR`,
   `*`, column filters and unbalanced parentheses are just characters, and a query with no
   words finds nothing instead of failing.
@@ -28,8 +34,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from allpath.errors import Problem, UnsupportedLanguageError
 from allpath.knowledge import KnowledgeBase
-from allpath.knowledge.schema import AlertRule, NotRecommendedRule
+from allpath.knowledge.schema import LANGUAGES, AlertRule, NotRecommendedRule
 
 if TYPE_CHECKING:
     from allpath.store.context import AppContext
@@ -47,6 +54,10 @@ KIND_LABELS = {
 _STOPWORD_TEXT = """a an and are as at be by can do does for from how i in is it its me my of on or our
     should so that the their there this to us was what when where which who why will with you your"""
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_STOPWORD_TEXT_ES = """a al algo como con cual cuales cuando de del donde el ella en es esta este esto hay la
+    las lo los me mi mis para pero por que qué quien se ser si sobre son su sus un una uno y ya yo"""
+STOPWORDS_ES = frozenset(_STOPWORD_TEXT_ES.split())
+_STOPWORDS_BY_LANGUAGE = {"en": STOPWORDS, "es": STOPWORDS_ES}
 # bm25 column weights, in the column order of the table: title, aliases, keywords, body.
 WEIGHTS = (10.0, 8.0, 5.0, 1.0)
 # bm25 is multiplied by these: a source (a publication the KB cites) ranks below the entry it is
@@ -135,13 +146,14 @@ def documents(kb: KnowledgeBase) -> list[Document]:
     return docs
 
 
-def query_terms(text: str) -> list[str]:
-    """The meaningful words of a user's query, lower-case, stopwords dropped, order kept.
+def query_terms(text: str, lang: str = "en") -> list[str]:
+    """The meaningful words of a user's query, lower-case, stopwords of `lang` dropped, order kept.
 
     A query of stopwords only ("what is") keeps them rather than search nothing.
     """
+    stopwords = _STOPWORDS_BY_LANGUAGE.get(lang, STOPWORDS)
     words = [w.lower() for w in _WORD.findall(text)]
-    terms = [w for w in words if w not in STOPWORDS]
+    terms = [w for w in words if w not in stopwords]
     return list(dict.fromkeys(terms or words))[:MAX_TERMS]
 
 
@@ -160,41 +172,50 @@ class KnowledgeIndex:
     """An FTS5 index of one knowledge base. Thread-safe (one connection, one lock)."""
 
     def __init__(self, kb: KnowledgeBase):
-        self._docs = documents(kb)
+        by_language = [(lang, d) for lang in LANGUAGES for d in documents(kb.for_language(lang))]
+        self._docs = [d for _, d in by_language]
         self._lock = threading.Lock()
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute(
-            "CREATE VIRTUAL TABLE doc USING fts5(title, aliases, keywords, body, kind UNINDEXED, "
+            "CREATE VIRTUAL TABLE doc USING fts5(title, aliases, keywords, body, kind UNINDEXED, lang UNINDEXED, "
             "tokenize='porter unicode61')"
         )
         self._db.executemany(
-            "INSERT INTO doc(rowid, title, aliases, keywords, body, kind) VALUES (?, ?, ?, ?, ?, ?)",
-            [(i, d.title, d.aliases, d.keywords, d.body, d.kind) for i, d in enumerate(self._docs)],
+            "INSERT INTO doc(rowid, title, aliases, keywords, body, kind, lang) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(i, d.title, d.aliases, d.keywords, d.body, d.kind, lang) for i, (lang, d) in enumerate(by_language)],
         )
         self._db.commit()
 
     def __len__(self) -> int:
-        return len(self._docs)
+        """Documents of one language (each language holds the same entries)."""
+        return len(self._docs) // len(LANGUAGES)
 
-    def search(self, text: str, limit: int = 20, kinds: Iterable[str] | None = None) -> list[Hit]:
-        """The documents matching the words of `text`, best first; only `kinds` when given.
+    def search(self, text: str, limit: int = 20, kinds: Iterable[str] | None = None, lang: str = "en") -> list[Hit]:
+        """The documents matching the words of `text`, best first; only `kinds` when given; the
+        patient-facing entries in `lang` (`UnsupportedLanguageError` for a language the KB lacks).
 
         Never raises for any `text`: a query without words finds nothing.
         """
+        if lang not in LANGUAGES:
+            raise UnsupportedLanguageError(
+                problems=[Problem("lang", f"{lang!r} is not supported; use one of {', '.join(LANGUAGES)}")]
+            )
         wanted = KINDS if kinds is None else tuple(dict.fromkeys(kinds))
         unknown = set(wanted) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown document kinds {sorted(unknown)}; expected some of {KINDS}")
-        terms = query_terms(text)
+        terms = query_terms(text, lang)
         if not terms or not wanted:
             return []
         sql = (
             f"SELECT rowid, snippet(doc, 3, char(2), char(3), ' … ', {SNIPPET_TOKENS}), "
             f"bm25(doc, ?, ?, ?, ?) * {_KIND_WEIGHT_SQL} AS rank "
-            f"FROM doc WHERE doc MATCH ? AND kind IN ({', '.join('?' * len(wanted))}) ORDER BY rank LIMIT ?"
+            f"FROM doc WHERE doc MATCH ? AND lang = ? AND kind IN ({', '.join('?' * len(wanted))}) "
+            "ORDER BY rank LIMIT ?"
         )
         with self._lock:
-            rows = self._db.execute(sql, (*WEIGHTS, match_expression(terms), *wanted, max(1, limit))).fetchall()
+            params = (*WEIGHTS, match_expression(terms), lang, *wanted, max(1, limit))
+            rows = self._db.execute(sql, params).fetchall()
         return [Hit(self._docs[rowid], snippet, -rank) for rowid, snippet, rank in rows]
 
 

@@ -1,4 +1,5 @@
-"""Server-rendered pages: clinician and family views, the knowledge browser, the timeline picture.
+"""Server-rendered pages: clinician and family views, the knowledge browser, the timeline picture, and the
+SMART on FHIR EHR launch (`allpath.web.smart`, mounted when `settings.smart` is complete).
 
 `install(app)` (called by `allpath.api.create_app`) mounts the pages and builds the knowledge
 search index at start-up; `create_web_router()` is the bare router.
@@ -12,14 +13,23 @@ __all__ = ["create_web_router", "install"]
 
 
 def create_web_router() -> Any:
+    from allpath.web.family_routes import create_family_router
     from allpath.web.routes import create_web_router as create
 
-    return create()
+    router = create()
+    router.include_router(create_family_router())
+    return router
 
 
 def install(app: Any) -> None:
     """Mount the pages on a `create_app` service and build the search index now, not on first use."""
     from allpath.store.kbsearch import knowledge_index
+    from allpath.web.logfilter import install_filter
 
+    install_filter()  # calendar-link secrets never reach the access log
     app.include_router(create_web_router())
+    if app.state.allpath.settings.smart.enabled():
+        from allpath.web.smart import create_smart_router
+
+        app.include_router(create_smart_router())
     knowledge_index(app.state.allpath)

@@ -1,4 +1,4 @@
-"""The "My treatment plan" page: the plan in plain language for a patient and family, as HTML and PDF.
+"""The family's plan page ("Our treatment plan"): the plan in plain language, as HTML and PDF, in English or Spanish.
 
 The words come from the knowledge base: phase goals and timing, topic summaries and points, the
 plain-language summary of each recommendation, and allpath's own sentences for this page
@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from html.parser import HTMLParser
 from typing import Any
 
-from allpath.explain.labels import FAMILY_STRENGTH_LABELS
-from allpath.knowledge.loader import KnowledgeBase
-from allpath.knowledge.schema import FamilyText
-from allpath.plan import Citation, Plan
+import yaml
+
+from allpath.explain.labels import label
+from allpath.knowledge.loader import KnowledgeBase, available_packs, packs_root
+from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText
+from allpath.plan import Citation, Plan, Recommendation
 
 # Which KB topic explains the side effects of each kind of treatment.
 SIDE_EFFECT_TOPICS = {
@@ -141,8 +144,58 @@ def _text_item(text: FamilyText) -> Item:
     return Item(text.title or "", text.text, tuple(text.citations))
 
 
+def family_kb(kb: KnowledgeBase, lang: str) -> KnowledgeBase:
+    """The knowledge base whose patient-facing texts are in `lang`: every KB text a family sees
+    goes through here."""
+    return kb.for_language(lang)
+
+
+@cache
+def _shipped_amendments() -> tuple[Amendment, ...]:
+    """The amendments of every pack shipped with allpath, whether or not this service loads it."""
+    root = packs_root()
+    out: list[Amendment] = []
+    for pack_id in available_packs():
+        path = root / pack_id / "amendments.yaml"
+        if path.is_file():
+            out += AmendmentsFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).amendments
+    return tuple(out)
+
+
+def withheld_from_families(kb: KnowledgeBase) -> tuple[frozenset[str], frozenset[str]]:
+    """Rule and agent ids a pack marks withdrawn or discontinued: never a family's choice.
+
+    The shipped packs' withdrawals count even when this service runs without them (`--packs
+    base`): the 2017 page does not know that liposomal vincristine was withdrawn in 2022, but a
+    family must never be offered it."""
+    gone = [a for a in (*kb.amendments, *_shipped_amendments()) if a.change in ("withdrawn", "discontinued")]
+    return (
+        frozenset(a.target for a in gone if a.target_kind == "rule"),
+        frozenset(a.target for a in gone if a.target_kind == "agent"),
+    )
+
+
+def offered_to_family(r: Recommendation, rules_gone: frozenset[str], agents_gone: frozenset[str]) -> bool:
+    """Not withdrawn itself, and not resting only on withdrawn or discontinued medicines."""
+    if r.id in rules_gone:
+        return False
+    return not (r.agents and all(a.id in agents_gone for a in r.agents))
+
+
+def option_title(kb: KnowledgeBase, r: Recommendation, agents_gone: frozenset[str] = frozenset()) -> str:
+    """An option named for a family: its medicines (names and brands are the same in every
+    language), or its kind of care when it has none. The rule's own title is clinician text
+    (English, and worded for the care team: docs/languages.md), so it stays off this page."""
+    agents = [a for a in r.agents if a.id not in agents_gone]  # never a withdrawn or discontinued one
+    if agents:
+        names = ", ".join(a.name + (f" ({a.brand_names[0]})" if a.brand_names else "") for a in agents)
+        return names[:1].upper() + names[1:]
+    return label("category", r.category, kb.language)
+
+
 def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | None = None) -> FamilyPlan:
     now_id, next_id = current_and_next(plan, current_phase)
+    rules_gone, agents_gone = withheld_from_families(kb)
     facts = plan.facts
     texts = kb.family_texts
     after_text = None
@@ -155,16 +208,22 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
             after_text = texts["after-all-phases"].text
 
     groups: dict[str, list[Option]] = {}
-    for r in plan.recommendations:
+    offered = [r for r in plan.recommendations if offered_to_family(r, rules_gone, agents_gone)]
+    # The child's own treatment now: the options of the phase under way (and those of no phase);
+    # the other phases' options stay on the clinician page.
+    if any(r.phase == now_id for r in offered):
+        offered = [r for r in offered if r.phase in (now_id, None)]
+    for r in offered:
         topic_id = CATEGORY_TOPICS.get(r.category)
         if topic_id is not None and topic_id in kb.topics:
-            option = Option(r.id, r.title, FAMILY_STRENGTH_LABELS[r.strength], tuple(r.citations), r.superseded_by)
+            strength = label("family_strength", r.strength, kb.language)
+            option = Option(r.id, option_title(kb, r, agents_gone), strength, tuple(r.citations), r.superseded_by)
             groups.setdefault(topic_id, []).append(option)
     treatments = [
         TreatmentGroup(kb.topics[t].title, kb.topics[t].summary, tuple(kb.topics[t].citations), tuple(options))
         for t, options in groups.items()
     ]
-    categories = {r.category for r in plan.recommendations}
+    categories = {r.category for r in offered}
     side_effects = [
         item
         for cat, topic in SIDE_EFFECT_TOPICS.items()
@@ -186,7 +245,7 @@ def build_family_plan(plan: Plan, kb: KnowledgeBase, *, current_phase: str | Non
         side_effects=side_effects,
         call_team=call_team,
         questions=questions,
-        disclaimer=plan.disclaimer,
+        disclaimer=plan.disclaimer if kb.language == "en" else kb.disclaimer,
         knowledge_version=plan.knowledge.version,
         sources={s.id: s for s in plan.knowledge.sources},
     )
@@ -246,6 +305,9 @@ def glossary_entries(kb: KnowledgeBase) -> list[tuple[Item, tuple[str, ...]]]:
         t = kb.topics.get(topic_id)
         if t is not None:
             entries.append((Item(t.title, t.summary, tuple(t.citations)), words))
+    # The KB's own glossary (glossary.yaml), whose words are given in each language.
+    for g in kb.glossary.values():
+        entries.append((Item(g.term, g.definition, tuple(g.citations)), tuple(w.lower() for w in g.words)))
     return entries
 
 
@@ -386,3 +448,23 @@ def text_grade(text: str) -> float:
 def reading_grade(html: str, element_id: str | None = "plan") -> float:
     """Flesch-Kincaid grade of the rendered page text inside `element_id`."""
     return text_grade(as_prose(visible_text(html, element_id)))
+
+
+def spanish_reading_ease(text: str) -> float:
+    """Fernández-Huerta reading ease of a Spanish text (textstat; 70 and up reads easily).
+
+    textstat keeps its language in one module-wide setting, so it is set and put back here;
+    this is for checks (tests), never called while serving pages."""
+    import textstat
+
+    textstat.set_lang("es")
+    try:
+        return float(textstat.fernandez_huerta(text))
+    finally:
+        textstat.set_lang("en_US")
+
+
+def page_readability(html: str, lang: str, element_id: str | None = "main") -> float:
+    """Grade (English, Flesch-Kincaid) or reading ease (Spanish, Fernández-Huerta) of a page's text."""
+    prose = as_prose(visible_text(html, element_id))
+    return spanish_reading_ease(prose) if lang == "es" else text_grade(prose)

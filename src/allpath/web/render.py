@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from allpath.explain.labels import CATEGORY_LABELS, STRENGTH_LABELS
+from allpath.web.i18n import LANGUAGE_NAMES, gettext_for
 
-STATIC_FILES = ("allpath.css",)
+STATIC_FILES = ("allpath.css", "family.css")
 
 
 @cache
@@ -26,11 +28,28 @@ def environment() -> Environment:
     # Display words shared with the text plan and CDS cards (allpath.explain.labels).
     env.globals["category_labels"] = CATEGORY_LABELS
     env.globals["strength_labels"] = STRENGTH_LABELS
+    # `_` reads the language of the render under way (a context variable, set by `render`), so
+    # imported macros translate too and concurrent renders in two languages never mix.
+    env.globals["_"] = translate
+    env.globals["lang"] = "en"
+    env.globals["language_names"] = LANGUAGE_NAMES
     return env
 
 
-def render(template: str, **context: Any) -> str:
-    return environment().get_template(template).render(**context)
+def render(template: str, *, lang: str = "en", **context: Any) -> str:
+    """Render in a language: `_` in the templates is that language's gettext."""
+    token = _LANG.set(lang)
+    try:
+        return environment().get_template(template).render(lang=lang, **context)
+    finally:
+        _LANG.reset(token)
+
+
+_LANG: ContextVar[str] = ContextVar("allpath_render_lang", default="en")
+
+
+def translate(message: str, **values: Any) -> str:
+    return gettext_for(_LANG.get())(message, **values)
 
 
 def static_text(name: str) -> str:
@@ -43,7 +62,7 @@ def html_to_pdf(html: str) -> bytes:
     """Render with WeasyPrint, using the same stylesheet as the page (its print rules apply)."""
     from weasyprint import CSS, HTML
 
-    css = CSS(string=static_text("allpath.css"))
-    pdf = HTML(string=html, base_url=None).write_pdf(stylesheets=[css])
+    css = [CSS(string=static_text(name)) for name in STATIC_FILES]
+    pdf = HTML(string=html, base_url=None).write_pdf(stylesheets=css)
     assert isinstance(pdf, bytes)  # write_pdf without a target returns the document's bytes
     return pdf

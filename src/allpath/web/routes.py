@@ -15,10 +15,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from sqlalchemy.orm import Session
 
+from allpath.course.companion import load_companion
 from allpath.explain.labels import (
     COURSE_STATUS_LABELS,
     EVENT_LABELS,
@@ -36,18 +36,20 @@ from allpath.http.sessions import current_user_from_cookie, end_browser_session,
 from allpath.httperrors import http_status, retry_headers
 from allpath.plan import Plan
 from allpath.store.auth import UserRecord, authenticate_throttled
+from allpath.store.companion import FamilyRecords, account_language, set_account_language
 from allpath.store.context import AppContext
 from allpath.store.kbsearch import knowledge_index
 from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
 from allpath.store.throttle import ThrottledError
-from allpath.web.family import build_family_plan, current_and_next
+from allpath.web.family import current_and_next, family_kb
 from allpath.web.forms import (
     EVENT_FORMS,
     FORMS_BY_TYPE,
     event_from_form,
     form_field,
 )
-from allpath.web.render import html_to_pdf, render, static_text
+from allpath.web.i18n import LANG_COOKIE, as_lang, gettext_for, negotiate
+from allpath.web.render import render, static_text
 from allpath.web.timeline import TimelineEvent, render_timeline
 
 log = logging.getLogger("allpath.web")
@@ -62,17 +64,27 @@ def _page(
     request: Request, template: str, user: UserRecord | None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     ctx = get_context(request)
+    lang = request_language(request)
     html = render(
         template,
+        lang=lang,
+        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         user=user,
         csrf=csrf_token(request),
         url=lambda name, **params: str(request.url_for(name, **params).path),
         home_url="/",
         flashes=context.pop("flashes", []),
-        disclaimer=ctx.kb.disclaimer,
+        disclaimer=family_kb(ctx.kb, lang).disclaimer,
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def request_language(request: Request) -> str:
+    """The account's preference (put on the request by `signed_in_user`), else the switch's
+    cookie, else `Accept-Language`, else English."""
+    account = getattr(request.state, "account_language", None)
+    return negotiate(account, request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
 
 
 def _error(request: Request, user: UserRecord | None, status: int, title: str, message: str) -> HTMLResponse:
@@ -117,6 +129,7 @@ async def signed_in_user(request: Request, session: SessionDep) -> UserRecord:
     user = current_user_from_cookie(request, session)
     if user is None:
         raise PageInsteadError(_to_login(request))
+    request.state.account_language = account_language(session, user.id)
     return user
 
 
@@ -124,7 +137,10 @@ async def staff_user(request: Request, session: SessionDep) -> UserRecord:
     """A clinician or an administrator; others get a 403 page, and anyone not logged in the log-in page."""
     user = await signed_in_user(request, session)
     if user.role not in ("clinician", "admin"):
-        raise PageInsteadError(_error(request, user, 403, "Not for this account", "This page is for the care team."))
+        _ = gettext_for(request_language(request))
+        raise PageInsteadError(
+            _error(request, user, 403, _("Not for this account"), _("This page is for the care team."))
+        )
     return user
 
 
@@ -247,10 +263,11 @@ def create_web_router() -> APIRouter:
         next: Annotated[str, Form()] = "",
     ) -> Response:
         errors: dict[str, str] = {}
+        _ = gettext_for(request_language(request))
         if not username.strip():
-            errors["username"] = "Enter your user name."
+            errors["username"] = _("Enter your user name.")
         if not password:
-            errors["password"] = "Enter your password."
+            errors["password"] = _("Enter your password.")
         try:
             user = (
                 authenticate_throttled(
@@ -264,8 +281,9 @@ def create_web_router() -> APIRouter:
                 else None
             )
         except ThrottledError as exc:
-            errors["_form"] = (
-                f"Too many failed log-ins. Try again in {exc.retry_after} seconds, or ask an administrator."
+            errors["_form"] = _(
+                "Too many failed log-ins. Try again in %(seconds)s seconds, or ask an administrator.",
+                seconds=exc.retry_after,
             )
             page = _page(
                 request,
@@ -280,7 +298,7 @@ def create_web_router() -> APIRouter:
             return page
         if user is None:
             if not errors:
-                errors["_form"] = "The user name or password is not right."
+                errors["_form"] = _("The user name or password is not right.")
             return _page(
                 request,
                 "login.html",
@@ -310,8 +328,16 @@ def create_web_router() -> APIRouter:
         for p in records.list_patients():
             course = records.course(p.id, action="course.read")
             rows.append((p, course.state))
+        # The family diary's urgent entries not yet seen by the team (issue #14).
+        flagged = FamilyRecords(session, user.actor(), load_companion()).urgent_patients()
         return _page(
-            request, "patients.html", user, rows=rows, status_labels=COURSE_STATUS_LABELS, phase_labels=PHASE_LABELS
+            request,
+            "patients.html",
+            user,
+            rows=rows,
+            flagged=flagged,
+            status_labels=COURSE_STATUS_LABELS,
+            phase_labels=PHASE_LABELS,
         )
 
     @router.get("/clinic/patients/new", name="web_patient_new")
@@ -452,59 +478,46 @@ def create_web_router() -> APIRouter:
             form_values={key: data},
         )
 
-    # family pages --------------------------------------------------------------------------------
-
-    def _family(request: Request, session: Session, user: UserRecord, patient_id: str) -> dict[str, Any]:
-        context = get_context(request)
-        try:
-            course = Records(session, user.actor()).course(patient_id, action="family_plan.read")
-        except NotFoundError:
-            raise PageInsteadError(
-                _error(request, user, 404, "Plan not found", "There is no plan here for this account.")
-            ) from None
-        plan = _plan_for(context, course)
-        family = build_family_plan(plan, context.kb, current_phase=course.state.current_phase) if plan else None
-        label = course.patient.display_name or course.patient.id
-        return {
-            "f": family,
-            "patient_label": label,
-            "patient_id": course.patient.id,
-            "as_of": course.as_of.isoformat(),
-        }
-
-    @router.get("/my-plan", name="web_my_plan")
-    def my_plan(request: Request, user: FamilyUser) -> Response:
-        if user.patient_id is None:
-            return _error(request, user, 404, "No plan for this account", "This account is not linked to a patient.")
-        return RedirectResponse(f"/plan/{user.patient_id}", status_code=303)
-
-    @router.get("/plan/{patient_id}", name="web_family")
-    def family_page(request: Request, session: SessionDep, user: FamilyUser, patient_id: str) -> Response:
-        result = _family(request, session, user, patient_id)
-        return _page(request, "family.html", user, pdf_url=f"/plan/{patient_id}/plan.pdf", **result)
-
-    @router.get("/plan/{patient_id}/plan.pdf", name="web_family_pdf")
-    def family_pdf(request: Request, session: SessionDep, user: FamilyUser, patient_id: str) -> Response:
-        result = _family(request, session, user, patient_id)
-        pdf = html_to_pdf(render("family_pdf.html", **result))
-        return Response(
-            pdf,
-            media_type="application/pdf",
-            headers={
-                "Content-Disposition": 'attachment; filename="my-treatment-plan.pdf"',
-                "Cache-Control": "no-store",
-            },
-        )
-
     # knowledge -----------------------------------------------------------------------------------
+
+    @router.post("/language", name="web_language")
+    def language(
+        request: Request,
+        session: SessionDep,
+        language: Annotated[str, Form()] = "",
+        next: Annotated[str, Form()] = "",
+    ) -> Response:
+        """The switch on every page: the account's preference when logged in, and a cookie."""
+        lang = as_lang(language)
+        if lang is None:
+            return JSONResponse(
+                {"error": "invalid language", "details": [{"field": "language", "problem": "must be en or es"}]},
+                status_code=422,
+            )
+        user = current_user_from_cookie(request, session)
+        if user is not None:
+            set_account_language(session, user.actor(), lang)
+        response = RedirectResponse(_safe_next(next) or "/", status_code=303)
+        response.set_cookie(
+            LANG_COOKIE,
+            lang,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+        return response
 
     @router.get("/learn", name="web_knowledge")
     def knowledge(request: Request, session: SessionDep, q: str = "") -> Response:
         user = current_user_from_cookie(request, session)
         context = get_context(request)
         q = q.strip()[:200]
-        hits = knowledge_index(context).search(q, 10, kinds=WEB_SEARCH_KINDS) if q else []
-        return _page(request, "knowledge.html", user, q=q, hits=hits, kb=context.kb)
+        if user is not None:
+            request.state.account_language = account_language(session, user.id)
+        lang = request_language(request)
+        hits = knowledge_index(context).search(q, 10, kinds=WEB_SEARCH_KINDS, lang=lang) if q else []
+        return _page(request, "knowledge.html", user, q=q, hits=hits, kb=family_kb(context.kb, lang))
 
     return router
 

@@ -1,9 +1,14 @@
 """Cards: how a plan's options and alerts, and the order checks, are shown inside the EHR.
 
 Every card cites its source (`source.label`, `source.url`, a `topic`, and links to each cited
-source), keeps its summary under 140 characters, and explains itself in markdown `detail`.
-A card's `uuid` is derived from the hook call and the rule, so feedback can be tied back to the
-rule that produced the card.
+source), keeps its summary under 140 characters (cut after a whole word), and explains itself in
+markdown `detail`. A card's `uuid` is derived from the hook call and the rule, so feedback can be
+tied back to the rule that produced the card.
+
+patient-view answers with at most `MAX_PLAN_CARDS` cards: the safety warnings (most severe
+first), one summary card holding every option, "not advised" item and note of the plan (the top
+options in its summary, a link to the full plan), and one card for the plan's missing facts. A
+chart that opens on sixteen cards is a chart whose warnings nobody reads.
 """
 
 from __future__ import annotations
@@ -12,15 +17,28 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from allpath.explain.labels import CATEGORY_LABELS, missing_fact_views
+from allpath.explain.labels import (
+    CATEGORY_LABELS,
+    STRENGTH_LABELS,
+    age_label,
+    cut_at_word,
+    first_sentence,
+    missing_fact_views,
+    value_label,
+)
 from allpath.knowledge import KnowledgeBase
-from allpath.plan import Alert, Citation, NotRecommended, Plan, Recommendation
+from allpath.plan import STRENGTH_ORDER, Alert, Citation, NotRecommended, Plan, Recommendation
 
 TOPIC_SYSTEM = "urn:allpath:cds:card-topic"
 OVERRIDE_SYSTEM = "urn:allpath:cds:override-reason"
 CARD_NAMESPACE = uuid.UUID("6f1d3c1e-7a53-4c44-9a0e-3d0c2b1f5a77")
 SUMMARY_MAX = 139
 MISSING_FACTS_KEY = "missing-facts"
+SUMMARY_KEY = "plan-summary"
+MORE_ALERTS_KEY = "more-alerts"
+MAX_PLAN_CARDS = 5
+TOP_OPTIONS = 3
+SAFETY_SEVERITIES = ("critical", "warning")
 
 OVERRIDE_REASONS: tuple[dict[str, str], ...] = (
     {"system": OVERRIDE_SYSTEM, "code": "clinical-judgement", "display": "Clinical judgement: benefit outweighs risk"},
@@ -30,18 +48,8 @@ OVERRIDE_REASONS: tuple[dict[str, str], ...] = (
 
 
 def shorten(text: str, limit: int = SUMMARY_MAX) -> str:
-    """One line of at most `limit` characters, cut at a word boundary with an ellipsis."""
-    line = " ".join(text.split())
-    if len(line) <= limit:
-        return line
-    cut = line[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:.-")
-    return cut + "…"
-
-
-def first_sentence(text: str) -> str:
-    line = " ".join(text.split())
-    end = line.find(". ")
-    return line[: end + 1] if end != -1 else line
+    """One line of at most `limit` characters, cut after a whole word with an ellipsis."""
+    return cut_at_word(text, limit)
 
 
 def card_uuid(hook_instance: str, key: str) -> str:
@@ -92,47 +100,14 @@ class CardFactory:
         return card
 
     # --- cards from a plan --------------------------------------------------------------
-    def _template(self, item: Recommendation | NotRecommended | Alert) -> dict[str, Any]:
-        # Plan items are the engine's prebuilt, immutable objects, so their cards can be cached by identity.
-        entry = self._templates.get(id(item))
-        if entry is not None and entry[0] is item:
+    def _template(self, alert: Alert) -> dict[str, Any]:
+        # Plan alerts are the engine's prebuilt, immutable objects, so their cards can be cached by identity.
+        entry = self._templates.get(id(alert))
+        if entry is not None and entry[0] is alert:
             return entry[1]
-        if isinstance(item, Recommendation):
-            card = self._recommendation(item)
-        elif isinstance(item, NotRecommended):
-            card = self._not_recommended(item)
-        else:
-            card = self._alert(item)
-        self._templates[id(item)] = (item, card)
+        card = self._alert(alert)
+        self._templates[id(alert)] = (alert, card)
         return card
-
-    def _recommendation(self, rec: Recommendation) -> dict[str, Any]:
-        parts = [f"**{rec.title}** ({rec.strength})", "", f"**Why:** {rec.rationale}", "", rec.summary]
-        if rec.agents:
-            drugs = ", ".join(a.name + (f" ({', '.join(a.brand_names)})" if a.brand_names else "") for a in rec.agents)
-            parts += ["", f"**Drugs:** {drugs}"]
-        if rec.expected_outcome:
-            parts += ["", f"**What to expect:** {rec.expected_outcome}"]
-        parts += ["", "**Sources:**", self.citation_lines(rec.citations), "", f"*{self.disclaimer}*"]
-        card = {
-            "summary": shorten(f"{rec.strength.capitalize()}: {rec.title}"),
-            "indicator": "info",
-            "detail": "\n".join(parts),
-            "source": self.source(rec.citations, rec.category, CATEGORY_LABELS.get(rec.category, rec.category)),
-        }
-        return self._finish(card, rec.citations)
-
-    def _not_recommended(self, item: NotRecommended) -> dict[str, Any]:
-        detail = "\n".join(
-            [f"**Not advised: {item.title}**", "", item.reason, "", "**Sources:**", self.citation_lines(item.citations)]
-        )
-        card = {
-            "summary": shorten(f"Not advised: {item.title}"),
-            "indicator": "info",
-            "detail": detail,
-            "source": self.source(item.citations, "not-recommended", "not recommended"),
-        }
-        return self._finish(card, item.citations)
 
     def _alert(self, alert: Alert) -> dict[str, Any]:
         detail = "\n".join([alert.message, "", "**Sources:**", self.citation_lines(alert.citations)])
@@ -184,35 +159,94 @@ class CardFactory:
         return card
 
     def plan_cards(
-        self, plan: Plan, hook_instance: str, extra_alerts: Sequence[Alert] = ()
+        self, plan: Plan, hook_instance: str, *, plan_link: str | None = None
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Cards and their rule ids: alerts first (the record's data problems, then the plan's), then
-        options, then what is not advised, then (one card at most) what would sharpen the plan."""
-        cards: list[dict[str, Any]] = []
-        items: list[Recommendation | NotRecommended | Alert] = [
-            *extra_alerts,
-            *plan.alerts,
-            *plan.recommendations,
-            *plan.not_recommended,
-        ]
-        for item in items:
-            template = self._template(item)
-            card = dict(template)  # shallow: the nested parts are shared and never mutated
-            card["uuid"] = card_uuid(hook_instance, item.id)
-            cards.append(card)
-        ids = [item.id for item in items]
+        """At most `MAX_PLAN_CARDS` cards and their rule ids: the safety warnings (the plan's alerts
+        rank the record's data problems with its own, most severe first), one summary card, and one
+        card for the missing facts. Warnings that do not fit share one card; nothing is dropped."""
         missing = self._missing_facts(plan)
+        warnings = [a for a in plan.alerts if a.severity in SAFETY_SEVERITIES]
+        room = MAX_PLAN_CARDS - 1 - (missing is not None)
+        shown, more = (warnings, []) if len(warnings) <= room else (warnings[: room - 1], warnings[room - 1 :])
+        cards: list[dict[str, Any]] = []
+        ids: list[str] = []
+        for alert in shown:
+            cards.append({**self._template(alert), "uuid": card_uuid(hook_instance, alert.id)})
+            ids.append(alert.id)
+        if more:
+            cards.append({**self._more_alerts(more), "uuid": card_uuid(hook_instance, MORE_ALERTS_KEY)})
+            ids.append(MORE_ALERTS_KEY)
+        cards.append({**self._summary(plan, plan_link), "uuid": card_uuid(hook_instance, SUMMARY_KEY)})
+        ids.append(SUMMARY_KEY)
         if missing is not None:
             cards.append({**missing, "uuid": card_uuid(hook_instance, MISSING_FACTS_KEY)})
             ids.append(MISSING_FACTS_KEY)
         return cards, ids
 
+    def _more_alerts(self, alerts: Sequence[Alert]) -> dict[str, Any]:
+        citations = _unique(c for a in alerts for c in a.citations)
+        lines = [f"**{a.severity.capitalize()}:** {' '.join(a.message.split())}" for a in alerts]
+        card = {
+            "summary": shorten(f"{len(alerts)} more warnings: " + "; ".join(first_sentence(a.message) for a in alerts)),
+            "indicator": alerts[0].severity,  # ranked most severe first
+            "detail": "\n\n".join(lines) + "\n\n**Sources:**\n" + self.citation_lines(citations),
+            "source": self.source(citations, "alert", "alert"),
+        }
+        return self._finish(card, citations)
+
+    def _summary(self, plan: Plan, plan_link: str | None) -> dict[str, Any]:
+        """The plan on one card: the top options in the summary, everything else in the detail."""
+        facts = plan.facts
+        lineage = f"{value_label('lineage', facts.lineage)} ALL" if facts.lineage in ("B", "T") else "ALL"
+        who = f"{age_label(facts.age_years)}, {lineage}, {value_label('disease_status', facts.disease_status).lower()}"
+        rank = {strength: i for i, strength in enumerate(STRENGTH_ORDER)}
+        ranked = sorted(plan.recommendations, key=lambda r: rank[r.strength])  # stable: plan order within a strength
+        top = ranked[:TOP_OPTIONS]
+        if top:
+            noun = "option" if len(ranked) == 1 else "options"
+            summary = f"{who}: {len(ranked)} {noun}. Top: " + "; ".join(r.title for r in top)
+        else:
+            summary = f"{who}: no treatment option applies to these facts"
+        lines = [f"**{who[0].upper()}{who[1:]}.**", ""]
+        if plan_link:
+            lines += ["Open the full plan (reasons, drugs, what to expect) from the link on this card.", ""]
+        lines.append("**Options now** (most established first):")
+        lines += [
+            f"{i}. **{r.title}** ({STRENGTH_LABELS.get(r.strength, r.strength)}; "
+            f"{CATEGORY_LABELS.get(r.category, r.category)})"
+            for i, r in enumerate(ranked, 1)
+        ] or ["- none"]
+        if plan.not_recommended:
+            lines += ["", "**Not advised:**"]
+            lines += [f"- **{n.title}**: {first_sentence(n.reason)}" for n in plan.not_recommended]
+        notes = [a for a in plan.alerts if a.severity not in SAFETY_SEVERITIES]
+        if notes:
+            lines += ["", "**Notes:**"]
+            lines += [f"- {' '.join(a.message.split())}" for a in notes]
+        cited: list[Recommendation | NotRecommended | Alert] = [*ranked, *plan.not_recommended, *notes]
+        citations = _unique(c for item in cited for c in item.citations)
+        lines += ["", "**Sources:**", self.citation_lines(citations), "", f"*{self.disclaimer}*"]
+        first = (top[0].citations if top else citations) or [self._any_citation()]
+        card: dict[str, Any] = {
+            "summary": shorten(summary),
+            "indicator": "info",
+            "detail": "\n".join(lines),
+            "source": self.source(first, SUMMARY_KEY, "plan summary"),
+        }
+        card = self._finish(card, citations)
+        if plan_link:
+            link = {"label": "Open the full ALL plan in allpath", "url": plan_link, "type": "smart"}
+            card["links"] = [link, *card.get("links", [])]
+        return card
+
+    def _any_citation(self) -> Citation:
+        # A card must name a source; one with nothing of its own to cite names the knowledge base's first.
+        return Citation(source_id=next(iter(self.kb.sources)), section=next(iter(self.kb.sources.values())).sections[0])
+
     def problem_card(self, hook_instance: str, problems: Sequence[Any]) -> dict[str, Any]:
         """One card saying the record could not be read well enough to advise, and why."""
         lines = "\n".join(f"- `{p.field}`: {p.problem}" for p in problems)
-        citation = Citation(
-            source_id=next(iter(self.kb.sources)), section=next(iter(self.kb.sources.values())).sections[0]
-        )
+        citation = self._any_citation()
         return {
             "uuid": card_uuid(hook_instance, "record-not-usable"),
             "summary": "allpath cannot give ALL treatment options: the record lacks facts it needs",

@@ -53,7 +53,7 @@ class HookRequest:
 @dataclass(frozen=True)
 class ContextField:
     name: str
-    kind: str  # "id", "reference", "bundle"
+    kind: str  # "id", "reference", "bundle", "references" (an array of Type/id)
     required: bool
 
 
@@ -63,6 +63,7 @@ PATIENT_VIEW_CONTEXT = (
     ContextField("encounterId", "id", False),
 )
 ORDER_SIGN_CONTEXT = (*PATIENT_VIEW_CONTEXT, ContextField("draftOrders", "bundle", True))
+ORDER_SELECT_CONTEXT = (*ORDER_SIGN_CONTEXT, ContextField("selections", "references", True))
 
 
 def parse_json_body(raw: bytes) -> Any:
@@ -171,6 +172,14 @@ def _check_context(context: Mapping[str, Any], fields: tuple[ContextField, ...],
                 out.append(Problem(path, "is required"))
             continue
         value = context[spec.name]
+        if spec.kind == "references":
+            if not isinstance(value, list) or not value:
+                out.append(Problem(path, "must be a non-empty array of references such as MedicationRequest/123"))
+                continue
+            for index, item in enumerate(value):
+                if not isinstance(item, str) or not REFERENCE.match(item):
+                    out.append(Problem(f"{path}[{index}]", "must be a reference of the form Type/id"))
+            continue
         if spec.kind == "bundle":
             if not isinstance(value, Mapping) or value.get("resourceType") != "Bundle":
                 out.append(Problem(path, "must be a FHIR Bundle"))

@@ -1,4 +1,4 @@
-"""Safety checks on orders about to be signed (the `order-sign` hook).
+"""Safety checks on draft orders: the `order-sign` hook, and `order-select` with the same code.
 
 1. Ph-positive ALL, and the draft orders hold chemotherapy but no tyrosine kinase inhibitor (TKI),
    and none is already active in the record: warning, with one suggestion per TKI the knowledge
@@ -6,8 +6,11 @@
 2. An autologous (own stem cell) transplant ordered for a person with ALL: critical.
 3. Clofarabine ordered outside ages 1 to 21, or before 2 earlier regimens: warning.
 
-Orders are recognised by the codes the knowledge base holds for each drug (RxNorm and the like)
-or, failing a code, by the drug's generic or brand name in the order's text. No code for an
+Orders are recognised by the importer's drug mapping (the codes the knowledge base holds for each
+drug, RxNorm and the like) or, failing a code, by the drug's generic or brand name in the order's
+text. A `medicationReference` has been resolved to its Medication's code before (`records.py`).
+Under `order-select` the per-order checks look at the selected orders only (the others were
+checked when they were selected), and the TKI check speaks when a selected order is chemotherapy. No code for an
 autologous transplant has been confirmed for the knowledge base, so those orders are recognised by
 their wording alone (`autologous` with transplant, stem cell, marrow, HSCT, SCT or BMT).
 """
@@ -15,11 +18,12 @@ their wording alone (`autologous` with transplant, stem cell, marrow, HSCT, SCT 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from allpath.api.cds.cards import OVERRIDE_REASONS, CardFactory, card_uuid, shorten
+from allpath.explain.labels import age_label
 from allpath.facts import PatientFacts
 from allpath.knowledge import KnowledgeBase
 from allpath.plan import Citation
@@ -55,22 +59,16 @@ def _texts_and_codings(resource: Mapping[str, Any]) -> tuple[list[str], list[tup
     texts: list[str] = []
     codings: list[tuple[str, str]] = []
     concepts: list[Any] = [resource.get("code"), resource.get("medicationCodeableConcept")]
-    reference = resource.get("medicationReference")
-    if isinstance(reference, Mapping):
-        if isinstance(reference.get("display"), str):
-            texts.append(reference["display"])
-        target = reference.get("reference")
-        # A contained Medication (`#med1`) carries the drug's code.
-        if isinstance(target, str) and target.startswith("#"):
-            for contained in resource.get("contained", []) or []:
-                if isinstance(contained, Mapping) and contained.get("id") == target[1:]:
-                    concepts.append(contained.get("code"))
+    reference = resource.get("medicationReference")  # one that did not resolve: its display may name the drug
+    if isinstance(reference, Mapping) and isinstance(reference.get("display"), str):
+        texts.append(reference["display"])
     for concept in concepts:
         if not isinstance(concept, Mapping):
             continue
         if isinstance(concept.get("text"), str):
             texts.append(concept["text"])
-        for coding in concept.get("coding", []) or []:
+        codings_list = concept.get("coding")
+        for coding in codings_list if isinstance(codings_list, list) else []:
             if not isinstance(coding, Mapping):
                 continue
             if isinstance(coding.get("display"), str):
@@ -81,14 +79,22 @@ def _texts_and_codings(resource: Mapping[str, Any]) -> tuple[list[str], list[tup
 
 
 class OrderReader:
-    """Recognises the knowledge base's drugs (by code or name) and autologous transplants in orders."""
+    """Recognises the knowledge base's drugs (by code or name) and autologous transplants in orders.
 
-    def __init__(self, kb: KnowledgeBase):
-        self.by_code: dict[tuple[str, str], str] = {}
+    `agent_for(system, code)` is the importer's drug lookup, so an order is read with the same drug
+    codes as the record (and any roll-up of product codes the importer does); without it, the
+    KB's own agent codes."""
+
+    def __init__(self, kb: KnowledgeBase, agent_for: Callable[[str, str], str | None] | None = None):
+        if agent_for is None:
+            codes = {(coding.system, coding.code): agent.id for agent in kb.agents.values() for coding in agent.codes}
+
+            def agent_for(system: str, code: str) -> str | None:
+                return codes.get((system, code))
+
+        self.agent_for = agent_for
         names: list[tuple[str, str]] = []
         for agent in kb.agents.values():
-            for coding in agent.codes:
-                self.by_code[(coding.system, coding.code)] = agent.id
             names.append((agent.name, agent.id))
             names.extend((brand, agent.id) for brand in agent.brand_names)
         # Longest names first so "vincristine sulfate liposome" wins over "vincristine".
@@ -101,9 +107,9 @@ class OrderReader:
         kind = str(resource.get("resourceType"))
         rid = resource.get("id")
         order = Order(resource_type=kind, reference=f"{kind}/{rid}" if isinstance(rid, str) and rid else None)
-        for pair in codings:
-            if pair in self.by_code:
-                order.agents.add(self.by_code[pair])
+        for system, code in codings:
+            if (agent := self.agent_for(system, code)) is not None:
+                order.agents.add(agent)
         for text in texts:
             match = self._names.search(text)
             if match:
@@ -114,26 +120,19 @@ class OrderReader:
         return order
 
 
-def draft_orders(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    resources = []
-    for entry in bundle.get("entry", []) or []:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, Mapping) and resource.get("resourceType") in ORDER_TYPES:
-            resources.append(resource)
-    return resources
-
-
 class OrderChecks:
     """The three order-sign checks over one knowledge base."""
 
-    def __init__(self, kb: KnowledgeBase, cards: CardFactory):
+    def __init__(
+        self, kb: KnowledgeBase, cards: CardFactory, agent_for: Callable[[str, str], str | None] | None = None
+    ):
         missing = [a for a in (*TKI_AGENTS, CLOFARABINE) if a not in kb.agents]
         missing += [r for r in (TKI_RULE, CLOFARABINE_RULE, AUTOLOGOUS_RULE) if r not in kb.rule_ids]
         if missing:
             raise ValueError(f"the knowledge base lacks what the order-sign checks rely on: {missing}")
         self.kb = kb
         self.cards = cards
-        self.reader = OrderReader(kb)
+        self.reader = OrderReader(kb, agent_for)
         self.tki = frozenset(TKI_AGENTS)
         # Chemotherapy for this check: any drug the KB names except TKIs and steroids given alone.
         self.chemo = frozenset(
@@ -156,21 +155,26 @@ class OrderChecks:
         *,
         patient_id: str,
         hook_instance: str,
+        selected: Collection[int] | None = None,
     ) -> list[tuple[dict[str, Any], str]]:
-        """Cards, most urgent first, each with the id of the knowledge-base rule behind it."""
+        """Cards, most urgent first, each with the id of the knowledge-base rule behind it.
+
+        `selected` holds the indexes of the orders just selected (`order-select`); `None` means all
+        (`order-sign`)."""
         orders = [self.reader.read(r) for r in drafts]
+        chosen = [(i, o) for i, o in enumerate(orders) if selected is None or i in selected]
         cards: list[tuple[dict[str, Any], str]] = []
-        for index, order in enumerate(orders):
+        for index, order in chosen:
             if order.autologous_transplant:
                 cards.append((self._autologous_card(order, index, hook_instance), AUTOLOGOUS_RULE))
-        for index, order in enumerate(orders):
+        for index, order in chosen:
             if CLOFARABINE in order.agents:
                 card = self._clofarabine_card(facts, order, index, hook_instance)
                 if card is not None:
                     cards.append((card, CLOFARABINE_RULE))
-        if facts.ph_status == "positive":
-            ordered: set[str] = set().union(*(o.agents for o in orders)) if orders else set()
-            if ordered & self.chemo and not ordered & self.tki and not self._tki_active(record):
+        if facts.ph_status == "positive" and any(o.agents & self.chemo for _, o in chosen):
+            ordered: set[str] = set().union(*(o.agents for o in orders))
+            if not ordered & self.tki and not self._tki_active(record):
                 cards.append((self._tki_card(patient_id, hook_instance), TKI_RULE))
         return cards
 
@@ -178,7 +182,8 @@ class OrderChecks:
         for resource in record:
             if (
                 resource.get("resourceType") == "MedicationRequest"
-                and resource.get("status") in ACTIVE_STATUSES
+                and isinstance(status := resource.get("status"), str)
+                and status in ACTIVE_STATUSES
                 and self.reader.read(resource).agents & self.tki
             ):
                 return True
@@ -252,7 +257,7 @@ class OrderChecks:
         reasons = []
         # Ages count in whole years, as in the KB rule: 21 and a half is still 21.
         if facts.age_years < 1 or facts.age_years >= 22:
-            reasons.append(f"the patient is {facts.age_years:g} years old (clofarabine is for ages 1 to 21)")
+            reasons.append(f"the patient is {age_label(facts.age_years)} old (clofarabine is for ages 1 to 21)")
         if facts.prior_regimen_count is None:
             reasons.append(
                 "the record does not show how many earlier regimens were given "
@@ -268,7 +273,7 @@ class OrderChecks:
         rule = self._clofarabine_rule
         citations = [*rule.citations, *self.kb.agents[CLOFARABINE].citations]
         key = f"{CLOFARABINE_RULE}/{index}"
-        what = "age" if len(reasons) == 1 and "years old" in reasons[0] else "history"
+        what = "age" if len(reasons) == 1 and " old (" in reasons[0] else "history"
         if len(reasons) == 2:
             what = "age and history"
         return self._card(

@@ -1,7 +1,8 @@
-"""The CDS Hooks 2.0 endpoints, as a FastAPI router: discovery, two services, feedback.
+"""The CDS Hooks 2.0 endpoints, as a FastAPI router: discovery, three services, feedback.
 
     GET  /cds-services                          discovery
-    POST /cds-services/allpath-patient-view     hook patient-view: the current options and alerts
+    POST /cds-services/allpath-patient-view     hook patient-view: the plan in at most five cards
+    POST /cds-services/allpath-order-select     hook order-select: the order checks on the selected orders
     POST /cds-services/allpath-order-sign       hook order-sign: safety checks on draft orders
     POST /cds-services/{id}/feedback            accepted / overridden outcomes
 
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -35,15 +38,28 @@ from allpath.api.cds.feedback import (
     parse_feedback,
 )
 from allpath.api.cds.hookrequest import (
+    ORDER_SELECT_CONTEXT,
     ORDER_SIGN_CONTEXT,
     PATIENT_VIEW_CONTEXT,
+    ContextField,
     HookRequest,
     HookRequestError,
     parse_hook_request,
     parse_json_body,
 )
-from allpath.api.cds.ordersign import OrderChecks, draft_orders
-from allpath.api.cds.prefetch import PREFETCH, InvalidPrefetchError, PrefetchUnavailableError, gather
+from allpath.api.cds.ordersign import ORDER_TYPES, OrderChecks
+from allpath.api.cds.prefetch import (
+    MEDICATION,
+    PREFETCH,
+    Gathered,
+    InvalidPrefetchError,
+    PrefetchUnavailableError,
+    check_subject,
+    draft_entries,
+    gather,
+    unreadable,
+)
+from allpath.api.cds.records import MEDICATION_KINDS, MedicationIndex, refuse_invalid
 from allpath.api.cds.settings import ENV_FEEDBACK_DB, ENV_REPLAY_DB, CdsConfigError, CdsSettings
 from allpath.engine import Engine
 from allpath.errors import BadInputError, NotAnAllPatientError
@@ -55,7 +71,11 @@ log = logging.getLogger("allpath.cds")
 T = TypeVar("T")
 
 PATIENT_VIEW_ID = "allpath-patient-view"
+ORDER_SELECT_ID = "allpath-order-select"
 ORDER_SIGN_ID = "allpath-order-sign"
+ORDER_SERVICES = frozenset({ORDER_SELECT_ID, ORDER_SIGN_ID})
+# The SMART app launch path (allpath's EHR launch opens the clinician plan); the summary card links to it.
+SMART_LAUNCH_PATH = "/smart/launch"
 INSECURE_WARNING = (
     "!!! CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1). Any caller can read advice about "
     "any patient. Use this for local development only, never with real patient data. !!!"
@@ -75,9 +95,12 @@ class ImportResultLike(Protocol):
 class ImporterLike(Protocol):
     """What the service needs of `allpath.fhir.Importer` (tests stand in for it)."""
 
+    @property
+    def drugs(self) -> Mapping[tuple[str, str], str]: ...
+
     def wants(self, resource: dict[str, Any]) -> bool: ...
 
-    def from_resources(self, resources: list[dict[str, Any]]) -> ImportResultLike: ...
+    def from_resources(self, resources: list[dict[str, Any]], *, validated: bool = False) -> ImportResultLike: ...
 
 
 def _importer_for(engine: Engine) -> ImporterLike:
@@ -85,6 +108,46 @@ def _importer_for(engine: Engine) -> ImporterLike:
     from allpath.fhir import Importer
 
     return Importer(engine.kb)
+
+
+_IMPORT_INDEX = re.compile(r"\bresources\[(\d+)\]")
+
+
+def _in_request(text: str, paths: Sequence[str]) -> str:
+    """The importer names a resource by its place in the list it was given (`resources[3]`); the
+    EHR knows it by its place in the request (`prefetch.conditions.entry[0].resource`)."""
+
+    def place(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        return paths[index] if index < len(paths) else match.group(0)
+
+    return _IMPORT_INDEX.sub(place, text)
+
+
+def _alert_in_request(alert: Alert, paths: Sequence[str]) -> Alert:
+    if "resources[" not in alert.message:
+        return alert  # the engine's prebuilt alerts stay the same objects (their cards are cached)
+    return alert.model_copy(update={"message": _in_request(alert.message, paths)})
+
+
+def _with_medication(
+    medications: MedicationIndex, resource: Mapping[str, Any], to_validate: dict[str, Mapping[str, Any]]
+) -> None:
+    # The Medication an order references carries the order's drug code: it is validated with the order.
+    path = medications.path_of(resource)
+    medication = medications.find(resource)
+    if path is not None and medication is not None:
+        to_validate[path] = medication
+
+
+def _agent_lookup(reader: ImporterLike) -> Callable[[str, str], str | None]:
+    """The importer's drug lookup for the order checks: its `agent_for` where it has one (it also
+    rolls RxNorm product codes up to their ingredient), else its plain code -> agent table."""
+    lookup = getattr(reader, "agent_for", None)
+    if callable(lookup):
+        return cast(Callable[[str, str], str | None], lookup)
+    drugs = reader.drugs
+    return lambda system, code: drugs.get((system, code))
 
 
 def _open(variable: str, store: Callable[[str], T], path: str) -> T:
@@ -106,6 +169,25 @@ def error_response(
     status: int, error: str, problems: Iterable[Problem], headers: dict[str, str] | None = None
 ) -> Response:
     return json_response({"error": error, "details": [p.as_dict() for p in problems]}, status, headers)
+
+
+HOOKS: dict[str, tuple[str, tuple[ContextField, ...]]] = {
+    PATIENT_VIEW_ID: ("patient-view", PATIENT_VIEW_CONTEXT),
+    ORDER_SELECT_ID: ("order-select", ORDER_SELECT_CONTEXT),
+    ORDER_SIGN_ID: ("order-sign", ORDER_SIGN_CONTEXT),
+}
+
+
+@dataclass
+class CallRecord:
+    """What one call's data comes to: the resources to import (validated, references resolved), the
+    medication records the order checks read, and the draft orders with the selected ones."""
+
+    imported: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # where each imported resource was in the request
+    medications: list[dict[str, Any]] = field(default_factory=list)
+    drafts: list[dict[str, Any]] = field(default_factory=list)
+    selected: set[int] = field(default_factory=set)
 
 
 class CardIndex:
@@ -137,6 +219,14 @@ def discovery_document() -> dict[str, Any]:
                 "title": "allpath: ALL treatment options",
                 "description": "Cited treatment options and alerts for a person with acute lymphoblastic leukemia "
                 "(ALL), from the allpath knowledge base, shown when the chart is opened.",
+                "prefetch": dict(PREFETCH),
+            },
+            {
+                "hook": "order-select",
+                "id": ORDER_SELECT_ID,
+                "title": "allpath: ALL order checks while ordering",
+                "description": "The order-sign checks, run as orders are selected: a missing tyrosine kinase "
+                "inhibitor in Ph-positive ALL, an autologous transplant, clofarabine outside its use.",
                 "prefetch": dict(PREFETCH),
             },
             {
@@ -185,7 +275,8 @@ def create_cds_router(
         )
     store: FeedbackStore = feedback_store
     cards = CardFactory(engine.kb, engine.kb.disclaimer)
-    checks = OrderChecks(engine.kb, cards)
+    checks = OrderChecks(engine.kb, cards, _agent_lookup(reader))
+    plan_link = f"{base_url}{SMART_LAUNCH_PATH}" if base_url else None
     index = CardIndex()
     discovery = discovery_document()
     services = {s["id"]: s for s in discovery["services"]}
@@ -221,46 +312,115 @@ def create_cds_router(
             return error_response(404, "unknown CDS service", [Problem("service_id", f"no service {service_id!r}")])
         try:
             body = parse_json_body(await request.body())
-            if service_id == PATIENT_VIEW_ID:
-                hook = parse_hook_request(body, hook="patient-view", context_fields=PATIENT_VIEW_CONTEXT)
-            else:
-                hook = parse_hook_request(body, hook="order-sign", context_fields=ORDER_SIGN_CONTEXT)
-            resources = await gather(
+            hook_name, context_fields = HOOKS[service_id]
+            hook = parse_hook_request(body, hook=hook_name, context_fields=context_fields)
+            gathered = await gather(
                 hook,
                 transport=http_transport,
                 timeout_seconds=settings.fhir_timeout_seconds,
                 allow_http=settings.insecure_dev,
             )
+            record = prepare(service_id, hook, gathered)
         except (HookRequestError, InvalidPrefetchError, PrefetchUnavailableError) as exc:
             status = http_status(exc)
             log.info("cds %s: %d %s (%d problems)", service_id, status, exc.message, len(exc.problems))
             return error_response(status, exc.message, exc.problems)
-        result_cards, rule_ids = answer(service_id, hook, resources)
+        result_cards, rule_ids = answer(service_id, hook, record)
         index.remember(result_cards, rule_ids)
         log.info(
             "cds %s: 200, %d cards in %.1f ms", service_id, len(result_cards), (time.perf_counter() - started) * 1000
         )
         return json_response({"cards": result_cards})
 
-    def answer(service_id: str, hook: HookRequest, resources: list[dict[str, Any]]) -> tuple[list[Any], list[str]]:
+    def prepare(service_id: str, hook: HookRequest, gathered: Gathered) -> CallRecord:
+        """Resolve medication references, validate everything that could matter (400 naming it),
+        then keep what the importer reads. Nothing is filtered away before it is validated."""
+        drafts_in = draft_entries(hook) if service_id in ORDER_SERVICES else []
+        medications = MedicationIndex(
+            [(m.resource, None, m.path) for m in gathered.medications]
+            + [(r, url, path) for path, r, url in drafts_in if r.get("resourceType") == MEDICATION]
+            + [(r, url, None) for url, r in gathered.full_urls.items() if r.get("resourceType") == MEDICATION]
+        )
+        to_validate: dict[str, Mapping[str, Any]] = {}  # path -> resource: a Medication shared by orders once
+        record = CallRecord()
+        for item in gathered.resources:
+            resolved = medications.resolve(item.resource)
+            malformed = unreadable(resolved)
+            # The importer's filter reads codings as given: only well-formed ones go to it.
+            read = not malformed and item.template.wants(resolved) and reader.wants(resolved)
+            if read or malformed or unreadable(item.resource):
+                to_validate[item.path] = item.resource
+                _with_medication(medications, item.resource, to_validate)
+            if read:
+                record.imported.append(resolved)
+                record.paths.append(item.path)
+            if resolved["resourceType"] in MEDICATION_KINDS:
+                record.medications.append(resolved)
+        if service_id in ORDER_SERVICES:
+            _prepare_drafts(hook, gathered, drafts_in, medications, record, to_validate)
+        refuse_invalid(to_validate.items())
+        return record
+
+    def _prepare_drafts(
+        hook: HookRequest,
+        gathered: Gathered,
+        drafts_in: list[tuple[str, Mapping[str, Any], str | None]],
+        medications: MedicationIndex,
+        record: CallRecord,
+        to_validate: dict[str, Mapping[str, Any]],
+    ) -> None:
+        # A draft order for someone else is refused whatever it orders: the EHR sent the wrong Bundle.
+        selections = hook.context.get("selections")
+        wanted = set(selections) if isinstance(selections, list) else None
+        found: set[str] = set()
+        for path, resource, _ in drafts_in:
+            reference = f"{resource.get('resourceType')}/{resource.get('id')}"
+            if reference in (wanted or ()):
+                found.add(reference)
+            if resource.get("resourceType") == MEDICATION:
+                continue
+            checked = check_subject(resource, path, hook.patient_id, gathered.full_urls)
+            if resource.get("resourceType") not in ORDER_TYPES:
+                continue
+            resolved = medications.resolve(checked)
+            order = checks.reader.read(resolved)
+            if order.agents or order.autologous_transplant or unreadable(resource) or "medicationReference" in resource:
+                to_validate[path] = resource
+                _with_medication(medications, resource, to_validate)
+            if wanted is not None and reference in wanted:
+                record.selected.add(len(record.drafts))
+            record.drafts.append(resolved)
+        if wanted is not None:
+            unknown = [
+                Problem(f"context.selections[{i}]", "is not an order in context.draftOrders")
+                for i, ref in enumerate(selections or [])
+                if ref not in found
+            ]
+            if unknown:
+                raise HookRequestError(unknown)
+
+    def answer(service_id: str, hook: HookRequest, record: CallRecord) -> tuple[list[Any], list[str]]:
         try:
-            imported = reader.from_resources([r for r in resources if reader.wants(r)])
+            imported = reader.from_resources(record.imported, validated=True)
         except BadInputError as exc:
-            if service_id == ORDER_SIGN_ID or isinstance(exc, NotAnAllPatientError):
-                # No ALL on record: nothing to advise. No facts: no basis for an order check
-                # (patient-view explains what is missing).
-                return [], []
-            card = cards.problem_card(hook.hook_instance, exc.problems)
+            if isinstance(exc, NotAnAllPatientError):
+                return [], []  # no ALL on record: nothing to advise, nothing to check
+            # An ALL record that cannot be read is said so, in every service: silence would read
+            # as "nothing to worry about".
+            problems = [Problem(_in_request(p.field, record.paths), p.problem) for p in exc.problems]
+            card = cards.problem_card(hook.hook_instance, problems)
             return [card], ["record-not-usable"]
         if service_id == PATIENT_VIEW_ID:
-            plan = engine.recommend(imported.facts, extra_alerts=imported.alerts)
-            return cards.plan_cards(plan, hook.hook_instance)
+            alerts = [_alert_in_request(a, record.paths) for a in imported.alerts]
+            plan = engine.recommend(imported.facts, extra_alerts=alerts)
+            return cards.plan_cards(plan, hook.hook_instance, plan_link=plan_link)
         checked = checks.cards_for(
             imported.facts,
-            draft_orders(hook.context["draftOrders"]),
-            resources,
+            record.drafts,
+            record.medications,
             patient_id=hook.patient_id,
             hook_instance=hook.hook_instance,
+            selected=record.selected if service_id == ORDER_SELECT_ID else None,
         )
         return [card for card, _ in checked], [rule_id for _, rule_id in checked]
 

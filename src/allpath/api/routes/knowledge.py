@@ -52,7 +52,10 @@ def search(
     request: Request,
     q: Annotated[str, Query(min_length=1, max_length=200, description="Words to look for.")],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    lang: Annotated[
+        str, Query(max_length=16, description="Language of the words and of the entries found: en or es.")
+    ] = "en",
 ) -> list[SearchHitPublic]:
-    """Agents, phases, topics and sources matching the words, best first."""
-    hits = knowledge_index(get_context(request)).search(q, limit, kinds=API_SEARCH_KINDS)
+    """Agents, phases, topics and sources matching the words, best first, in the language asked."""
+    hits = knowledge_index(get_context(request)).search(q, limit, kinds=API_SEARCH_KINDS, lang=lang)
     return [SearchHitPublic(kind=h.kind, id=h.id, title=h.title, snippet=h.snippet_text(), score=h.score) for h in hits]
