@@ -6,7 +6,13 @@ each endpoint) and reports requests/s, p50/p95/p99/max latency and errors. Laten
 from the moment each request was *due*, so a server that falls behind is charged for the
 queueing (no coordinated omission). Target: p99 <= 25 ms at 200 requests/s, zero errors.
 
-    python benchmarks/bench_http.py [--rate 200] [--seconds 20] [--json bench-results/http.json]
+    python benchmarks/bench_http.py [--rate 200] [--seconds 20] [--repeat 3] [--workers 1]
+    python benchmarks/bench_http.py --find-max --workers 1,2 [--rate 100] [--seconds 10]
+
+`--find-max` steps the offered rate up (20% a step, then two bisection steps) until p99 passes
+25 ms or a request fails, for each worker count, and prints the highest rate that met the target
+and the ratio between worker counts. The server's CPU per request counts every thread of every
+worker process (`/proc/<pid>/task/*/schedstat`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for `benchmarks.machine` when run as a script
 
 from allpath.testing import running_server  # noqa: E402
-from benchmarks.machine import cpu_seconds, machine_line, percentile  # noqa: E402
+from benchmarks.machine import cpu_ns_between, machine_line, percentile, thread_cpu_ns  # noqa: E402
 
 MAX_SECONDS = 120
 MAX_RATE = 1000
@@ -107,45 +114,36 @@ async def load(base: str, token: str, patients: list[str], facts: list[dict], ra
     return {"rows": rows, "wall_seconds": round(wall, 2), "error_samples": error_samples}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (both endpoints together)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="duration of the measured run")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench-results" / "http.json")
-    args = parser.parse_args()
-    if not 0 < args.rate <= MAX_RATE or not 0 < args.seconds <= MAX_SECONDS:
-        parser.error(f"--rate must be in (0, {MAX_RATE}] and --seconds in (0, {MAX_SECONDS}]: the load stays bounded")
+TARGET_P99_MS = 25.0
 
-    facts = [json.loads(p.read_text()) for p in sorted((ROOT / "examples").glob("*.json"))]
-    workdir = Path(tempfile.mkdtemp(prefix="allpath-bench-"))
-    url = f"sqlite:///{workdir / 'bench.db'}"
-    env = {**os.environ, "ALLPATH_DATABASE_URL": url, "ALLPATH_SECRET_KEY": "bench-only-key"}
-    allpath = [sys.executable, "-m", "allpath.cli"]
-    subprocess.run([*allpath, "db", "seed-demo"], check=True, env=env, stdout=subprocess.DEVNULL)
-    with running_server(["--log-level", "warning"], env=env, log_path=workdir / "server.log") as server:
-        base = server.base_url
-        login = {"username": "demo-clinician", "password": "demo-clinician-password"}
-        token = httpx.post(f"{base}/auth/token", data=login).json()["access_token"]
-        patients = [p["id"] for p in httpx.get(f"{base}/patients", headers={"Authorization": f"Bearer {token}"}).json()]
-        cpu_before = cpu_seconds(server.process.pid)
-        result = asyncio.run(load(base, token, patients, facts, args.rate, args.seconds))
-        # Includes the 100 warm-up requests, which is why it is divided by every request sent.
-        cpu_used = cpu_seconds(server.process.pid) - cpu_before
+
+def met(result: dict[str, Any]) -> bool:
+    both = result["rows"][-1]
+    return bool(both["errors"] == 0 and both["p99_ms"] <= TARGET_P99_MS)
+
+
+def run_once(
+    base: str, token: str, patients: list[str], facts: list[dict], pid: int, rate: float, seconds: float
+) -> dict:
+    """One open-loop run at `rate`; adds the server's CPU per request (every thread of every worker)."""
+    before = thread_cpu_ns(pid)
+    result = asyncio.run(load(base, token, patients, facts, rate, seconds))
+    cpu_ns = cpu_ns_between(before, thread_cpu_ns(pid))
+    # Includes the warm-up requests, which is why it is divided by every request sent.
     sent = result["rows"][-1]["requests"] + 2 * WARM_UP
-    result["server_cpu_ms_per_request"] = round(cpu_used * 1000 / sent, 2)
+    result["server_cpu_ms_per_request"] = round(cpu_ns / 1e6 / sent, 3)
+    result["rate"] = rate
+    result["seconds"] = seconds
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    result["met"] = met(result)
+    return result
 
-    result.update(
-        {
-            "rate": args.rate,
-            "seconds": args.seconds,
-            "machine": machine_line(),
-            "database": "SQLite (WAL, synchronous=FULL)",
-        }
+
+def print_run(result: dict[str, Any], workers: int) -> None:
+    print(
+        f"offered {result['rate']:g} requests/s for {result['seconds']:g} s, {workers} worker(s); "
+        f"load average after {result['load_average']}"
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"machine: {result['machine']}")
-    print(f"offered load: {args.rate:g} requests/s for {args.seconds:g} s, {result['database']}")
     print("| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in result["rows"]:
@@ -153,12 +151,132 @@ def main() -> int:
             f"| {r['endpoint']} | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} "
             f"| {r['p99_ms']} | {r['max_ms']} |"
         )
-    print(f"server CPU time per request: {result['server_cpu_ms_per_request']} ms (one uvicorn worker)")
+    print(f"server CPU time per request: {result['server_cpu_ms_per_request']} ms (all workers)")
     for sample in result["error_samples"]:
         print("error:", sample)
+    print(f"target p99 <= {TARGET_P99_MS:g} ms with zero errors: {'MET' if result['met'] else 'NOT MET'}")
+
+
+MIN_FIND_RATE = 5.0
+
+
+def _print_step(result: dict[str, Any]) -> None:
     both = result["rows"][-1]
-    met = both["errors"] == 0 and both["p99_ms"] <= 25
-    print(f"target p99 <= 25 ms with zero errors: {'MET' if met else 'NOT MET'}")
+    verdict = "met" if result["met"] else "missed"
+    print(f"  {result['rate']:7.1f} req/s: p99 {both['p99_ms']} ms, errors {both['errors']}: {verdict}", flush=True)
+
+
+def find_max(
+    base: str, token: str, patients: list[str], facts: list[dict], pid: int, start: float, seconds: float
+) -> tuple[float, list[dict]]:
+    """Step the rate up by 20% from `start` until a step misses the target; the highest rate that met it.
+
+    (When the first step misses, the rate is halved until one meets it, down to MIN_FIND_RATE.)
+
+    Then two bisection steps between that rate and the first one that missed, so the answer is
+    within about 5% of the true limit (for the load of the moment).
+    """
+    steps: list[dict] = []
+    best, rate = 0.0, start
+    failed: float | None = None
+    # A first step that misses: halve the rate (down to MIN_FIND_RATE) until one meets the target.
+    while rate > MIN_FIND_RATE:
+        result = run_once(base, token, patients, facts, pid, rate, seconds)
+        steps.append(result)
+        _print_step(result)
+        if result["met"]:
+            best, rate = rate, round(rate * 1.2, 1)
+            break
+        failed, rate = rate, round(rate / 2, 1)
+    else:
+        return 0.0, steps
+    while rate <= MAX_RATE and (failed is None or rate < failed):
+        result = run_once(base, token, patients, facts, pid, rate, seconds)
+        steps.append(result)
+        _print_step(result)
+        if not result["met"]:
+            failed = rate
+            break
+        best, rate = rate, round(rate * 1.2, 1)
+    for _ in range(2):
+        if failed is None or best == 0.0:
+            break
+        middle = round((best + failed) / 2, 1)
+        result = run_once(base, token, patients, facts, pid, middle, seconds)
+        steps.append(result)
+        _print_step(result)
+        if result["met"]:
+            best = middle
+        else:
+            failed = middle
+    return best, steps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (both endpoints together)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each measured run")
+    parser.add_argument("--repeat", type=int, default=1, help="consecutive runs at --rate (all must meet the target)")
+    parser.add_argument(
+        "--workers", default="1", help="worker processes; with --find-max a comma list, e.g. 1,2 (compared)"
+    )
+    parser.add_argument(
+        "--find-max", action="store_true", help="step the rate up from --rate: the highest at which p99 <= 25 ms"
+    )
+    parser.add_argument("--json", type=Path, default=ROOT / "bench-results" / "http.json")
+    args = parser.parse_args()
+    if not 0 < args.rate <= MAX_RATE or not 0 < args.seconds <= MAX_SECONDS or not 1 <= args.repeat <= 5:
+        parser.error(
+            f"--rate must be in (0, {MAX_RATE}], --seconds in (0, {MAX_SECONDS}] and --repeat 1..5: "
+            "the load stays bounded"
+        )
+    try:
+        worker_counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        parser.error("--workers: whole numbers separated by commas")
+    if not all(1 <= w <= 16 for w in worker_counts) or (len(worker_counts) > 1 and not args.find_max):
+        parser.error("--workers: 1..16 each; a list only with --find-max")
+
+    facts = [json.loads(p.read_text()) for p in sorted((ROOT / "examples").glob("*.json"))]
+    report: dict[str, Any] = {"machine": machine_line(), "database": "SQLite (WAL, synchronous=FULL)", "runs": []}
+    print(f"machine: {report['machine']}; load average at start {[round(x, 2) for x in os.getloadavg()]}")
+    all_met = True
+    highest: dict[int, float] = {}
+    for workers in worker_counts:
+        workdir = Path(tempfile.mkdtemp(prefix="allpath-bench-"))
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        env = {**os.environ, "ALLPATH_DATABASE_URL": url, "ALLPATH_SECRET_KEY": "bench-only-key"}
+        allpath = [sys.executable, "-m", "allpath.cli"]
+        subprocess.run([*allpath, "db", "seed-demo"], check=True, env=env, stdout=subprocess.DEVNULL)
+        serve_args = ["--log-level", "warning", "--workers", str(workers)]
+        with running_server(serve_args, env=env, log_path=workdir / "server.log") as server:
+            base = server.base_url
+            login = {"username": "demo-clinician", "password": "demo-clinician-password"}
+            token = httpx.post(f"{base}/auth/token", data=login).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            patients = [p["id"] for p in httpx.get(f"{base}/patients", headers=headers).json()]
+            pid = server.process.pid
+            if args.find_max:
+                print(f"{workers} worker(s): stepping from {args.rate:g} requests/s, {args.seconds:g} s a step")
+                best, steps = find_max(base, token, patients, facts, pid, args.rate, args.seconds)
+                highest[workers] = best
+                report["runs"].append({"workers": workers, "highest_rate_met": best, "steps": steps})
+                print(f"{workers} worker(s): highest rate with p99 <= {TARGET_P99_MS:g} ms and no errors: {best:g}/s")
+            else:
+                for _ in range(args.repeat):
+                    result = run_once(base, token, patients, facts, pid, args.rate, args.seconds)
+                    report["runs"].append({"workers": workers, **result})
+                    print_run(result, workers)
+                    all_met = all_met and result["met"]
+    if args.find_max and len(highest) > 1:
+        one = highest.get(1)
+        for workers, best in highest.items():
+            if workers != 1 and one:
+                print(f"{workers} workers / 1 worker: {best / one:.2f}x (target for 2 workers: >= 1.6x)")
+    elif not args.find_max and args.repeat > 1:
+        print(f"{args.repeat} consecutive runs: {'ALL MET' if all_met else 'NOT ALL MET'}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

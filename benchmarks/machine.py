@@ -48,3 +48,39 @@ def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it (uvicorn's worker processes under its supervisor)."""
+    found = [pid]
+    for parent in found:
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                found += [int(c) for c in children.read_text().split()]
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def thread_cpu_ns(pid: int) -> dict[tuple[int, int], int]:
+    """Nanoseconds on a CPU so far of every thread of `pid` and of the processes below it.
+
+    Read from `/proc/<pid>/task/<tid>/schedstat` (the scheduler's own account, exact to the
+    nanosecond) rather than `/proc/<pid>/stat` (clock ticks of 10 ms): a few hundred requests of
+    well under a millisecond each are then measured to better than a percent.
+    """
+    out: dict[tuple[int, int], int] = {}
+    for proc in process_tree(pid):
+        for task in Path(f"/proc/{proc}/task").glob("*"):
+            try:
+                out[(proc, int(task.name))] = int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def cpu_ns_between(before: dict[tuple[int, int], int], after: dict[tuple[int, int], int]) -> int:
+    """CPU used between two `thread_cpu_ns` snapshots: threads present in both count their
+    difference, threads born in between all they used (a thread that ended in between is lost:
+    the thread pool's idle threads end only after 10 s without work)."""
+    return sum(ns - before.get(key, 0) for key, ns in after.items())

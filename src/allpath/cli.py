@@ -7,6 +7,7 @@ Bad input ends with exit status 2 and one line per problem, naming the field
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -531,23 +532,31 @@ def serve(
     cds_only: Annotated[
         bool, typer.Option("--cds-only", help="Serve only the CDS Hooks endpoints (/cds-services).")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (default: the machine's cores; 1 for --cds-only without ALLPATH_CDS_REPLAY_DB).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the web service (REST API, web pages, CDS Hooks) with uvicorn; --cds-only for CDS Hooks alone."""
+    """Run the web service (REST API, web pages, CDS Hooks) with uvicorn; --cds-only for CDS Hooks alone.
+
+    With more than one worker process, every piece of state two requests may share lives in the
+    database (tokens and their revocation, log-in throttling, the CDS replay cache) or is derived
+    from it by version (the course and plan caches); the CSRF key is made once here and given to
+    every worker (docs/service.md, "Worker processes").
+    """
     import uvicorn
 
     settings = _service_settings(database_url)
+    count = workers if workers is not None else _default_workers(settings, cds_only)
+    if count > 1:
+        _serve_workers(settings, count, host=host, port=port, log_level=log_level, cds_only=cds_only)
+        return
     if cds_only:
-        from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_app
-
-        try:
-            cds_settings = CdsSettings.from_section(settings.cds)
-            kb = load_knowledge(long_remission_months=settings.knowledge.long_remission_months)
-            application = create_cds_app(Engine(kb), cds_settings, http=settings.http)
-        except CdsConfigError as exc:
-            err.print(f"CDS Hooks configuration: {exc}", markup=False, highlight=False)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-        if cds_settings.insecure_dev:
-            err.print("WARNING: CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1): local development only.")
+        application = _cds_app(settings)
         _freeze_startup_objects()
         uvicorn.run(application, host=host, port=port, log_level=log_level, **_head_limit(settings))
         return
@@ -558,6 +567,101 @@ def serve(
         application = create_app(settings=settings)
     _freeze_startup_objects()
     uvicorn.run(application, host=host, port=port, log_level=log_level, **_head_limit(settings))
+
+
+def _default_workers(settings: Settings, cds_only: bool) -> int:
+    """The machine's cores; but one for `--cds-only` without `ALLPATH_CDS_REPLAY_DB`, where workers
+    would have nowhere to share the tokens already used."""
+    if cds_only and not settings.cds.replay_db:
+        return 1
+    return os.cpu_count() or 1
+
+
+def _cds_app(settings: Settings) -> Any:
+    from allpath.api import cds_importer
+    from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_app
+
+    try:
+        cds_settings = CdsSettings.from_section(settings.cds)
+        kb = load_knowledge(long_remission_months=settings.knowledge.long_remission_months)
+        engine = Engine(kb)
+        application = create_cds_app(engine, cds_settings, http=settings.http, importer=cds_importer(engine))
+    except CdsConfigError as exc:
+        err.print(f"CDS Hooks configuration: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if cds_settings.insecure_dev:
+        err.print("WARNING: CDS Hooks authentication is OFF (ALLPATH_CDS_INSECURE_DEV=1): local development only.")
+    return application
+
+
+# What the supervisor hands its worker processes (they are started afresh, and read it back in
+# `worker_app`): the settings the command line changed, and which app to build.
+_WORKER_CDS_ONLY = "ALLPATH_SERVE_CDS_ONLY"
+
+
+def _serve_workers(settings: Settings, count: int, *, host: str, port: int, log_level: str, cds_only: bool) -> None:
+    """uvicorn's supervisor with `count` worker processes sharing one socket, each building its app."""
+    import uvicorn
+
+    from allpath.store import make_engine, upgrade
+
+    env = {"ALLPATH_DATABASE_URL": settings.database.url, _WORKER_CDS_ONLY: "1" if cds_only else "0"}
+    if not os.environ.get("ALLPATH_SECRET_KEY", "").strip():
+        # One CSRF key for all workers: a form served by one is posted to another.
+        env["ALLPATH_SECRET_KEY"] = settings.auth.secret_key
+    if cds_only:
+        _cds_app(settings)  # a bad CDS configuration stops here, once, with exit 2
+        cds = settings.cds
+        if not cds.insecure_dev and not cds.replay_db:
+            fail_input(
+                [
+                    Problem(
+                        "ALLPATH_CDS_REPLAY_DB",
+                        "is needed with --cds-only and more than one worker: the workers share used tokens through it",
+                    )
+                ]
+            )
+    else:
+        # Migrate once, here, rather than in every worker at the same moment.
+        engine = make_engine(settings.database.url, sqlite_synchronous=settings.database.sqlite_synchronous)
+        try:
+            with _database_reachable():
+                upgrade(engine)
+        finally:
+            engine.dispose()
+        env["ALLPATH_MIGRATE_ON_START"] = "0"
+    os.environ.update(env)
+    from allpath.api.limits import bounded_http_protocol
+
+    uvicorn.run(
+        "allpath.cli:worker_app",
+        factory=True,
+        workers=count,
+        host=host,
+        port=port,
+        log_level=log_level,
+        **bounded_http_protocol(settings.http.max_header_bytes, by_name=True),
+    )
+
+
+def worker_app() -> Any:
+    """The app of one worker process of `allpath serve --workers N` (uvicorn calls it in each).
+
+    The worker reads the settings from its environment, which the supervisor set up; this is
+    the edge of that process, as `serve` is of the supervisor's.
+    """
+    from allpath.api.limits import set_head_limit
+
+    settings = Settings.from_env()
+    set_head_limit(settings.http.max_header_bytes)
+    if os.environ.get(_WORKER_CDS_ONLY) == "1":
+        application = _cds_app(settings)
+    else:
+        from allpath.api import create_app
+
+        application = create_app(settings=settings)
+    _freeze_startup_objects()
+    return application
 
 
 def _head_limit(settings: Settings) -> dict[str, Any]:

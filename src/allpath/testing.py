@@ -8,6 +8,7 @@ and httpx (a `web` extra dependency).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -63,6 +64,10 @@ def running_server(
 ) -> Iterator[RunningServer]:
     """`allpath serve --host 127.0.0.1 --port <port> *serve_args`, yielded once `ready(base_url)` holds.
 
+    One worker process unless `serve_args` says `--workers` (`allpath serve` itself defaults to
+    the machine's cores). The server runs in a process group of its own, so stopping it stops
+    its worker processes too, even with SIGKILL.
+
     `port` defaults to a free one; pass it when the environment must name the server's own URL
     (the CDS Hooks service checks that each JWT's `aud` is exactly its URL).
 
@@ -71,7 +76,19 @@ def running_server(
     """
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "allpath.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args]
+    workers = [] if "--workers" in serve_args else ["--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "allpath.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *workers,
+        *serve_args,
+    ]
     log: IO[bytes] | int = log_path.open("ab") if log_path else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
@@ -79,6 +96,7 @@ def running_server(
             env={"PYTHONUNBUFFERED": "1", **(env if env is not None else os.environ)},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     finally:
         if not isinstance(log, int):
@@ -96,13 +114,33 @@ def running_server(
 
 
 def _stop(process: subprocess.Popen[bytes], graceful: bool) -> None:
-    if process.poll() is None:
-        if graceful:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        process.kill()
+    if process.poll() is None and graceful:
+        process.send_signal(signal.SIGINT)  # uvicorn's supervisor stops its workers, then itself
+        try:
+            process.wait(timeout=20)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    # The whole group, while its leader is not yet reaped (so the group id cannot have been reused):
+    # a killed supervisor's workers would otherwise live on, holding the port.
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
+
+
+def worker_pids(process: subprocess.Popen[bytes]) -> list[int]:
+    """The worker processes of a server started with `--workers N` (N > 1): its children."""
+    pids: list[int] = []
+    for children in Path(f"/proc/{process.pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            pids += [int(c) for c in children.read_text().split()]
+    # multiprocessing's resource tracker is a child too, and serves nothing.
+    return [pid for pid in pids if b"resource_tracker" not in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -37,10 +37,12 @@ def test_migrations_go_down_and_up_again(tmp_path: Path) -> None:
     downgrade(engine, "base")
     assert "events" not in inspect(engine).get_table_names()
     upgrade(engine)
-    assert {"patients", "events", "users", "audit", "tokens", "login_throttle"} <= set(
+    assert {"patients", "events", "users", "audit", "tokens", "login_throttle", "cds_jti"} <= set(
         inspect(engine).get_table_names()
     )
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
+    downgrade(engine, "0003")
+    assert "cds_jti" not in inspect(engine).get_table_names()
     downgrade(engine, "0001")
     assert "login_throttle" not in inspect(engine).get_table_names()
     engine.dispose()
@@ -87,7 +89,7 @@ def test_cli_db_commands_migrate_and_print_fake_logins(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     runner = CliRunner()
     upgraded = runner.invoke(cli_app, ["db", "upgrade", "--database-url", url])
-    assert upgraded.exit_code == 0 and "revision 0003" in upgraded.output
+    assert upgraded.exit_code == 0 and "revision 0004" in upgraded.output
     seeded = runner.invoke(cli_app, ["db", "seed-demo", "--database-url", url])
     assert seeded.exit_code == 0, seeded.output
     assert "FAKE" in seeded.output and "demo-clinician-password" in seeded.output

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from allpath.api.importcache import CachingImporter
 from allpath.api.middleware import RequestLimitsMiddleware, SecurityHeadersMiddleware
+from allpath.engine import Engine
 from allpath.http.csrf import CSRFMiddleware
 from allpath.knowledge import KnowledgeBase, load_kb
 from allpath.settings import Settings
@@ -89,13 +91,35 @@ def create_app(
 
 def _mount_cds(app: FastAPI, context: AppContext) -> None:
     from allpath.api.cds import CdsConfigError, CdsSettings, create_cds_router
+    from allpath.api.cds.auth import JwtVerifier
+    from allpath.store.replay import DatabaseReplayCache
 
     try:
-        router = create_cds_router(context.recommender, CdsSettings.from_section(context.settings.cds))
+        settings = CdsSettings.from_section(context.settings.cds)
+        verifier = None
+        if not settings.insecure_dev and not settings.replay_db and settings.jwks is not None:
+            # Used tokens are kept in the service database (unless ALLPATH_CDS_REPLAY_DB names a file
+            # of their own), so every worker process refuses a token another one accepted.
+            verifier = JwtVerifier(
+                settings.jwks,
+                settings.allowed_issuers,
+                leeway_seconds=settings.leeway_seconds,
+                replay_cache=DatabaseReplayCache(context.db),
+            )
+        router = create_cds_router(
+            context.recommender, settings, verifier=verifier, importer=cds_importer(context.recommender)
+        )
     except CdsConfigError as exc:
         log.warning("CDS Hooks not mounted: %s", exc)
         return
     app.include_router(router)
+
+
+def cds_importer(engine: Engine) -> CachingImporter:
+    """The CDS service's FHIR importer for `engine`'s knowledge base, remembering recent charts."""
+    from allpath.fhir import Importer
+
+    return CachingImporter(Importer(engine.kb))
 
 
 def _mount_web(app: FastAPI, context: AppContext) -> None:

@@ -21,14 +21,36 @@ def _body(limit: int) -> bytes:
     )
 
 
-def bounded_http_protocol(max_head_bytes: int) -> dict[str, Any]:
-    """Keyword arguments for `uvicorn.run` that bound the request head to `max_head_bytes`."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # no httptools: h11 enforces the bound itself
-        return {"http": "h11", "h11_max_incomplete_event_size": max_head_bytes}
+def bounded_http_protocol(max_head_bytes: int, *, by_name: bool = False) -> dict[str, Any]:
+    """Keyword arguments for `uvicorn.run` that bound the request head to `max_head_bytes`.
 
-    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    `by_name`: name the protocol by import string (worker processes import it themselves; a class
+    cannot be sent to them), and set the bound for this process with `set_head_limit`; each worker
+    sets it again when it builds its app.
+    """
+    if BoundedHttpToolsProtocol is None:  # no httptools: h11 enforces the bound itself
+        return {"http": "h11", "h11_max_incomplete_event_size": max_head_bytes}
+    set_head_limit(max_head_bytes)
+    if by_name:
+        return {"http": f"{__name__}:BoundedHttpToolsProtocol"}
+    return {"http": BoundedHttpToolsProtocol}
+
+
+def set_head_limit(max_head_bytes: int) -> None:
+    """The bound every `BoundedHttpToolsProtocol` of this process applies."""
+    global _max_head_bytes
+    _max_head_bytes = max_head_bytes
+
+
+_max_head_bytes = 32 * 1024
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - httptools is in the web extra
+    BoundedHttpToolsProtocol: Any = None
+else:
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[no-redef]
         """Counts the bytes received while a request head is incomplete; over the limit: 431, close."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -40,8 +62,9 @@ def bounded_http_protocol(max_head_bytes: int) -> dict[str, Any]:
             if self._in_head:
                 self._head_bytes += len(data)
             super().data_received(data)
-            if self._in_head and self._head_bytes > max_head_bytes and not self.transport.is_closing():
-                body = _body(max_head_bytes)
+            limit = _max_head_bytes
+            if self._in_head and self._head_bytes > limit and not self.transport.is_closing():
+                body = _body(limit)
                 self.transport.write(_431 + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
                 self.transport.close()
 
@@ -54,5 +77,3 @@ def bounded_http_protocol(max_head_bytes: int) -> dict[str, Any]:
             super().on_message_complete()
             self._in_head = True
             self._head_bytes = 0
-
-    return {"http": BoundedHttpToolsProtocol}

@@ -227,7 +227,7 @@ def resolve_token(session: Session, secret: str, kind: TokenKind) -> UserRecord 
     if not secret or len(secret) > 200:
         return None
     read_only_session(session)
-    found = session.execute(_TOKEN_LOOKUP, {"token_hash": token_hash(secret)}).first()
+    found = session.connection().execute(_TOKEN_LOOKUP, {"token_hash": token_hash(secret)}).first()
     user = None
     if found is not None:
         token_kind, revoked, expires_at, user_id, username, role, patient_id, active = found
@@ -239,19 +239,21 @@ def resolve_token(session: Session, secret: str, kind: TokenKind) -> UserRecord 
 
 # Columns, not the UserRow entity: on every authenticated request, ORM object loading was the
 # larger part of the look-up's cost.
+_tokens = TokenRow.__table__.c
+_users = UserRow.__table__.c
 _TOKEN_LOOKUP = (
     select(
-        TokenRow.kind,
-        TokenRow.revoked,
-        TokenRow.expires_at,
-        UserRow.id,
-        UserRow.username,
-        UserRow.role,
-        UserRow.patient_id,
-        UserRow.active,
+        _tokens.kind,
+        _tokens.revoked,
+        _tokens.expires_at,
+        _users.id,
+        _users.username,
+        _users.role,
+        _users.patient_id,
+        _users.active,
     )
-    .join(UserRow, UserRow.id == TokenRow.user_id)
-    .where(TokenRow.token_hash == bindparam("token_hash"))
+    .join(UserRow.__table__, _users.id == _tokens.user_id)
+    .where(_tokens.token_hash == bindparam("token_hash"))
 )
 
 

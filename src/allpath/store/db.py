@@ -34,8 +34,8 @@ def make_engine(url: str | None = None, *, sqlite_synchronous: str = "FULL", ech
     (the audit row of a read) commit with NORMAL, which in WAL mode survives a crash of the
     process and becomes power-safe with the next durable commit. Transactions start with
     BEGIN IMMEDIATE: one that reads and then writes (every audited read does) takes the write
-    lock up front, rather than failing when another writer got in between. Read-only work
-    (token look-ups) can ask for a plain deferred BEGIN with `read_only_session`.
+    lock up front, rather than failing when another writer got in between. Read-only work of one
+    statement (token look-ups) runs with no BEGIN at all (`read_only_session`).
     """
     url = normalise_url(url or DEFAULT_DATABASE_URL)
     if is_sqlite(url):
@@ -65,7 +65,8 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def _on_begin(connection: Any) -> None:
         options = connection.get_execution_options()
         if options.get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN")
+            # No BEGIN at all: the connection is in autocommit mode, and the one SELECT a read-only
+            # unit runs is a consistent snapshot by itself (two statements the cost of the SELECT).
             return
         level = synchronous if options.get(DURABLE) else "NORMAL"
         # The level outlives the transaction on the DBAPI connection: set it only when it changes
@@ -77,8 +78,9 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine`; `info` is copied into each session's `Session.info` (the course cache)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info or {})
 
 
 DURABLE = "allpath_durable"
@@ -94,7 +96,8 @@ def durable_session(session: Session) -> None:
 
 
 def read_only_session(session: Session) -> None:
-    """Make the session's next transaction a plain read (no write lock taken on SQLite)."""
+    """Make the session's next unit a single read: on SQLite no transaction is opened at all (no
+    write lock, no BEGIN/COMMIT), so run exactly one statement in it, then commit."""
     if session.in_transaction():
         session.commit()
     session.connection(execution_options={READ_ONLY: True})

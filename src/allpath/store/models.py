@@ -233,3 +233,14 @@ class UserLanguageRow(Base):
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     language: Mapped[str] = mapped_column(String(8))
+
+
+class CdsJtiRow(Base):
+    """CDS Hooks client tokens already used (issuer, jti), kept until they expire: the replay cache,
+    in the database so that every worker process refuses a token another one accepted."""
+
+    __tablename__ = "cds_jti"
+
+    issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(512), primary_key=True)
+    forget_after: Mapped[float] = mapped_column(Float, index=True)

@@ -14,10 +14,10 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from allpath.course import (
@@ -32,6 +32,7 @@ from allpath.course import (
 )
 from allpath.errors import AllpathError, BadInputError, NotAllowedError, RecordNotFoundError, StaleWriteError
 from allpath.facts import FactsError, PatientFacts, Problem, describe_validation_error
+from allpath.store.cache import COURSE_CACHE, LruCache
 from allpath.store.db import durable_session
 from allpath.store.models import AuditRow, EventRow, PatientRow
 
@@ -117,7 +118,7 @@ class PatientRecord:
     created_at: dt.datetime
 
     @classmethod
-    def of(cls, row: PatientRow) -> PatientRecord:
+    def of(cls, row: PatientRow | PatientColumns) -> PatientRecord:
         return cls(row.id, row.birth_date, row.display_name, row.version, row.created_at)
 
 
@@ -135,7 +136,7 @@ class EventRecord:
     superseded_by: str | None = None
 
     @classmethod
-    def of(cls, row: EventRow, superseded_by: str | None = None) -> EventRecord:
+    def of(cls, row: EventRow | EventColumns, superseded_by: str | None = None) -> EventRecord:
         return cls(
             row.id,
             row.patient_id,
@@ -178,6 +179,46 @@ class Course:
     facts_problems: list[Problem] = field(default_factory=list)
 
 
+# --- Core reads ---------------------------------------------------------------------------------
+
+# Reads on the request path select columns through the session's connection: the same transaction,
+# without the ORM's identity map and statement handling, which cost several times the SQL itself.
+# Table columns, not the mapped attributes: plain columns skip the ORM's annotations.
+_patients = PatientRow.__table__.c
+_events = EventRow.__table__.c
+_PATIENT_COLUMNS = (_patients.id, _patients.birth_date, _patients.display_name, _patients.version, _patients.created_at)
+_PATIENT_BY_ID = select(*_PATIENT_COLUMNS).where(_patients.id == bindparam("patient_id"))
+_PATIENT_BY_ID_FOR_UPDATE = _PATIENT_BY_ID.with_for_update()
+_PATIENT_PAGE = (
+    select(*_PATIENT_COLUMNS)
+    .order_by(_patients.created_at, _patients.id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_OWN_PATIENT_PAGE = _PATIENT_PAGE.where(_patients.id == bindparam("patient_id"))
+_EVENTS_OF = select(*_events).where(_events.patient_id == bindparam("patient_id")).order_by(_events.seq)
+
+
+class PatientColumns(Protocol):
+    id: str
+    birth_date: dt.date
+    display_name: str | None
+    version: int
+    created_at: dt.datetime
+
+
+class EventColumns(Protocol):
+    id: str
+    patient_id: str
+    seq: int
+    type: str
+    date: dt.date
+    payload: dict[str, Any]
+    supersedes: str | None
+    recorded_by: str
+    recorded_at: dt.datetime
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
@@ -186,10 +227,11 @@ def audit(
 ) -> None:
     """Write an audit row in the session's transaction. `detail` must never hold names or birth dates.
 
-    A Core INSERT rather than `session.add`: the row is never read back through the ORM, and the
-    unit of work's flush cost more than the rest of an audited read's database work.
+    A Core INSERT on the session's connection rather than `session.add` or `session.execute`: the
+    row is never read back through the ORM, and the ORM's flush or statement handling cost more
+    than the rest of an audited read's database work.
     """
-    session.execute(
+    session.connection().execute(
         _AUDIT_INSERT,
         {
             "at": utcnow(),
@@ -202,7 +244,7 @@ def audit(
     )
 
 
-_AUDIT_INSERT = insert(AuditRow)
+_AUDIT_INSERT = insert(cast(Table, AuditRow.__table__))
 
 
 # Audit text can come from a request path; control characters (NUL above all, which PostgreSQL
@@ -293,23 +335,31 @@ class Records:
     def _can_see(self, patient_id: str) -> bool:
         return self.actor.is_staff or self.actor.patient_id == patient_id
 
-    def _readable(self, patient_id: str, action: str, *, lock: bool = False) -> PatientRow:
+    def _check_id(self, patient_id: str, action: str) -> None:
         if not PATIENT_ID_RE.match(patient_id):
             raise self._deny(action, None, NotFoundError(f"no patient {patient_id[:40]}"), "malformed id")
         if not self._can_see(patient_id):
             raise self._deny(
                 action, patient_id, NotFoundError(f"no patient {patient_id}"), "not this patient's account"
             )
-        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) makes
-        # concurrent writers to one patient queue up instead of racing to the version check.
-        row = self.session.get(PatientRow, patient_id, with_for_update=lock)
+
+    def _readable(self, patient_id: str, action: str, *, lock: bool = False) -> PatientColumns:
+        self._check_id(patient_id, action)
+        # FOR UPDATE with `lock` (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers).
+        statement = _PATIENT_BY_ID_FOR_UPDATE if lock else _PATIENT_BY_ID
+        row = self.session.connection().execute(statement, {"patient_id": patient_id}).first()
         if row is None:
             raise self._deny(action, patient_id, NotFoundError(f"no patient {patient_id}"), "no such patient")
-        return row
+        return cast(PatientColumns, row)
 
     def _writable(self, patient_id: str, action: str) -> PatientRow:
         durable_session(self.session)
-        row = self._readable(patient_id, action, lock=True)
+        self._check_id(patient_id, action)
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) makes
+        # concurrent writers to one patient queue up instead of racing to the version check.
+        row = self.session.get(PatientRow, patient_id, with_for_update=True)
+        if row is None:
+            raise self._deny(action, patient_id, NotFoundError(f"no patient {patient_id}"), "no such patient")
         if not self.actor.is_staff:
             raise self._deny(action, patient_id, ForbiddenError("patient accounts are read-only"), "read-only role")
         return row
@@ -321,13 +371,15 @@ class Records:
     # patients -----------------------------------------------------------------------------
 
     def list_patients(self, *, limit: int = 1000, offset: int = 0) -> list[PatientRecord]:
-        query = select(PatientRow).order_by(PatientRow.created_at, PatientRow.id).limit(limit).offset(offset)
-        if not self.actor.is_staff:
-            query = query.where(PatientRow.id == (self.actor.patient_id or ""))
-        rows = self.session.scalars(query).all()
+        query, params = (
+            (_PATIENT_PAGE, {"limit": limit, "offset": offset})
+            if self.actor.is_staff
+            else (_OWN_PATIENT_PAGE, {"limit": limit, "offset": offset, "patient_id": self.actor.patient_id or ""})
+        )
+        rows = self.session.connection().execute(query, params).all()
         audit(self.session, self.actor.username, "patient.list", None, detail=f"{len(rows)} records")
         self.session.commit()
-        return [PatientRecord.of(r) for r in rows]
+        return [PatientRecord.of(cast(PatientColumns, r)) for r in rows]
 
     def create_patient(self, birth_date: dt.date, display_name: str | None = None) -> PatientRecord:
         self._require_staff("patient.create")
@@ -410,13 +462,12 @@ class Records:
 
     # events -------------------------------------------------------------------------------
 
-    def _event_rows(self, patient_id: str) -> list[EventRow]:
-        return list(
-            self.session.scalars(select(EventRow).where(EventRow.patient_id == patient_id).order_by(EventRow.seq))
-        )
+    def _event_rows(self, patient_id: str) -> list[EventColumns]:
+        rows = self.session.connection().execute(_EVENTS_OF, {"patient_id": patient_id}).all()
+        return cast(list[EventColumns], rows)
 
     @staticmethod
-    def _records(rows: list[EventRow]) -> list[EventRecord]:
+    def _records(rows: list[EventColumns]) -> list[EventRecord]:
         superseded_by = {r.supersedes: r.id for r in rows if r.supersedes}
         return [EventRecord.of(r, superseded_by.get(r.id)) for r in rows]
 
@@ -478,7 +529,13 @@ class Records:
     # derived ------------------------------------------------------------------------------
 
     def course(self, patient_id: str, as_of: dt.date | None = None, *, action: str = "course.read") -> Course:
-        """The record as of a date (default today): events, state, and the facts if a diagnosis exists."""
+        """The record as of a date (default today): events, state, and the facts if a diagnosis exists.
+
+        The result is shared through the session's course cache (when its sessionmaker has one,
+        `COURSE_CACHE` in `Session.info`), keyed by the record's id and version and the date: every
+        change bumps the version, so a cached course is the one the stored record gives. The
+        patient row is read and the read audited on every call, hit or miss. Treat it as read-only.
+        """
         row = self._readable(patient_id, action)
         as_of = as_of or utcnow().date()
         if not MIN_DATE <= as_of <= MAX_DATE:
@@ -486,16 +543,27 @@ class Records:
             raise InvalidInputError(
                 "invalid date", [Problem("as_of", f"must be between {MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}")]
             )
-        records = self._records(self._event_rows(patient_id))
+        cache: LruCache[Course] | None = self.session.info.get(COURSE_CACHE)
+        key = (patient_id, row.version, as_of)
+        cached = cache.get(key) if cache is not None else None
+        records = self._records(self._event_rows(patient_id)) if cached is None else []
         audit(self.session, self.actor.username, action, patient_id, detail=f"as_of {as_of.isoformat()}")
         self.session.commit()
-        patient = PatientRecord.of(row)
+        if cached is not None:
+            return cached
+        course = self._derive_course(PatientRecord.of(row), records, as_of)
+        if cache is not None:
+            cache.put(key, course)
+        return course
+
+    @staticmethod
+    def _derive_course(patient: PatientRecord, records: list[EventRecord], as_of: dt.date) -> Course:
         events = [r.to_event() for r in records]
         state = replay(events, until=as_of)
-        if as_of < row.birth_date:
+        if as_of < patient.birth_date:
             return Course(patient, records, state, as_of, None, [Problem("as_of", "is before the birth date")])
         try:
-            facts = derive_facts(row.birth_date, events, as_of)
+            facts = derive_facts(patient.birth_date, events, as_of)
         except CourseError as exc:
             return Course(patient, records, state, as_of, None, [Problem(exc.field, exc.reason)])
         except FactsError as exc:

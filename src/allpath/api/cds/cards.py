@@ -34,6 +34,8 @@ OVERRIDE_SYSTEM = "urn:allpath:cds:override-reason"
 CARD_NAMESPACE = uuid.UUID("6f1d3c1e-7a53-4c44-9a0e-3d0c2b1f5a77")
 SUMMARY_MAX = 139
 MISSING_FACTS_KEY = "missing-facts"
+# The engine's prebuilt alerts number a few dozen; the rest are per-call import alerts.
+TEMPLATE_CACHE_MAX = 4096
 SUMMARY_KEY = "plan-summary"
 MORE_ALERTS_KEY = "more-alerts"
 MAX_PLAN_CARDS = 5
@@ -106,6 +108,10 @@ class CardFactory:
         if entry is not None and entry[0] is alert:
             return entry[1]
         card = self._alert(alert)
+        if len(self._templates) >= TEMPLATE_CACHE_MAX:
+            # Import alerts are new objects on every call: without a bound their entries (each
+            # holding its alert, so its id is never reused) would grow for as long as the process runs.
+            self._templates.clear()
         self._templates[id(alert)] = (alert, card)
         return card
 

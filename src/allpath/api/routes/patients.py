@@ -6,8 +6,9 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
 
-from allpath.api.deps import RecommenderDep, RecordsDep
+from allpath.api.deps import ContextDep, RecommenderDep, RecordsDep
 from allpath.api.errors import ERROR_RESPONSES
 from allpath.api.models import (
     CourseStatePublic,
@@ -23,6 +24,14 @@ from allpath.course import CourseState
 from allpath.store.service import InvalidInputError
 
 router = APIRouter(prefix="/patients", tags=["patients"], responses=ERROR_RESPONSES)
+_PATIENT_LIST = TypeAdapter(list[PatientPublic])
+
+
+def _json(body: bytes) -> Response:
+    # The reads below build their answer from records the store made and serialise it once:
+    # `response_model` (kept for the OpenAPI document) would validate and copy it again.
+    return Response(body, media_type="application/json")
+
 
 AsOf = Annotated[
     dt.date | None,
@@ -35,9 +44,10 @@ def list_patients(
     records: RecordsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> list[PatientPublic]:
+) -> Response:
     """Patients this account may see (a patient account: only its own)."""
-    return [PatientPublic.of(p) for p in records.list_patients(limit=limit, offset=offset)]
+    patients = [PatientPublic.of(p) for p in records.list_patients(limit=limit, offset=offset)]
+    return _json(_PATIENT_LIST.dump_json(patients))
 
 
 @router.post("", response_model=PatientPublic, status_code=201)
@@ -49,8 +59,8 @@ def create_patient(body: PatientCreate, records: RecordsDep, response: Response)
 
 
 @router.get("/{patient_id}", response_model=PatientPublic)
-def get_patient(patient_id: str, records: RecordsDep) -> PatientPublic:
-    return PatientPublic.of(records.get_patient(patient_id))
+def get_patient(patient_id: str, records: RecordsDep) -> Response:
+    return _json(PatientPublic.of(records.get_patient(patient_id)).model_dump_json().encode("utf-8"))
 
 
 @router.patch("/{patient_id}", response_model=PatientPublic)
@@ -94,11 +104,19 @@ def _course_public(state: CourseState) -> CourseStatePublic:
 
 
 @router.get("/{patient_id}/plan", response_model=PatientPlan)
-def patient_plan(patient_id: str, records: RecordsDep, recommender: RecommenderDep, as_of: AsOf = None) -> Response:
+def patient_plan(
+    patient_id: str, records: RecordsDep, recommender: RecommenderDep, context: ContextDep, as_of: AsOf = None
+) -> Response:
     """The engine's plan for the facts the record establishes as of a date."""
     course = records.course(patient_id, as_of, action="plan.read")
     if course.facts is None:
         raise InvalidInputError("no plan for this date", course.facts_problems)
+    # The answer is a function of the stored version, the date and this process's knowledge base,
+    # so its JSON is kept by those (the read itself was checked and audited above).
+    key = (patient_id, course.patient.version, course.as_of)
+    cached = context.plans.get(key)
+    if cached is not None:
+        return _json(cached)
     result = PatientPlan(
         patient_id=patient_id,
         as_of=course.as_of,
@@ -107,4 +125,6 @@ def patient_plan(patient_id: str, records: RecordsDep, recommender: RecommenderD
         facts=course.facts,
         plan=recommender.recommend(course.facts),
     )
-    return Response(result.model_dump_json(), media_type="application/json")
+    body = result.model_dump_json().encode("utf-8")
+    context.plans.put(key, body)
+    return _json(body)
