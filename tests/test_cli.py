@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from allpath.cli import app
-from tests.strategies import invalid_facts_dicts
+from tests.factsgen import invalid_facts_dicts
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
