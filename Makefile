@@ -2,29 +2,51 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Serving needs the web and FHIR extras only; the tests need everything (pytest, playwright,
+# the cohort engines, Spark), Debian's chromium and axe-core from npm.
+SERVE_STAMP := $(VENV)/.installed-serve
 STAMP := $(VENV)/.installed
+SERVE_EXTRAS := web,fhir
 EXTRAS := dev,fhir,web,cohort,spark
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: install run demo test test-fast lint typecheck bench bench-cds bench-http bench-floor bench-cohort schemas docs-updates bench-packs clean
+.PHONY: install install-serve run demo test test-fast lint typecheck bench bench-cds bench-http bench-floor bench-cohort schemas docs-updates bench-packs clean
 
+# Everything the tests need.
 install: $(STAMP) browser-deps node-deps
 
-# Re-install when the project's dependencies change; otherwise this is a no-op.
+# Only what serving needs (no test tooling, no npm).
+install-serve: $(SERVE_STAMP) pdf-deps
+
+# Re-install when the project's dependencies change; otherwise these are no-ops.
+$(SERVE_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(SERVE_EXTRAS)]"
+	@touch $(SERVE_STAMP)
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	touch $(STAMP) $(SERVE_STAMP)
 
-# The real service on embedded defaults: migrate, seed the FAKE demo, print its log-ins, serve.
-run: install
+# The real service on embedded defaults: migrate, seed the FAKE demo, then serve, ending its
+# output with the address and the demo log-ins (uvicorn logs warnings only, so they stay in view).
+run: install-serve
+	@$(BIN)/allpath db upgrade
+	@$(BIN)/allpath db seed-demo > $(VENV)/demo-logins.txt
+	@echo ""
+	@echo "allpath is serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	@echo "  care team: http://$(HOST):$(PORT)/clinic/patients   family: http://$(HOST):$(PORT)/my-plan"
+	@echo "  API docs:  http://$(HOST):$(PORT)/docs             learn:  http://$(HOST):$(PORT)/learn"
+	@tail -n +2 $(VENV)/demo-logins.txt
+	@$(BIN)/allpath serve --host $(HOST) --port $(PORT) --log-level warning
+
+# A text plan for a bundled example, and the list of examples.
+demo: install-serve
 	$(BIN)/allpath demo
-	$(BIN)/allpath db upgrade
-	$(BIN)/allpath db seed-demo
-	@echo "Serving on http://127.0.0.1:8000 (OpenAPI: http://127.0.0.1:8000/openapi.json). Ctrl-C to stop."
-	$(BIN)/allpath serve --host 127.0.0.1 --port 8000
-
-demo: run
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
@@ -87,16 +109,18 @@ bench-fhirpath: install
 	$(BIN)/python benchmarks/bench_fhirpath.py
 
 # --- web pages (docs/web.md) -------------------------------------------------------------------
-.PHONY: browser-deps node-deps test-browser
+.PHONY: browser-deps pdf-deps node-deps test-browser
 
 # System libraries the web layer needs: Debian's chromium for the browser tests (never a browser
 # downloaded by Playwright) and pango for WeasyPrint's PDF. Installed only when missing and when
 # running as root; otherwise say what to install (the browser tests then skip with that reason).
-browser-deps:
+browser-deps: pdf-deps
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: apt-get install chromium (browser tests will skip)"; fi; }
-	@ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || { \
+
+pdf-deps:
+	@{ /sbin/ldconfig -p 2>/dev/null || ldconfig -p 2>/dev/null; } | grep -q 'libpangoft2-1.0.so.0' || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
 	  else echo "pango is missing: apt-get install libpango-1.0-0 libpangoft2-1.0-0 (PDF download needs it)"; fi; }
 

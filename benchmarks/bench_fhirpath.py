@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "fhir"))
-sys.path.insert(0, str(ROOT))  # for `benchmarks.machine` when run as a script
+sys.path.insert(0, str(ROOT))  # for `benchmarks.machine` and `tests.factsgen` when run as a script
 
-from factgen import generate_facts  # noqa: E402
+from tests.factsgen import facts_stream, shape_for  # noqa: E402
 
 from allpath.engine import default_engine  # noqa: E402
 from allpath.fhir import facts_from_bundle  # noqa: E402
@@ -49,7 +48,7 @@ def main() -> None:
             if "condition" in s
         ]
         compiled.append((action["id"], main_fn, variants))
-    patients = list(generate_facts(engine.kb, args.patients, seed=99))
+    patients = list(facts_stream(args.patients, seed=99, shape=shape_for(engine.kb)))
     parameters = [facts_to_parameters(f) for f in patients]
 
     def by_fhirpath(params: dict) -> dict[str, int]:

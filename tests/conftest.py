@@ -35,6 +35,29 @@ def kb():  # type: ignore[no-untyped-def]
     return load_kb()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make `--dist loadgroup` keep each `xdist_group` on one worker again.
+
+    pytest-xdist (3.8) groups tests by suffixing `@group` to `item._nodeid`, which pytest 9 no
+    longer reads (a node's id is `item._id`), so every group was silently spread over both
+    workers: two Spark JVMs and two 100,000-patient cohort fixtures, two browsers. This puts the
+    suffix where pytest reads it, in the workers only (they report the ids the scheduler groups
+    by), and does nothing once the suffix is there.
+    """
+    if not (hasattr(config, "workerinput") and config.getvalue("loadgroup")):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted(
+            {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+        )
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if file_path.suffix == ".yaml" and file_path.parent.name == "scenarios":
         return ScenarioFile.from_parent(parent, path=file_path)

@@ -23,6 +23,7 @@ reviewed against current practice). The text output is compared without those pa
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -35,7 +36,8 @@ from allpath.explain import render_text
 from allpath.facts import FIELD_NAMES, PatientFacts
 from allpath.knowledge import load_kb
 from allpath.plan import Plan
-from tests.golden_facts import GOLDEN, digest, example_facts, generate_facts, plan_json
+from tests.factsgen import default_shape, fact_dicts_stream
+from tests.golden_facts import GOLDEN, digest, example_facts, plan_json
 
 ADDED_BY_PACKS_WORK = "superseded_by"
 V1_FIELDS = FIELD_NAMES[:12]
@@ -114,6 +116,15 @@ def test_base_pack_plans_for_generated_facts_are_unchanged(golden: dict[str, Any
         assert digest(render_text(without_v2_parts(plan))) == entry["text_sha256"], (i, entry["facts"], "text changed")
 
 
+def _v1_facts(count: int, seed: int = 20261126) -> list[dict[str, Any]]:
+    """`count` distinct v1 facts (what the snapshot's inputs are), crowding every pack set's edges."""
+    shape = dataclasses.replace(default_shape(), v2=False)
+    unique: dict[str, dict[str, Any]] = {}
+    for data in fact_dicts_stream(count * 2, seed, shape, grid=None):
+        unique.setdefault(json.dumps(data, sort_keys=True), data)
+    return list(unique.values())[:count]
+
+
 def _write_snapshot() -> None:  # pragma: no cover - run once, by hand, before the packs work
     engine = Engine(load_kb(["base"]))
     examples = {}
@@ -121,7 +132,7 @@ def _write_snapshot() -> None:  # pragma: no cover - run once, by hand, before t
         plan = engine.recommend(PatientFacts.parse(facts))
         examples[name] = {"facts": facts, "plan": plan_json(plan), "text_sha256": digest(render_text(plan))}
     generated = []
-    for facts in generate_facts():
+    for facts in _v1_facts(400):
         plan = engine.recommend(PatientFacts.parse(facts))
         generated.append(
             {

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from allpath.cli import app
-from tests.strategies import invalid_facts_dicts
+from tests.factsgen import invalid_facts_dicts
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
@@ -23,6 +23,14 @@ runner = CliRunner()
 
 def run_cli(*args: str, stdin: str | None = None) -> Any:
     return runner.invoke(app, list(args), input=stdin)
+
+
+def test_version_option_prints_the_package_version() -> None:
+    from allpath import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"allpath {__version__}"
 
 
 def test_recommend_json_from_file() -> None:

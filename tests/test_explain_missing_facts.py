@@ -14,7 +14,7 @@ from allpath.explain import render_text
 from allpath.explain.labels import FACT_LABELS, fact_label, missing_fact_views
 from allpath.facts import FIELD_NAMES, PatientFacts
 from allpath.knowledge import load_kb
-from tests.strategies import NOTHING_MISSING
+from tests.factsgen import NOTHING_MISSING
 
 HEADER = "WHAT WOULD SHARPEN THIS PLAN"
 # A first relapse with the length of the remission before it not recorded.

@@ -43,6 +43,11 @@ def test_unknown_field_is_an_error() -> None:
     assert problems({**NEW, "name": "Jane"}) == ["name: is not a known field"]
 
 
+def test_misspelt_field_names_the_field_it_probably_meant() -> None:
+    got = problems({**NEW, "mrd_stauts": "negative"})
+    assert got == ["mrd_stauts: is not a known field (did you mean `mrd_status`?)"]
+
+
 def test_missing_required_fields_are_all_named() -> None:
     assert problems({}) == ["age_years: is required", "disease_status: is required"]
 

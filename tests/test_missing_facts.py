@@ -18,7 +18,7 @@ from allpath.engine import Engine
 from allpath.facts import FACT_KINDS, PatientFacts, contradictions
 from allpath.knowledge import available_packs, load_kb
 from allpath.rules.tree import leaves
-from tests.strategies import valid_facts
+from tests.factsgen import valid_facts
 
 PACK_SETS = [("base",), ("base", "updates-2026"), tuple(available_packs())]
 
@@ -89,17 +89,13 @@ def check_against_brute_force(packs: tuple[str, ...], facts: PatientFacts) -> No
     assert [(m.field, m.affects) for m in plan.missing_facts] == brute_force(engine, facts, packs)
 
 
-# 5,000 generated patients on the default packs (the floor), in two halves so that no
-# single test dominates the suite's critical path; 1,000 each on the other pack sets.
-@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 5,000 generated patients on the default packs (the floor), in four parts of 1,250 so
+# that xdist spreads them and no single test dominates the suite's critical path; 1,000 each on
+# the other pack sets.
+@pytest.mark.parametrize("part", [1, 2, 3, 4])
+@settings(max_examples=1250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(facts=valid_facts)
-def test_missing_facts_equal_brute_force_on_the_default_packs(facts: PatientFacts) -> None:
-    check_against_brute_force(PACK_SETS[-1], facts)
-
-
-@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(facts=valid_facts)
-def test_missing_facts_equal_brute_force_on_the_default_packs_second_half(facts: PatientFacts) -> None:
+def test_missing_facts_equal_brute_force_on_the_default_packs(part: int, facts: PatientFacts) -> None:
     check_against_brute_force(PACK_SETS[-1], facts)
 
 

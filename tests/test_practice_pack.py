@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from allpath.engine import Engine
 from allpath.facts import PatientFacts
 from allpath.knowledge import load_kb
-from tests.strategies import valid_facts
+from tests.factsgen import valid_facts
 
 SUPPRESSED = {
     "blinatumomab-b-cell",

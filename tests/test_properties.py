@@ -13,7 +13,7 @@ from allpath.engine import Engine
 from allpath.facts import PatientFacts
 from allpath.plan import Plan
 from allpath.rules.tree import evaluate
-from tests.strategies import valid_facts
+from tests.factsgen import valid_facts
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 PLAN_SCHEMA = json.loads((SCHEMAS / "plan.schema.json").read_text())

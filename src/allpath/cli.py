@@ -42,6 +42,25 @@ app.add_typer(cohort_app, name="cohort")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from allpath import __version__
+
+        out.print(f"allpath {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Cited treatment options for acute lymphoblastic leukemia (ALL)."""
+
+
 EXIT_BAD_INPUT = 2
 
 

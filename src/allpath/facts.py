@@ -7,6 +7,7 @@ one `Problem(field, problem)` per fault, naming the field.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -343,8 +344,22 @@ def describe_validation_error(exc: ValidationError) -> list[Problem]:
         if kind == "contradiction":
             problems.extend(Problem(p["field"], p["problem"]) for p in ctx["problems"])
             continue
-        problems.append(Problem(field, _problem_text(kind, ctx, err)))
+        text = _problem_text(kind, ctx, err)
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            # The problem is the tag field itself (event.type), not the whole object.
+            field = (
+                f"{field}.{str(ctx['discriminator']).strip(chr(39))}" if field else str(ctx["discriminator"]).strip("'")
+            )
+        if kind == "extra_forbidden" and len(err["loc"]) == 1:
+            text += _did_you_mean(str(err["loc"][0]))
+        problems.append(Problem(field, text))
     return problems
+
+
+def _did_you_mean(name: str) -> str:
+    # A misspelt field ("disease_stauts") is the commonest input mistake; name the likely one.
+    close = difflib.get_close_matches(name, list(PatientFacts.model_fields), n=1, cutoff=0.75)
+    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 def _number(value: Any) -> str:
@@ -379,6 +394,10 @@ def _problem_text(kind: str, ctx: Mapping[str, Any], err: Mapping[str, Any]) -> 
             return "must be true, false or null"
         case "tuple_type" | "list_type":
             return "must be a list"
+        case "union_tag_invalid":
+            return f"must be one of: {ctx['expected_tags']}"
+        case "union_tag_not_found":
+            return "is required: it names the kind of event"
         case "model_type" | "dict_type" | "model_attributes_type":
             return "must be an object"
         case _:

@@ -233,6 +233,12 @@ class KnowledgeSettings(_Section):
 
 
 @dataclass(frozen=True)
+class SiteSettings(_Section):
+    # Printed on every page of the clinician's PDF (how to reach the care team); never a patient's data.
+    care_team_contact: str | None = var("ALLPATH_CARE_TEAM_CONTACT", _text, "web (clinician PDF)", default=None)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, by section. `Settings()` is the embedded defaults; `Settings.from_env()` the environment."""
 
@@ -242,6 +248,7 @@ class Settings:
     cds: CdsSection = field(default_factory=CdsSection)
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     smart: SmartSettings = field(default_factory=SmartSettings)
+    site: SiteSettings = field(default_factory=SiteSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

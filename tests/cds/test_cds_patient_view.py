@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from cdskit import FHIR_SERVER, bearer, full_prefetch, hook_request, patient, searchset, token
-from tests.strategies import NOTHING_MISSING
+from tests.factsgen import NOTHING_MISSING
 
 from allpath.api.cds.cards import MISSING_FACTS_KEY, SUMMARY_KEY, card_uuid
 from allpath.api.cds.prefetch import PREFETCH

@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from allpath.engine import Engine
-from allpath.facts import FIELD_NAMES, PatientFacts
+from allpath.facts import FIELD_NAMES, ID_COLUMN, PatientFacts
+
+
+def as_row(patient_id: str, facts: PatientFacts) -> dict[str, Any]:
+    """PatientFacts as a facts-table row (lists as lists), under `patient_id`."""
+    row: dict[str, Any] = {ID_COLUMN: patient_id}
+    for name in FIELD_NAMES:
+        value = getattr(facts, name)
+        row[name] = list(value) if isinstance(value, tuple) else value
+    return row
 
 
 def facts_of(row: dict[str, Any]) -> PatientFacts:
@@ -16,7 +25,7 @@ def facts_of(row: dict[str, Any]) -> PatientFacts:
 
 def python_answer(engine: Engine, facts: PatientFacts) -> tuple[list[str], list[str], list[str], list[str]]:
     """What the single-patient engine says, in the shape of a cohort result row."""
-    plan = engine.recommend(facts)
+    plan = engine.recommend(facts, with_missing_facts=False)  # a cohort result row has no missing facts
     variants = sorted(f"{rule}:{k}" for rule, k in engine.fired(facts).items() if k > 0)
     return (
         [r.id for r in plan.recommendations],

@@ -18,20 +18,24 @@ import pytest
 from allpath.cohort.evaluate import evaluate_duckdb, evaluate_spark
 from allpath.cohort.synth import facts_table
 from allpath.engine import Engine, default_engine
+from allpath.facts import PatientFacts
 from allpath.knowledge import KnowledgeBase
+from tests.factsgen import collect_patients
 from tests.v2_conditions import V2_RULE_IDS, kb_with_v2_rules
 
-from .helpers import facts_of, python_answer, read_results, sql_answer
-from .strategies import as_row, collect_patients
+from .helpers import as_row, facts_of, python_answer, read_results, sql_answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cohort-spark")]
+
+# The facts file, the Python engine's answer per patient, and each patient's facts.
+Cohort = tuple[Path, dict[str, Any], dict[str, PatientFacts]]
 
 GENERATED = 100_000
 FROM_HYPOTHESIS = 3_000
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
     engine = default_engine()
     synthetic = facts_table(GENERATED, seed=2026)
     drawn = collect_patients(FROM_HYPOTHESIS)
@@ -39,9 +43,10 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
     table = pa.concat_tables([synthetic, extra])
     path = tmp_path_factory.mktemp("differential") / "facts.parquet"
     pq.write_table(table, path)
-    expected = {row["patient_id"]: python_answer(engine, facts_of(row)) for row in table.to_pylist()}
+    facts = {row["patient_id"]: facts_of(row) for row in table.to_pylist()}
+    expected = {pid: python_answer(engine, f) for pid, f in facts.items()}
     assert len(expected) >= 100_000
-    return path, expected
+    return path, expected, facts
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +55,10 @@ def v2_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
 
 
 @pytest.fixture(scope="module")
-def v2_expected(cohort: tuple[Path, dict[str, Any]], v2_kb: KnowledgeBase) -> dict[str, Any]:
+def v2_expected(cohort: Cohort, v2_kb: KnowledgeBase) -> dict[str, Any]:
     """The Python engine's answers with the `test-v2-*` rules, each of which fires for some patients only."""
     engine = Engine(v2_kb)
-    table = pq.read_table(cohort[0])
-    expected = {row["patient_id"]: python_answer(engine, facts_of(row)) for row in table.to_pylist()}
+    expected = {pid: python_answer(engine, facts) for pid, facts in cohort[2].items()}
     fired = [{a for a in answer[2] if a.startswith("test-v2-")} for answer in expected.values()]
     for rule in V2_RULE_IDS:
         assert 0 < sum(rule in f for f in fired) < len(fired), f"{rule} does not split the cohort"
@@ -69,18 +73,16 @@ def _compare(results: dict[str, dict[str, Any]], expected: dict[str, Any]) -> No
     )
 
 
-def test_duckdb_fires_exactly_what_the_python_engine_fires(cohort: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
-    path, expected = cohort
+def test_duckdb_fires_exactly_what_the_python_engine_fires(cohort: Cohort, tmp_path: Path) -> None:
+    path, expected, _ = cohort
     summary = evaluate_duckdb(path, tmp_path / "results.parquet", default_engine().kb)
     assert summary.rejected == 0
     _compare(read_results(tmp_path / "results.parquet"), expected)
 
 
 @pytest.mark.spark
-def test_spark_fires_exactly_what_the_python_engine_fires(
-    cohort: tuple[Path, dict[str, Any]], tmp_path: Path, spark: Any
-) -> None:
-    path, expected = cohort
+def test_spark_fires_exactly_what_the_python_engine_fires(cohort: Cohort, tmp_path: Path, spark: Any) -> None:
+    path, expected, _ = cohort
     summary = evaluate_spark(path, tmp_path / "results", default_engine().kb, spark=spark)
     assert summary.rejected == 0
     assert summary.evaluated == len(expected)
@@ -88,7 +90,7 @@ def test_spark_fires_exactly_what_the_python_engine_fires(
 
 
 def test_duckdb_agrees_on_rules_over_the_v2_fields(
-    cohort: tuple[Path, dict[str, Any]], v2_kb: KnowledgeBase, v2_expected: dict[str, Any], tmp_path: Path
+    cohort: Cohort, v2_kb: KnowledgeBase, v2_expected: dict[str, Any], tmp_path: Path
 ) -> None:
     summary = evaluate_duckdb(cohort[0], tmp_path / "results.parquet", v2_kb)
     assert summary.rejected == 0
@@ -97,7 +99,7 @@ def test_duckdb_agrees_on_rules_over_the_v2_fields(
 
 @pytest.mark.spark
 def test_spark_agrees_on_rules_over_the_v2_fields(
-    cohort: tuple[Path, dict[str, Any]], v2_kb: KnowledgeBase, v2_expected: dict[str, Any], tmp_path: Path, spark: Any
+    cohort: Cohort, v2_kb: KnowledgeBase, v2_expected: dict[str, Any], tmp_path: Path, spark: Any
 ) -> None:
     summary = evaluate_spark(cohort[0], tmp_path / "results", v2_kb, spark=spark)
     assert summary.rejected == 0

@@ -20,10 +20,10 @@ from allpath.knowledge.loader import packs_root
 from allpath.knowledge.schema import AllOf, AnyOf, FactTest, NotOf
 from allpath.rules.sql import DUCKDB, SPARK, literal, select_sql, to_sql
 from allpath.rules.tree import describe, evaluate
+from tests.factsgen import collect_patients
 from tests.v2_conditions import every_leaf
 
-from .helpers import python_answer, sql_answer
-from .strategies import as_row, collect_patients
+from .helpers import as_row, python_answer, sql_answer
 
 _VALUES: dict[str, list[Any]] = {
     "number": [0.0, 1.0, 6.0, 17.999, 18.0, 21.999, 22.0, 120.0],

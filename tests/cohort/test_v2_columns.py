@@ -13,9 +13,9 @@ from allpath.bulk import facts_schema
 from allpath.cohort.evaluate import evaluate_duckdb
 from allpath.engine import default_engine
 from allpath.facts import FACT_KINDS, FIELD_NAMES
+from tests.factsgen import collect_patients
 
-from .helpers import facts_of, python_answer, read_results, sql_answer
-from .strategies import as_row, collect_patients
+from .helpers import as_row, facts_of, python_answer, read_results, sql_answer
 
 V1_FIELDS = FIELD_NAMES[: FIELD_NAMES.index("expected_survival_months") + 1]
 

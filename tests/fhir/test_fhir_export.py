@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.strategies import NOTHING_MISSING
+from tests.factsgen import NOTHING_MISSING
 
 from allpath.engine import Engine
 from allpath.facts import PatientFacts

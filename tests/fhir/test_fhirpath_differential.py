@@ -18,11 +18,12 @@ Each leaf shape, with every operator and fact, is compared separately and exhaus
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from factgen import boundaries, generate_facts
+from tests.factsgen import boundaries, facts_stream, shape_for
 from tests.v2_conditions import V2_RULE_IDS, every_leaf, kb_with_v2_rules
 
 from allpath.engine import Engine
@@ -89,14 +90,29 @@ def _result(value: Any, text: str) -> bool:
     return bool(value[0])
 
 
+def _reads(text: str) -> frozenset[str]:
+    """The parameters an exported expression reads, each through `parameter.where(name = '...')`."""
+    names = re.findall(r"parameter\.where\(name = '([a-z0-9_]+)'\)", text)
+    # Any other way in (an index, a count of all parameters...) would make a memo on these unsound.
+    assert text.count("parameter") == len(names), f"an expression reads parameters another way: {text}"
+    return frozenset(names)
+
+
 def _check(engine: Engine, facts_list: list[PatientFacts]) -> None:
-    conditions = _conditions(engine)
+    conditions = [(*c, _reads(c[2])) for c in _conditions(engine)]
+    # An expression's answer depends only on the parameters it reads, so it is evaluated once per
+    # distinct value of those: most expressions read two or three facts, which the picked facts
+    # repeat, and fhirpathpy takes milliseconds per evaluation.
+    answers: dict[tuple[int, str], bool] = {}
     for facts in facts_list:
         parameters = facts_to_parameters(facts)
         expected = _expected(engine, facts)
         parent: dict[str, bool] = {}
-        for rule_id, k, text, compiled in conditions:
-            got = _result(compiled(parameters), text)
+        for i, (rule_id, k, text, compiled, reads) in enumerate(conditions):
+            key = (i, json.dumps([p for p in parameters["parameter"] if p["name"] in reads], sort_keys=True))
+            if key not in answers:
+                answers[key] = _result(compiled(parameters), text)
+            got = answers[key]
             if k == 0:
                 parent[rule_id] = got
             else:
@@ -111,7 +127,7 @@ def _check(engine: Engine, facts_list: list[PatientFacts]) -> None:
 
 @pytest.mark.slow
 def test_fhirpathpy_fires_exactly_the_engines_rules_on_facts_covering_10000_generated(engine: Engine) -> None:
-    picked = _covering(engine, list(generate_facts(engine.kb, POOL)))
+    picked = _covering(engine, list(facts_stream(POOL, shape=shape_for(engine.kb))))
     # Fewer would mean the pool stopped varying the rules; far more, that the picking broke.
     assert 10 <= len(picked) <= 200, len(picked)
     _check(engine, picked)
@@ -120,7 +136,7 @@ def test_fhirpathpy_fires_exactly_the_engines_rules_on_facts_covering_10000_gene
 @pytest.mark.slow
 def test_fhirpathpy_agrees_on_rules_over_the_v2_fields(tmp_path: Path) -> None:
     engine = Engine(kb_with_v2_rules(tmp_path / "packs"))
-    pool = list(generate_facts(engine.kb, 1_000, seed=11))
+    pool = list(facts_stream(1_000, seed=11, shape=shape_for(engine.kb)))
     fired = [set(engine.fired(f)) & V2_RULE_IDS for f in pool]
     for rule in V2_RULE_IDS:
         assert 0 < sum(rule in f for f in fired) < len(fired), f"{rule} does not split the generated facts"
@@ -134,7 +150,7 @@ def test_every_fact_and_operator_agrees_with_the_interpreter_in_fhirpathpy(engin
     from fhirpathpy import compile as compile_fhirpath
     from fhirpathpy.models import models
 
-    facts_list = list(generate_facts(engine.kb, 300, seed=3))
+    facts_list = list(facts_stream(300, seed=3, shape=shape_for(engine.kb)))
     parameters = [facts_to_parameters(f) for f in facts_list]
     wrong = []
     for test in every_leaf():
@@ -173,13 +189,13 @@ def test_every_rule_and_variant_is_exported_as_a_condition(engine: Engine) -> No
 
 
 def test_generated_facts_cross_every_numeric_boundary_of_the_kb(engine: Engine) -> None:
-    seen: dict[str, set[float]] = {}
-    for facts in generate_facts(engine.kb, 2_000):
-        for fact in ("age_years", "remission_duration_months", "expected_survival_months", "relapse_count"):
+    edges = boundaries(engine.kb)
+    seen: dict[str, set[float]] = {fact: set() for fact in edges}
+    for facts in facts_stream(2_000, shape=shape_for(engine.kb)):
+        for fact in edges:
             value = getattr(facts, fact)
             if value is not None:
-                seen.setdefault(fact, set()).add(float(value))
-    for fact, edges in boundaries(engine.kb).items():
-        missing = [e for e in edges if e not in seen.get(fact, set())]
-        if fact in seen:
-            assert not missing, f"{fact}: boundary values never generated: {missing}"
+                seen[fact].add(float(value))
+    for fact, values in edges.items():
+        missing = [e for e in values if e not in seen[fact]]
+        assert not missing, f"{fact}: boundary values never generated: {missing}"

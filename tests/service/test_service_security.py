@@ -71,7 +71,7 @@ def test_patient_account_sees_only_its_own_record(
     family_user = make_user("patient", own)
     family = login(family_user)
 
-    assert [p["id"] for p in client.get("/patients", headers=family).json()] == [own]
+    assert [p["id"] for p in client.get("/patients", headers=family).json()["items"]] == [own]
     assert client.get(f"/patients/{own}/plan", headers=family).status_code == 200
     for path in (f"/patients/{other}", f"/patients/{other}/events", f"/patients/{other}/plan"):
         response = client.get(path, headers=family)

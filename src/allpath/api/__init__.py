@@ -57,8 +57,8 @@ def create_app(
         yield
         context.close()
 
-    # No Swagger UI or ReDoc: both load their scripts from a CDN, and every asset must be local.
-    # The OpenAPI document itself is served at /openapi.json.
+    # FastAPI's own Swagger UI and ReDoc load their scripts from a CDN: off. `/docs` is ours
+    # (api/docs.py), with every asset served locally; the document itself is /openapi.json.
     app = FastAPI(
         title="allpath",
         version=__version__,
@@ -84,6 +84,10 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "knowledge": context.kb.version}
 
+    from allpath.api.docs import create_docs_router
+
+    if (docs := create_docs_router()) is not None:
+        app.include_router(docs)
     _mount_cds(app, context)
     _mount_web(app, context)
     return app

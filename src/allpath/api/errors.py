@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,6 +35,22 @@ class ErrorBody(BaseModel):
 def error_response(status: int, error: str, problems: Sequence[Problem] = (), headers: Any = None) -> JSONResponse:
     body = {"error": error, "details": [p.as_dict() for p in problems]}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _for_browser(request: Request, status: int, headers: Any = None) -> Response | None:
+    """An HTML error page for a browser, when the web pages are mounted (`app.state.html_error`).
+
+    A browser asks for `text/html` first; API clients ask for JSON or anything (`*/*`) and keep
+    the JSON error shape.
+    """
+    renderer = getattr(request.app.state, "html_error", None)
+    accept = request.headers.get("accept", "")
+    if renderer is None or not accept.startswith("text/html"):
+        return None
+    response: Response = renderer(request, status)
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 class _Errors:
@@ -74,7 +90,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid request", validation_problems(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if (page := _for_browser(request, exc.status_code, getattr(exc, "headers", None))) is not None:
+            return page
         problems = getattr(exc, "problems", ())
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, detail, problems, headers=getattr(exc, "headers", None))
@@ -91,10 +109,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(503, "database unavailable, try again shortly", headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # Never a traceback (or a request body) in the response or the log line.
         log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return error_response(500, "internal error")
+        return _for_browser(request, 500) or error_response(500, "internal error")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from allpath.course import CourseEvent
 from allpath.facts import PatientFacts
@@ -70,6 +70,31 @@ class PatientUpdate(_In):
     clear_display_name: bool = False
 
 
+class PatientSummary(BaseModel):
+    """A patient as the list shows it: the record and where treatment stands."""
+
+    id: str
+    birth_date: dt.date
+    display_name: str | None
+    version: int
+    created_at: dt.datetime
+    status: str = Field(description="not_diagnosed, newly_diagnosed, in_remission, refractory, relapsed or deceased.")
+    current_phase: str | None
+
+
+class PatientPage(BaseModel):
+    items: list[PatientSummary]
+    total: int = Field(description="Patients this account may see, on all pages.")
+    limit: int
+    offset: int
+    next: str | None = Field(description="The next page's path and query, or null on the last page.")
+
+
+class TokenRequest(_In):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+
+
 class PatientPublic(BaseModel):
     id: str
     birth_date: dt.date
@@ -85,6 +110,9 @@ class PatientPublic(BaseModel):
 
 
 class EventCreate(_In):
+    """An event, wrapped as `{"event": {...}, "expected_version": N}` or flat as
+    `{"type": ..., "date": ..., "expected_version": N}`."""
+
     expected_version: int | None = Field(
         None,
         ge=0,
@@ -92,6 +120,18 @@ class EventCreate(_In):
         description="The patient version this event is based on; stale gives 409. Omitted: checked at write time.",
     )
     event: CourseEvent
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        # The flat form is what most clients send first; it means the same as the wrapped one.
+        if isinstance(data, dict) and "event" not in data and "type" in data:
+            rest = {k: v for k, v in data.items() if k != "expected_version"}
+            return {
+                "event": rest,
+                **({"expected_version": data["expected_version"]} if "expected_version" in data else {}),
+            }
+        return data
 
 
 class EventPublic(BaseModel):

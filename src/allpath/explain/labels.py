@@ -148,6 +148,17 @@ FAMILY_STRENGTH_LABELS: dict[str, str] = {
     "option": "one choice",
     "consider": "ask about it",
 }
+# The patient list's flags (`allpath.store.service.patient_flags`), most pressing first.
+FLAG_LABELS: dict[str, str] = {
+    "urgent_diary": "Urgent diary entry",
+    "critical_alert": "Critical alert",
+    "died": "Died",
+    "hospice": "In hospice care",
+    "refractory": "Refractory",
+    "relapsed": "Relapsed",
+    "mrd_positive": "MRD positive",
+    "pregnant": "Pregnant",
+}
 SEVERITY_LABELS: dict[str, str] = {"info": "Information", "warning": "Warning", "critical": "Critical"}
 # Each kind of course event as its line in the record reads when it has nothing more to say.
 EVENT_LABELS: dict[str, str] = {

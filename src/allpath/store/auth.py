@@ -319,3 +319,65 @@ def set_user_active(session: Session, admin: Actor, user_id: int, active: bool) 
     session.commit()
     log.info("account %s %s by %s", row.username, "activated" if active else "deactivated", admin.username)
     return UserRecord.of(row)
+
+
+def update_user(
+    session: Session,
+    admin: Actor,
+    user_id: int,
+    *,
+    role: Role | None = None,
+    patient_id: str | None = None,
+    new_password: str | None = None,
+) -> UserRecord:
+    """Change an account's role, its linked patient (patient accounts) or reset its password (admin only).
+
+    A role change, a new link or a reset revokes every token and session the account holds, so
+    the change takes effect at once. The admin cannot change their own role.
+    """
+    if admin.role != "admin":
+        audit_now(session, admin.username, "user.update", None, "denied", "role")
+        raise ForbiddenError("only an admin may manage accounts")
+    durable_session(session)
+    row = session.get(UserRow, user_id)
+    if row is None:
+        session.rollback()
+        raise NotFoundError(f"no user {user_id}")
+    new_role = role or cast(Role, row.role)
+    link = patient_id if new_role == "patient" else None
+    if new_role == "patient" and link is None:
+        link = row.patient_id
+    problems: list[Problem] = []
+    if new_role not in ROLES:
+        problems.append(Problem("role", f"must be one of {list(ROLES)}"))
+    if row.id == admin.user_id and new_role != row.role:
+        problems.append(Problem("role", "an admin cannot change their own role"))
+    if new_role == "patient" and not link:
+        problems.append(Problem("patient_id", "is required for a patient account"))
+    if link and (not PATIENT_ID_RE.match(link) or session.get(PatientRow, link) is None):
+        problems.append(Problem("patient_id", "no such patient"))
+    if new_password is not None:
+        problems += password_problems(new_password, row.username, "new_password")
+    if problems:
+        session.rollback()
+        raise InvalidInputError("invalid change", problems)
+    changes = []
+    if new_role != row.role:
+        changes.append(f"role {row.role} -> {new_role}")
+    if link != row.patient_id:
+        changes.append("patient link changed")
+    if new_password is not None:
+        row.password_hash = hash_password(new_password)
+        changes.append("password reset")
+    row.role, row.patient_id = new_role, link
+    revoked = revoke_user_tokens(session, row.id) if changes else 0
+    audit(
+        session,
+        admin.username,
+        "user.update",
+        link,
+        detail=f"{row.username}: {', '.join(changes) or 'no change'}; {revoked} tokens revoked",
+    )
+    session.commit()
+    log.info("account %s changed by %s (%s)", row.username, admin.username, ", ".join(changes) or "no change")
+    return UserRecord.of(row)

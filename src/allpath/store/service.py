@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import unicodedata
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -295,13 +296,30 @@ def audit_now(
     session.commit()
 
 
-def list_audit(session: Session, actor: Actor, *, patient_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+def list_audit(
+    session: Session,
+    actor: Actor,
+    *,
+    patient_id: str | None = None,
+    limit: int = 100,
+    by: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+) -> list[AuditRecord]:
+    """The audit trail, newest first (admin only), optionally for one patient, actor, action or outcome."""
     if actor.role != "admin":
         audit_now(session, actor.username, "audit.read", patient_id, "denied", "role")
         raise ForbiddenError("only an admin may read the audit trail")
     query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
     if patient_id is not None:
         query = query.where(AuditRow.patient_id == patient_id)
+    if by:
+        query = query.where(AuditRow.actor == by)
+    if action:
+        # "event" matches event.append; a dotted name matches exactly.
+        query = query.where(AuditRow.action == action if "." in action else AuditRow.action.like(f"{action}.%"))
+    if outcome:
+        query = query.where(AuditRow.outcome == outcome)
     rows = session.scalars(query).all()
     out = [AuditRecord(r.id, r.at, r.actor, r.action, r.patient_id, r.outcome, r.detail) for r in rows]
     audit(session, actor.username, "audit.read", patient_id)
@@ -380,6 +398,13 @@ class Records:
         audit(self.session, self.actor.username, "patient.list", None, detail=f"{len(rows)} records")
         self.session.commit()
         return [PatientRecord.of(cast(PatientColumns, r)) for r in rows]
+
+    def count_patients(self) -> int:
+        """How many patients this actor may see (for paging)."""
+        query = select(func.count()).select_from(PatientRow)
+        if not self.actor.is_staff:
+            query = query.where(PatientRow.id == (self.actor.patient_id or ""))
+        return int(self.session.scalar(query) or 0)
 
     def create_patient(self, birth_date: dt.date, display_name: str | None = None) -> PatientRecord:
         self._require_staff("patient.create")
@@ -577,3 +602,42 @@ class Records:
         if course.facts is None:
             raise InvalidInputError("no facts for this date", course.facts_problems)
         return course.facts
+
+
+# --- the patient list's flags ------------------------------------------------------------------
+
+
+def patient_flags(
+    session: Session,
+    courses: Sequence[Course],
+    plan_alerts: Mapping[str, Sequence[str]] | None = None,
+    *,
+    urgent: Collection[str] = (),
+) -> dict[str, list[str]]:
+    """What the patient list flags for each patient, by patient id, as flag keys (`FLAG_LABELS`).
+
+    From the record: died, hospice, refractory, relapsed, MRD positive, pregnant. From the plan
+    (`plan_alerts`, patient id to its alerts' severities, worked out by the caller that holds the
+    engine): a critical alert. One function, so every source of a flag (later the family's
+    urgent symptom reports, read through `session`) lands in the same column.
+    """
+    flags: dict[str, list[str]] = {}
+    for course in courses:
+        state = course.state
+        found: list[str] = []
+        if course.patient.id in urgent:  # the family diary's urgent entries (store.companion)
+            found.append("urgent_diary")
+        if state.died_on is not None:
+            found.append("died")
+        if state.in_hospice:
+            found.append("hospice")
+        if state.status in ("refractory", "relapsed"):
+            found.append(state.status)
+        if state.mrd_status == "positive":
+            found.append("mrd_positive")
+        if state.pregnant:
+            found.append("pregnant")
+        if plan_alerts and "critical" in plan_alerts.get(course.patient.id, ()):
+            found.append("critical_alert")
+        flags[course.patient.id] = found
+    return flags

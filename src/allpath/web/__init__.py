@@ -25,9 +25,12 @@ def install(app: Any) -> None:
     """Mount the pages on a `create_app` service and build the search index now, not on first use."""
     from allpath.store.kbsearch import knowledge_index
     from allpath.web.logfilter import install_filter
+    from allpath.web.routes import error_page_for
 
     install_filter()  # calendar-link secrets never reach the access log
     app.include_router(create_web_router())
+    # The API's error handlers answer a browser with this page instead of JSON (api/errors.py).
+    app.state.html_error = error_page_for
     if app.state.allpath.settings.smart.enabled():
         from allpath.web.smart import create_smart_router
 

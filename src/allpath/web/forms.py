@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from allpath.course.events import PHASES
+from allpath.course.events import PHASES, parse_event
+from allpath.course.state import CourseError, CourseState, apply
 from allpath.explain.labels import (
     EVENT_VALUE_LABELS,
     PHASE_LABELS,
@@ -172,6 +174,7 @@ EVENT_FORMS: tuple[EventForm, ...] = (
     ),
     EventForm("hospice_started", "Hospice care started", "Record hospice"),
     EventForm("treatment_completed", "Treatment completed", "Record completion"),
+    EventForm("died", "Death", "Record death"),
 )
 FORMS_BY_TYPE = {f.type: f for f in EVENT_FORMS}
 
@@ -184,6 +187,9 @@ def event_from_form(data: Mapping[str, str]) -> tuple[str | None, dict[str, obje
     if form is None:
         return None, {}, [Problem("type", "is not a kind of event this page records")]
     event: dict[str, object] = {"type": event_type}
+    # A correction names the entry it replaces; the store checks it exists and has this type.
+    if (supersedes := (data.get("supersedes") or "").strip()) != "":
+        event["supersedes"] = supersedes
     raw_date = (data.get("date") or "").strip()
     if not raw_date:
         problems.append(Problem("date", "is required"))
@@ -218,3 +224,64 @@ def form_field(form: EventForm, problem_field: str) -> str:
     """The input a problem belongs to ('event.phase' -> 'phase'); '_form' when it is about the whole event."""
     name = problem_field.removeprefix("event.")
     return name if name in {"date", *(f.name for f in form.fields)} else "_form"
+
+
+def _sample(form: EventForm, overrides: Mapping[str, str]) -> dict[str, str]:
+    # A stand-in for each field (its first choice, a 1 for numbers), enough to ask the state
+    # machine whether this kind of event can happen now at all.
+    values = {f.name: (f.options[0][0] if f.options and f.options[0][0] else "") for f in form.fields}
+    for f in form.fields:
+        if f.kind == "number":
+            values[f.name] = "1"
+        if f.kind == "select" and not values[f.name] and len(f.options) > 1:
+            values[f.name] = f.options[1][0]
+    return {**values, **overrides}
+
+
+def _possible(state: CourseState, form: EventForm, on: dt.date, values: Mapping[str, str]) -> bool:
+    _, data, problems = event_from_form({"type": form.type, "date": on.isoformat(), **values})
+    if problems:
+        return False
+    try:
+        apply(state, parse_event(data))
+    except CourseError as exc:
+        # Only "not now" counts: a refusal about the value chosen (a genetic finding that
+        # contradicts the diagnosis) leaves the kind of event open with another value.
+        return exc.field not in ("type", "phase", "date")
+    return True
+
+
+def forms_for_state(state: CourseState, on: dt.date) -> tuple[EventForm, ...]:
+    """The event forms the course can take next, as of `on`; phase forms offer only the phases that fit.
+
+    Asks the state machine (`course.state.apply`) with a stand-in event of each kind rather
+    than repeating its rules here, so the page and the store can never disagree.
+    """
+    on = max(on, state.last_date or on)
+    out = []
+    for form in EVENT_FORMS:
+        if form.type in ("phase_started", "phase_completed"):
+            phases = tuple(o for o in PHASE_OPTIONS if _possible(state, form, on, {"phase": o[0]}))
+            if phases:
+                out.append(replace(form, fields=(replace(form.fields[0], options=phases),)))
+            continue
+        if _possible(state, form, on, _sample(form, {})):
+            out.append(form)
+    return tuple(out)
+
+
+def form_values_of(payload: Mapping[str, Any], on: dt.date) -> dict[str, str]:
+    """An event's stored values as a form holds them, to start a correction from."""
+    values = {"date": on.isoformat()}
+    for name, value in payload.items():
+        if isinstance(value, bool):
+            values[name] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            values[name] = str(value[0]) if value else ""
+        elif value is None:
+            values[name] = ""
+        elif isinstance(value, float) and value.is_integer():
+            values[name] = str(int(value))
+        else:
+            values[name] = str(value)
+    return values

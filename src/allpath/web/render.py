@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from allpath.explain.labels import CATEGORY_LABELS, STRENGTH_LABELS
+from allpath.explain.labels import CATEGORY_LABELS, SEVERITY_LABELS, STRENGTH_LABELS
 from allpath.web.i18n import LANGUAGE_NAMES, gettext_for
 
 STATIC_FILES = ("allpath.css", "family.css")
@@ -28,6 +28,7 @@ def environment() -> Environment:
     # Display words shared with the text plan and CDS cards (allpath.explain.labels).
     env.globals["category_labels"] = CATEGORY_LABELS
     env.globals["strength_labels"] = STRENGTH_LABELS
+    env.globals["severity_labels"] = SEVERITY_LABELS
     # `_` reads the language of the render under way (a context variable, set by `render`), so
     # imported macros translate too and concurrent renders in two languages never mix.
     env.globals["_"] = translate
@@ -58,11 +59,15 @@ def static_text(name: str) -> str:
     return (resources.files("allpath.web") / "static" / name).read_text(encoding="utf-8")
 
 
-def html_to_pdf(html: str) -> bytes:
-    """Render with WeasyPrint, using the same stylesheet as the page (its print rules apply)."""
+def html_to_pdf(html: str, *, variant: str | None = None) -> bytes:
+    """Render with WeasyPrint, using the same stylesheet as the page (its print rules apply).
+
+    `variant="pdf/ua-1"` makes a tagged PDF/UA document, which screen readers can read.
+    """
     from weasyprint import CSS, HTML
 
     css = [CSS(string=static_text(name)) for name in STATIC_FILES]
-    pdf = HTML(string=html, base_url=None).write_pdf(stylesheets=css)
+    options = {"pdf_variant": variant} if variant else {}
+    pdf = HTML(string=html, base_url=None).write_pdf(stylesheets=css, **options)
     assert isinstance(pdf, bytes)  # write_pdf without a target returns the document's bytes
     return pdf

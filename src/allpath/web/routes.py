@@ -17,12 +17,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 
 from allpath.course.companion import load_companion
 from allpath.explain.labels import (
     COURSE_STATUS_LABELS,
     EVENT_LABELS,
     EVENT_VALUE_LABELS,
+    FACT_LABELS,
+    FLAG_LABELS,
     PHASE_LABELS,
     RELAPSE_SITE_LABELS,
     SUBTYPE_LABELS,
@@ -39,17 +42,29 @@ from allpath.store.auth import UserRecord, authenticate_throttled
 from allpath.store.companion import FamilyRecords, account_language, set_account_language
 from allpath.store.context import AppContext
 from allpath.store.kbsearch import knowledge_index
-from allpath.store.service import ConflictError, Course, EventRecord, NotFoundError, Records, StoreError
+from allpath.store.service import (
+    ConflictError,
+    Course,
+    EventRecord,
+    NotFoundError,
+    Records,
+    StoreError,
+    patient_flags,
+)
 from allpath.store.throttle import ThrottledError
 from allpath.web.family import current_and_next, family_kb
 from allpath.web.forms import (
-    EVENT_FORMS,
     FORMS_BY_TYPE,
+    EventForm,
     event_from_form,
     form_field,
+    form_values_of,
+    forms_for_state,
 )
 from allpath.web.i18n import LANG_COOKIE, as_lang, gettext_for, negotiate
-from allpath.web.render import render, static_text
+from allpath.web.listing import age_label, list_patients_view, patient_row, status_key
+from allpath.web.planview import FACT_INPUTS, Change, compare_plans, facts_from_form, form_values, plan_view
+from allpath.web.render import html_to_pdf, render, static_text
 from allpath.web.timeline import TimelineEvent, render_timeline
 
 log = logging.getLogger("allpath.web")
@@ -89,6 +104,24 @@ def request_language(request: Request) -> str:
 
 def _error(request: Request, user: UserRecord | None, status: int, title: str, message: str) -> HTMLResponse:
     return _page(request, "error.html", user, status_code=status, title=title, message=message)
+
+
+ERROR_PAGES = {
+    403: ("Not allowed", "This account cannot open this page."),
+    404: ("Page not found", "There is no page at this address. Check it, or start again from the start page."),
+    405: ("Not possible here", "This address does not take that kind of request."),
+    500: ("Something went wrong", "The service could not answer. Nothing was changed. Try again in a moment."),
+}
+
+
+def error_page_for(request: Request, status: int) -> HTMLResponse:
+    """The HTML error page a browser gets for an API-level error (an unknown path, a crash)."""
+    title, message = ERROR_PAGES.get(status, ("The request could not be answered", f"Error {status}."))
+    try:
+        user = current_user_from_cookie(request)
+    except Exception:  # the page must render even when the database is what failed
+        user = None
+    return _error(request, user, status, title, message)
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -219,6 +252,15 @@ def _plan_for(context: AppContext, course: Course) -> Plan | None:
     return context.recommender.recommend(course.facts) if course.facts is not None else None
 
 
+def no_plan_reason(course: Course) -> str:
+    """Why there is no plan, in the care team's words (the facts' problems name their fields)."""
+    if course.state.status == "not_diagnosed":
+        return "No diagnosis is recorded yet. Record the diagnosis to see the plan."
+    names = {**FACT_LABELS, "as_of": "The date the record is read as of"}
+    words = [f"{names.get(p.field, p.field)}: {p.problem}" for p in course.facts_problems]
+    return "The record does not yet give a plan (" + "; ".join(words) + ")." if words else ""
+
+
 def _as_of(raw: str | None) -> dt.date | None:
     try:
         return dt.date.fromisoformat(raw) if raw else None
@@ -322,22 +364,37 @@ def create_web_router() -> APIRouter:
     # clinician pages ---------------------------------------------------------------------------
 
     @router.get("/clinic/patients", name="web_patients")
-    def patients(request: Request, session: SessionDep, user: StaffUser) -> Response:
+    def patients(
+        request: Request,
+        session: SessionDep,
+        user: StaffUser,
+        q: str = "",
+        status: str = "",
+        phase: str = "",
+        flag: str = "",
+        sort: str = "updated",
+        page: int = 1,
+    ) -> Response:
+        context = get_context(request)
         records = Records(session, user.actor())
-        rows = []
-        for p in records.list_patients():
-            course = records.course(p.id, action="course.read")
-            rows.append((p, course.state))
+        courses = [records.course(p.id, action="course.read") for p in records.list_patients(limit=100_000)]
+        alerts = {}
+        for c in courses:
+            plan = context.recommender.recommend(c.facts, with_missing_facts=False) if c.facts else None
+            alerts[c.patient.id] = [a.severity for a in plan.alerts] if plan else []
         # The family diary's urgent entries not yet seen by the team (issue #14).
-        flagged = FamilyRecords(session, user.actor(), load_companion()).urgent_patients()
+        urgent = FamilyRecords(session, user.actor(), load_companion()).urgent_patients()
+        flags = patient_flags(session, courses, alerts, urgent=urgent)
+        rows = [patient_row(c, flags[c.patient.id]) for c in courses]
+        listing = list_patients_view(rows, q=q, status=status, phase=phase, flag=flag, sort=sort, page=page)
         return _page(
             request,
             "patients.html",
             user,
-            rows=rows,
-            flagged=flagged,
+            listing=listing,
             status_labels=COURSE_STATUS_LABELS,
             phase_labels=PHASE_LABELS,
+            flag_labels=FLAG_LABELS,
         )
 
     @router.get("/clinic/patients/new", name="web_patient_new")
@@ -374,64 +431,108 @@ def create_web_router() -> APIRouter:
                 return RedirectResponse(f"/clinic/patients/{patient.id}?created=1", status_code=303)
         return _page(request, "patient_new.html", user, status_code=422, errors=errors, values=values)
 
-    def _patient_page(
-        request: Request,
-        session: SessionDep,
-        user: UserRecord,
-        patient_id: str,
-        *,
-        status_code: int = 200,
-        form_errors: dict[str, dict[str, str]] | None = None,
-        form_values: dict[str, dict[str, str]] | None = None,
-        flashes: list[str] | None = None,
-    ) -> Response:
-        context = get_context(request)
-        records = Records(session, user.actor())
+    def _course(
+        request: Request, session: Session, user: UserRecord, patient_id: str, action: str = "plan.read"
+    ) -> Course:
         try:
-            course = records.course(patient_id, _as_of(request.query_params.get("as_of")), action="plan.read")
-        except NotFoundError as exc:
-            return _error(
-                request, user, http_status(exc), "Patient not found", "There is no patient record with that id."
+            return Records(session, user.actor()).course(
+                patient_id, _as_of(request.query_params.get("as_of")), action=action
             )
+        except NotFoundError as exc:
+            raise PageInsteadError(
+                _error(request, user, http_status(exc), "Patient not found", "There is no patient record with that id.")
+            ) from None
         except StoreError as exc:  # an as_of out of range
             message = "; ".join(f"{p.field} {p.problem}" for p in exc.problems) or exc.message
             title = "Cannot show the record as of that date"
-            return _error(request, user, http_status(exc), title, _sentence(message) + ".")
+            raise PageInsteadError(_error(request, user, http_status(exc), title, _sentence(message) + ".")) from None
+
+    @router.get("/clinic/patients/{patient_id}", name="web_patient")
+    def patient_page(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
+        flashes = ["Patient record created."] if request.query_params.get("created") else []
+        recorded = request.query_params.get("recorded")
+        if recorded in FORMS_BY_TYPE:
+            flashes.append(f"{FORMS_BY_TYPE[recorded].title}: recorded.")
+        elif recorded == "retracted":
+            flashes.append("The entry was retracted. The history keeps it, marked as retracted.")
+        context = get_context(request)
+        course = _course(request, session, user, patient_id)
         plan = _plan_for(context, course)
         now_phase, next_phase = current_and_next(plan, course.state.current_phase) if plan else (None, None)
-        svg = render_timeline(timeline_events(course.events), course.as_of, title=f"Treatment timeline of {patient_id}")
-        sources = {s.id: s for s in context.kb.sources.values()}
+        svg = render_timeline(timeline_events(course.events), course.as_of, title="Treatment timeline")
+        by_id = {e.id: e for e in course.events}
         return _page(
             request,
             "patient.html",
             user,
-            status_code=status_code,
             patient=course.patient,
+            age=age_label(course.patient.birth_date, course.as_of),
             course=course,
             state=course.state,
+            status_key=status_key(course.state),
             plan=plan,
+            view=plan_view(plan, context.kb) if plan else None,
             missing=missing_fact_views(plan, context.kb) if plan else [],
+            no_plan_reason=no_plan_reason(course),
             now_phase=now_phase,
             next_phase=next_phase,
             phase_labels=PHASE_LABELS,
             status_labels=COURSE_STATUS_LABELS,
             timeline_svg=svg,
-            events=course.events,
+            events=list(reversed(course.events)),
+            by_id=by_id,
             event_label=event_label,
-            forms=EVENT_FORMS,
-            form_errors=form_errors or {},
-            form_values=form_values or {},
-            sources=sources,
-            today=dt.date.today().isoformat(),
-            flashes=flashes or [],
+            choices=forms_for_state(course.state, dt.date.today()),
+            flashes=flashes,
         )
 
-    @router.get("/clinic/patients/{patient_id}", name="web_patient")
-    def patient_page(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
-        flashes = ["Patient record created."] if request.query_params.get("created") else []
-        if request.query_params.get("recorded") in FORMS_BY_TYPE:
-            flashes.append(f"{FORMS_BY_TYPE[request.query_params['recorded']].title}: recorded.")
-        return _patient_page(request, session, user, patient_id, flashes=flashes)
+    def _record_page(
+        request: Request,
+        user: UserRecord,
+        course: Course,
+        form_spec: EventForm | None,
+        *,
+        status_code: int = 200,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+        correcting: EventRecord | None = None,
+    ) -> Response:
+        return _page(
+            request,
+            "record.html",
+            user,
+            status_code=status_code,
+            patient=course.patient,
+            form=form_spec,
+            choices=forms_for_state(course.state, dt.date.today()),
+            errors=errors or {},
+            values=values or {},
+            correcting=correcting,
+            correcting_label=event_label(correcting) if correcting else "",
+            today=dt.date.today().isoformat(),
+        )
+
+    @router.get("/clinic/patients/{patient_id}/record", name="web_record")
+    def record_form(
+        request: Request, session: SessionDep, user: StaffUser, patient_id: str, type: str = "", correct: str = ""
+    ) -> Response:
+        course = _course(request, session, user, patient_id)
+        if correct:
+            target = next((e for e in course.events if e.id == correct), None)
+            if target is None or target.superseded_by or target.type == "retracted":
+                return _error(
+                    request, user, 404, "Entry not found", "That entry does not exist or was already corrected."
+                )
+            return _record_page(
+                request,
+                user,
+                course,
+                FORMS_BY_TYPE[target.type],
+                values=form_values_of(target.payload, target.date),
+                correcting=target,
+            )
+        form_spec = next((f for f in forms_for_state(course.state, dt.date.today()) if f.type == type), None)
+        return _record_page(request, user, course, form_spec)
 
     @router.post("/clinic/patients/{patient_id}/events", name="web_add_event")
     async def add_event(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
@@ -439,25 +540,23 @@ def create_web_router() -> APIRouter:
         data = {k: v for k, v in form.items() if isinstance(v, str)}
         event_type, event, problems = event_from_form(data)
         form_spec = FORMS_BY_TYPE.get(event_type or "")
-        key = event_type or "_unknown"
         errors: dict[str, str] = {}
         status = 422
         if form_spec is None:
             return _error(request, user, 422, "Unknown kind of event", "This page cannot record that kind of event.")
+        course = _course(request, session, user, patient_id)
+        correcting = next((e for e in course.events if e.id == data.get("supersedes")), None)
         if not problems:
             expected = data.get("expected_version")
             try:
-                records = Records(session, user.actor())
-                records.append_event(patient_id, event, int(expected) if expected and expected.isdigit() else None)
-            except NotFoundError as exc:
-                return _error(
-                    request, user, http_status(exc), "Patient not found", "There is no patient record with that id."
+                Records(session, user.actor()).append_event(
+                    patient_id, event, int(expected) if expected and expected.isdigit() else None
                 )
             except ConflictError as exc:
                 status = http_status(exc)
                 errors["_form"] = (
                     "Someone else changed this record while you were on this page. "
-                    "Nothing was saved. Check the record below and enter the event again."
+                    "Nothing was saved. Check the record and enter the event again."
                 )
             except StoreError as exc:
                 problems = exc.problems or [Problem("_form", exc.message)]
@@ -468,14 +567,133 @@ def create_web_router() -> APIRouter:
             name = form_field(form_spec, p.field) if p.field != "_form" else "_form"
             message = _field_message(labels[name], p.problem) if name in labels else _sentence(p.problem)
             errors.setdefault(name, message.rstrip(".") + ".")
-        return _patient_page(
+        # The form is shown again with the patient's version now, so a resubmission is checked afresh.
+        course = _course(request, session, user, patient_id)
+        return _record_page(
+            request, user, course, form_spec, status_code=status, errors=errors, values=data, correcting=correcting
+        )
+
+    @router.get("/clinic/patients/{patient_id}/events/{event_id}/retract", name="web_retract")
+    def retract_form(
+        request: Request, session: SessionDep, user: StaffUser, patient_id: str, event_id: str
+    ) -> Response:
+        course = _course(request, session, user, patient_id)
+        target = next((e for e in course.events if e.id == event_id), None)
+        if target is None or target.superseded_by or target.type == "retracted":
+            return _error(request, user, 404, "Entry not found", "That entry does not exist or no longer counts.")
+        return _page(
+            request, "retract.html", user, patient=course.patient, target=target, label=event_label(target), errors={}
+        )
+
+    @router.post("/clinic/patients/{patient_id}/events/{event_id}/retract")
+    async def retract(
+        request: Request, session: SessionDep, user: StaffUser, patient_id: str, event_id: str
+    ) -> Response:
+        form = await request.form()
+        expected = str(form.get("expected_version", ""))
+        course = _course(request, session, user, patient_id)
+        target = next((e for e in course.events if e.id == event_id), None)
+        if target is None or target.superseded_by or target.type == "retracted":
+            return _error(request, user, 404, "Entry not found", "That entry does not exist or no longer counts.")
+        event = {"type": "retracted", "date": target.date.isoformat(), "supersedes": event_id}
+        errors: dict[str, str] = {}
+        status = 422
+        try:
+            Records(session, user.actor()).append_event(
+                patient_id, event, int(expected) if expected.isdigit() else None
+            )
+        except ConflictError as exc:
+            status = http_status(exc)
+            errors["_form"] = "Someone else changed this record while you were on this page. Nothing was saved."
+        except StoreError as exc:
+            errors["_form"] = "; ".join(_sentence(p.problem) for p in exc.problems) or exc.message
+            errors["_form"] = f"This entry cannot be retracted: {errors['_form'].rstrip('.')}."
+        else:
+            return RedirectResponse(f"/clinic/patients/{patient_id}?recorded=retracted", status_code=303)
+        course = _course(request, session, user, patient_id)
+        return _page(
             request,
-            session,
+            "retract.html",
             user,
-            patient_id,
             status_code=status,
-            form_errors={key: errors},
-            form_values={key: data},
+            patient=course.patient,
+            target=target,
+            label=event_label(target),
+            errors=errors,
+        )
+
+    @router.get("/clinic/patients/{patient_id}/plan.pdf", name="web_patient_pdf")
+    def patient_pdf(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
+        context = get_context(request)
+        course = _course(request, session, user, patient_id)
+        plan = _plan_for(context, course)
+        if plan is None:
+            return _error(request, user, 409, "No plan yet", no_plan_reason(course) or "There is no plan to print.")
+        state = course.state
+        html = render(
+            "clinician_pdf.html",
+            patient=course.patient,
+            patient_label=course.patient.display_name or course.patient.id,
+            age=age_label(course.patient.birth_date, course.as_of),
+            as_of=course.as_of.isoformat(),
+            status_label=COURSE_STATUS_LABELS.get(status_key(state), status_key(state)),
+            phase_label=PHASE_LABELS.get(state.current_phase, state.current_phase)
+            if state.current_phase
+            else "None in progress",
+            plan=plan,
+            view=plan_view(plan, context.kb),
+            missing=missing_fact_views(plan, context.kb),
+            contact=context.settings.site.care_team_contact,
+        )
+        return Response(
+            html_to_pdf(html, variant="pdf/ua-1"),
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="treatment-plan-{course.patient.id}.pdf"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @router.get("/clinic/patients/{patient_id}/what-if", name="web_what_if")
+    def what_if(request: Request, session: SessionDep, user: StaffUser, patient_id: str) -> Response:
+        context = get_context(request)
+        course = _course(request, session, user, patient_id)
+        if course.facts is None:
+            return _error(request, user, 409, "No plan yet", "Record a diagnosis before trying a what-if.")
+        before = context.recommender.recommend(course.facts, with_missing_facts=False)
+        params = request.query_params
+        values = form_values(course.facts)
+        after = None
+        changes: list[Change] = []
+        errors: dict[str, str] = {}
+        if params.get("try"):
+            values = {
+                fi.name: params.getlist(fi.name) if fi.kind.type == "list" else params.get(fi.name, "")
+                for fi in FACT_INPUTS
+            }
+            facts, problems = facts_from_form(values)
+            if facts is None:
+                labels = {fi.name: fi.label for fi in FACT_INPUTS}
+                for p in problems:
+                    name = p.field if p.field in labels else "_form"
+                    errors.setdefault(
+                        name, _field_message(labels[name], p.problem) if name in labels else _sentence(p.problem)
+                    )
+            else:
+                after = context.recommender.recommend(facts, with_missing_facts=False)
+                changes = compare_plans(context.kb, before, after)
+        return _page(
+            request,
+            "what_if.html",
+            user,
+            status_code=422 if errors else 200,
+            patient=course.patient,
+            inputs=FACT_INPUTS,
+            values=values,
+            errors=errors,
+            before=before,
+            after=after,
+            changes=changes,
         )
 
     # knowledge -----------------------------------------------------------------------------------
@@ -519,6 +737,9 @@ def create_web_router() -> APIRouter:
         hits = knowledge_index(context).search(q, 10, kinds=WEB_SEARCH_KINDS, lang=lang) if q else []
         return _page(request, "knowledge.html", user, q=q, hits=hits, kb=family_kb(context.kb, lang))
 
+    from allpath.web.admin import add_admin_routes
+
+    add_admin_routes(router)
     return router
 
 

@@ -44,6 +44,7 @@ from allpath.plan import Plan
 from allpath.settings import SmartSettings
 from allpath.store.context import AppContext
 from allpath.store.service import audit_now
+from allpath.web.planview import plan_view
 
 log = logging.getLogger("allpath.web.smart")
 BROWSER_COOKIE = "allpath_smart"
@@ -217,7 +218,7 @@ def create_smart_router() -> APIRouter:
             "smart_plan.html",
             plan=opened.plan,
             missing=missing_fact_views(opened.plan, context.kb),
-            sources={s.id: s for s in context.kb.sources.values()},
+            view=plan_view(opened.plan, context.kb),
             iss=opened.iss,
             patient_id=opened.patient_id,
             notes=opened.notes,

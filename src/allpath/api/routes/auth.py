@@ -1,4 +1,5 @@
-"""Bearer tokens for the API: the OAuth2 password grant (form fields `username`, `password`)."""
+"""Bearer tokens for the API: the OAuth2 password grant (form fields `username`, `password`, or
+the same as a JSON object)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import ValidationError
 
 from allpath.api.deps import ContextDep, CurrentUser, SessionDep, bearer_scheme
 from allpath.api.errors import ERROR_RESPONSES
-from allpath.api.models import PasswordChange, TokenPublic, UserPublic
+from allpath.api.models import PasswordChange, TokenPublic, TokenRequest, UserPublic
+from allpath.facts import Problem, describe_validation_error
 from allpath.http.csrf import csrf_token
 from allpath.http.sessions import current_user_from_cookie, end_browser_session, start_browser_session
 from allpath.store.auth import authenticate_throttled, change_password, issue_token, revoke_token
+from allpath.store.service import InvalidInputError
 
 router = APIRouter(
     prefix="/auth",
@@ -25,16 +29,42 @@ def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-@router.post("/token", response_model=TokenPublic)
+async def _credentials(request: Request) -> TokenRequest:
+    """The user name and password, from a JSON body or from form fields (the OAuth2 password grant)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+        try:
+            data = await request.json()
+        except ValueError:
+            raise InvalidInputError("invalid request", [Problem("body", "is not valid JSON")]) from None
+    else:
+        data = {k: v for k, v in (await request.form()).items() if k in ("username", "password")}
+    try:
+        return TokenRequest.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError("invalid request", describe_validation_error(exc)) from None
+
+
+_TOKEN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": TokenRequest.model_json_schema()},
+            "application/json": {"schema": TokenRequest.model_json_schema()},
+        },
+    }
+}
+
+
+@router.post("/token", response_model=TokenPublic, openapi_extra=_TOKEN_BODY)
 def login(
-    username: Annotated[str, Form(min_length=1, max_length=64)],
-    password: Annotated[str, Form(min_length=1, max_length=200)],
+    credentials: Annotated[TokenRequest, Depends(_credentials)],
     request: Request,
     session: SessionDep,
     context: ContextDep,
 ) -> TokenPublic:
-    """Exchange a username and password for a bearer token. Repeated failures lock the account name
-    and the client address for a while (429 with `Retry-After`)."""
+    """Exchange a username and password (form fields or a JSON object) for a bearer token. Repeated
+    failures lock the account name and the client address for a while (429 with `Retry-After`)."""
+    username, password = credentials.username, credentials.password
     user = authenticate_throttled(session, context.settings.auth, username, password, _address(request))
     if user is None:
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import TypeAdapter
 
 from allpath.api.deps import ContextDep, RecommenderDep, RecordsDep
 from allpath.api.errors import ERROR_RESPONSES
@@ -16,15 +15,16 @@ from allpath.api.models import (
     EventCreated,
     EventPublic,
     PatientCreate,
+    PatientPage,
     PatientPlan,
     PatientPublic,
+    PatientSummary,
     PatientUpdate,
 )
 from allpath.course import CourseState
 from allpath.store.service import InvalidInputError
 
 router = APIRouter(prefix="/patients", tags=["patients"], responses=ERROR_RESPONSES)
-_PATIENT_LIST = TypeAdapter(list[PatientPublic])
 
 
 def _json(body: bytes) -> Response:
@@ -39,15 +39,29 @@ AsOf = Annotated[
 ]
 
 
-@router.get("", response_model=list[PatientPublic])
+@router.get("", response_model=PatientPage)
 def list_patients(
     records: RecordsDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    """Patients this account may see (a patient account: only its own)."""
-    patients = [PatientPublic.of(p) for p in records.list_patients(limit=limit, offset=offset)]
-    return _json(_PATIENT_LIST.dump_json(patients))
+    """Patients this account may see (a patient account: only its own), a page at a time, oldest
+    first, each with its course status and current phase; `next` is the next page, null on the last."""
+    total = records.count_patients()
+    items = []
+    for p in records.list_patients(limit=limit, offset=offset):
+        state = records.course(p.id, action="course.read").state
+        items.append(
+            PatientSummary(
+                **PatientPublic.of(p).model_dump(),
+                status="deceased" if state.died_on else state.status,
+                current_phase=state.current_phase,
+            )
+        )
+    following = offset + limit
+    next_page = f"/patients?limit={limit}&offset={following}" if following < total else None
+    page = PatientPage(items=items, total=total, limit=limit, offset=offset, next=next_page)
+    return _json(page.model_dump_json().encode("utf-8"))
 
 
 @router.post("", response_model=PatientPublic, status_code=201)
@@ -85,7 +99,9 @@ def list_events(patient_id: str, records: RecordsDep) -> list[EventPublic]:
 
 @router.post("/{patient_id}/events", response_model=EventCreated, status_code=201)
 def append_event(patient_id: str, body: EventCreate, records: RecordsDep) -> EventCreated:
-    """Record an event. Refused (422, with the reason) when the history makes it impossible."""
+    """Record an event, wrapped (`{"event": {...}}`) or flat (`{"type": ..., "date": ...}`). Refused
+    (422, with the reason) when the history makes it impossible; an unknown `type` is answered
+    with the list of valid types."""
     event, version = records.append_event(patient_id, body.event, body.expected_version)
     return EventCreated(event=EventPublic.of(event), version=version)
 
