@@ -142,7 +142,8 @@ def check(page: Page, name: str) -> None:
         wide = page.evaluate(
             """() => [...document.querySelectorAll('main *')]
                 .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-                .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+                .slice(0, 5)
+                .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
         )
         raise AssertionError(f"{name}: the page is {widths[0]} px wide in a {widths[1]} px window: {wide}")
     page.screenshot(path=str(ARTIFACTS / f"family-{name}.png"), full_page=True)
