@@ -134,8 +134,18 @@ def new_page(browser: Browser, server: dict[str, Any], lang: str, viewport: dict
 
 
 def check(page: Page, name: str) -> None:
-    """Screenshot, then axe-core (injected over DevTools: the CSP forbids inline scripts)."""
+    """No sideways scrolling, a screenshot, then axe-core (injected over DevTools: the CSP forbids
+    inline scripts)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    if widths[0] > widths[1]:
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('main *')]
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                .slice(0, 5)
+                .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+        )
+        raise AssertionError(f"{name}: the page is {widths[0]} px wide in a {widths[1]} px window: {wide}")
     page.screenshot(path=str(ARTIFACTS / f"family-{name}.png"), full_page=True)
     page.evaluate(AXE.read_text(encoding="utf-8"))
     violations = page.evaluate(
@@ -230,4 +240,21 @@ def test_family_plan_at_desktop_width_in_spanish(browser, server) -> None:
     expect(page.get_by_role("heading", name="Nuestro plan", exact=True)).to_be_visible()
     page.goto(f"/plan/{server['ids']['maint-es']}/calendar")
     check(page, "es-calendar-1280")
+    page.context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_every_family_page_fits_its_width_and_passes_axe(browser, server, viewport: dict[str, int]) -> None:
+    page = new_page(browser, server, "en", viewport)
+    patient = server["ids"]["maint-en"]
+    login(page, "fam-maint-en", PASSWORD, "en")
+    for name, path in (
+        ("plan", f"/plan/{patient}"),
+        ("diary", f"/plan/{patient}/diary"),
+        ("medicines", f"/plan/{patient}/medicines"),
+        ("calendar", f"/plan/{patient}/calendar"),
+    ):
+        page.goto(path)
+        expect(page.locator("main")).to_be_visible()
+        check(page, f"en-{name}-{viewport['width']}")
     page.context.close()
