@@ -194,7 +194,9 @@ def main() -> int:
             login = {"username": "demo-clinician", "password": "demo-clinician-password"}
             token = api.post("/auth/token", data=login).json()["access_token"]
             api.headers["Authorization"] = f"Bearer {token}"
-            patients = [p["id"] for p in api.get("/patients").json()]
+            listed = api.get("/patients").json()
+            # A page of the list since the web work (`{"items": [...]}`); a plain list before it.
+            patients = [p["id"] for p in (listed["items"] if isinstance(listed, dict) else listed)]
             csrf = browser.get("/auth/csrf").json()["csrf_token"]
             _ok(browser.post("/auth/session", data={**login, "csrf_token": csrf}))
             anonymous = httpx.Client(base_url=base, timeout=30)

@@ -8,18 +8,27 @@ Two steps, in this order, because a silent answer is worse than a refusal:
 2. Every resource that could matter to the facts or the checks is validated as FHIR R4 *before*
    anything is filtered away: a malformed ALL diagnosis is a 400 naming
    `prefetch.conditions.entry[i].resource...`, never a record that looks as if it held no ALL.
+
+The validation (fhir.resources models) was the larger part of a call's CPU, and an EHR sends the
+same resources every time a chart is opened: `ValidResources` remembers, per worker, the SHA-256
+of each resource found valid, so a byte-for-byte identical resource is not validated again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from allpath.api.cds.hookrequest import HookRequestError
 from allpath.api.cds.prefetch import InvalidPrefetchError
 from allpath.facts import Problem
+from allpath.store.cache import LruCache
 
 MEDICATION_KINDS = frozenset({"MedicationRequest", "MedicationAdministration", "MedicationStatement"})
+# About 16 resources per chart: the resources of some thousand recently opened charts, a few MB.
+VALID_RESOURCES_SIZE = 16_384
 
 
 def _key_of_url(url: str) -> str | None:
@@ -85,12 +94,51 @@ class MedicationIndex:
         return resolved
 
 
-def validation_problems(located: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Problem]:
-    """FHIR R4 problems of each resource, each named by the resource's path in the request."""
+class ValidResources:
+    """The SHA-256 digests of resources found valid FHIR R4, the most recent `size` of them.
+
+    A digest is taken over the resource's canonical JSON (keys sorted, no spaces), so it changes with
+    any change to any value; validation reads nothing but the resource, so a resource with a known
+    digest would be found valid again. Invalid resources are never remembered: they are validated,
+    and refused, every time. Thread-safe; one per router (so one per worker process).
+    """
+
+    def __init__(self, size: int = VALID_RESOURCES_SIZE):
+        self._digests: LruCache[bool] = LruCache(size)
+
+    @staticmethod
+    def digest(resource: Mapping[str, Any]) -> bytes | None:
+        try:
+            canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError):  # not plain JSON (cannot come from a request body): not remembered
+            return None
+        return hashlib.sha256(canonical.encode("utf-8")).digest()
+
+    def known(self, digest: bytes | None) -> bool:
+        return digest is not None and self._digests.get(digest) is not None
+
+    def remember(self, digest: bytes | None) -> None:
+        if digest is not None:
+            self._digests.put(digest, True)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+
+def validation_problems(
+    located: Iterable[tuple[str, Mapping[str, Any]]], known: ValidResources | None = None
+) -> list[Problem]:
+    """FHIR R4 problems of each resource, each named by the resource's path in the request.
+
+    With `known`, a resource identical to one found valid before is not validated again, and each
+    resource found valid now is remembered."""
     from allpath.fhir.importer import validate_resource
 
     problems: list[Problem] = []
     for path, resource in located:
+        digest = ValidResources.digest(resource) if known is not None else None
+        if known is not None and known.known(digest):
+            continue
         kind, rid = resource.get("resourceType"), resource.get("id")
         label = f"{kind}/{rid}" if rid else str(kind)
         try:
@@ -100,16 +148,19 @@ def validation_problems(located: Iterable[tuple[str, Mapping[str, Any]]]) -> lis
             # type; the importer's validation does not catch it yet (reported), so it is caught here.
             problems.append(Problem(path, "holds a nested resource whose resourceType is not a FHIR R4 type"))
             continue
+        if not found and known is not None:
+            known.remember(digest)
         for problem in found:
             rest = problem.field.removeprefix(label) if problem.field.startswith(label) else f".{problem.field}"
             problems.append(Problem(f"{path}{rest}", problem.problem))
     return problems
 
 
-def refuse_invalid(located: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+def refuse_invalid(located: Iterable[tuple[str, Mapping[str, Any]]], known: ValidResources | None = None) -> None:
     """Raise a 400 naming every FHIR fault in these resources: prefetch faults as `InvalidPrefetchError`,
-    faults in the request's own context (draft orders) as `HookRequestError`."""
-    problems = validation_problems(located)
+    faults in the request's own context (draft orders) as `HookRequestError`. `known`: see
+    `validation_problems`."""
+    problems = validation_problems(located, known)
     if not problems:
         return
     if all(p.field.startswith("context.") for p in problems):

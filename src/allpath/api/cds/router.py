@@ -59,7 +59,7 @@ from allpath.api.cds.prefetch import (
     gather,
     unreadable,
 )
-from allpath.api.cds.records import MEDICATION_KINDS, MedicationIndex, refuse_invalid
+from allpath.api.cds.records import MEDICATION_KINDS, MedicationIndex, ValidResources, refuse_invalid
 from allpath.api.cds.settings import ENV_FEEDBACK_DB, ENV_REPLAY_DB, CdsConfigError, CdsSettings
 from allpath.engine import Engine
 from allpath.errors import BadInputError, NotAnAllPatientError
@@ -278,6 +278,7 @@ def create_cds_router(
     checks = OrderChecks(engine.kb, cards, _agent_lookup(reader))
     plan_link = f"{base_url}{SMART_LAUNCH_PATH}" if base_url else None
     index = CardIndex()
+    valid_resources = ValidResources()
     discovery = discovery_document()
     services = {s["id"]: s for s in discovery["services"]}
     router = APIRouter(tags=["cds-hooks"])
@@ -358,7 +359,7 @@ def create_cds_router(
                 record.medications.append(resolved)
         if service_id in ORDER_SERVICES:
             _prepare_drafts(hook, gathered, drafts_in, medications, record, to_validate)
-        refuse_invalid(to_validate.items())
+        refuse_invalid(to_validate.items(), valid_resources)
         return record
 
     def _prepare_drafts(
