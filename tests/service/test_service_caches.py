@@ -155,3 +155,29 @@ def test_a_cds_record_that_cannot_be_read_is_read_again_every_time() -> None:
         with pytest.raises(ValueError):
             importer.from_resources(broken)
     assert inner.calls == 2
+
+
+def _audit_actions(app: FastAPI) -> list[str]:
+    with app.state.allpath.sessions() as session:
+        return list(session.scalars(select(AuditRow.action).order_by(AuditRow.id)))
+
+
+def test_the_patient_list_reads_every_course_in_one_audited_read_and_agrees_with_each_course(
+    app: FastAPI, client: TestClient, clinician: dict[str, str]
+) -> None:
+    ids = [new_patient(client, clinician) for _ in range(3)]
+    post_event(client, clinician, ids[0], type="diagnosed", date="2024-01-05", lineage="B")
+    post_event(client, clinician, ids[0], type="phase_started", date="2024-01-08", phase="induction")
+    post_event(client, clinician, ids[1], type="diagnosed", date="2024-02-05", lineage="T")
+    before = _audit_actions(app)
+    listed = {p["id"]: p for p in client.get("/patients?limit=200", headers=clinician).json()["items"]}
+    assert _audit_actions(app)[len(before) :] == ["course.list"]
+    for pid in ids[:2]:
+        course = client.get(f"/patients/{pid}/plan", headers=clinician).json()["course"]
+        assert (listed[pid]["status"], listed[pid]["current_phase"]) == (course["status"], course["current_phase"])
+    assert listed[ids[0]]["current_phase"] == "induction"
+    assert listed[ids[2]]["status"] == "not_diagnosed"
+    # A new event changes the record's version, so the list reads it again rather than the cache.
+    post_event(client, clinician, ids[1], type="phase_started", date="2024-02-08", phase="induction")
+    relisted = {p["id"]: p for p in client.get("/patients?limit=200", headers=clinician).json()["items"]}
+    assert relisted[ids[1]]["current_phase"] == "induction"

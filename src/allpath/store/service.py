@@ -198,6 +198,11 @@ _PATIENT_PAGE = (
 )
 _OWN_PATIENT_PAGE = _PATIENT_PAGE.where(_patients.id == bindparam("patient_id"))
 _EVENTS_OF = select(*_events).where(_events.patient_id == bindparam("patient_id")).order_by(_events.seq)
+_EVENTS_OF_MANY = (
+    select(*_events)
+    .where(_events.patient_id.in_(bindparam("patient_ids", expanding=True)))
+    .order_by(_events.patient_id, _events.seq)
+)
 
 
 class PatientColumns(Protocol):
@@ -398,6 +403,46 @@ class Records:
         audit(self.session, self.actor.username, "patient.list", None, detail=f"{len(rows)} records")
         self.session.commit()
         return [PatientRecord.of(cast(PatientColumns, r)) for r in rows]
+
+    def list_courses(self, *, limit: int = 1000, offset: int = 0, as_of: dt.date | None = None) -> list[Course]:
+        """A page of patients, each with its course as of a date (default today), for the patient lists.
+
+        One list read: the rows and their events are read in one transaction and audited once
+        (`course.list`, with the count), where reading each course with `course` would audit and
+        commit once per patient. Courses come from the session's course cache when the record's
+        version is the cached one, exactly as `course` does.
+        """
+        as_of = as_of or utcnow().date()
+        query, params = (
+            (_PATIENT_PAGE, {"limit": limit, "offset": offset})
+            if self.actor.is_staff
+            else (_OWN_PATIENT_PAGE, {"limit": limit, "offset": offset, "patient_id": self.actor.patient_id or ""})
+        )
+        connection = self.session.connection()
+        rows = cast(list[PatientColumns], connection.execute(query, params).all())
+        cache: LruCache[Course] | None = self.session.info.get(COURSE_CACHE)
+        found: dict[str, Course] = {}
+        for row in rows:
+            cached = cache.get((row.id, row.version, as_of)) if cache is not None else None
+            if cached is not None:
+                found[row.id] = cached
+        missing = [row.id for row in rows if row.id not in found]
+        events: dict[str, list[EventColumns]] = {patient_id: [] for patient_id in missing}
+        # In slices: SQLite caps the number of bound parameters in one statement.
+        for start in range(0, len(missing), 500):
+            ids = missing[start : start + 500]
+            for event in connection.execute(_EVENTS_OF_MANY, {"patient_ids": ids}).all():
+                events[event.patient_id].append(cast(EventColumns, event))
+        audit(self.session, self.actor.username, "course.list", None, detail=f"{len(rows)} records as of {as_of}")
+        self.session.commit()
+        for row in rows:
+            if row.id in found:
+                continue
+            course = self._derive_course(PatientRecord.of(row), self._records(events[row.id]), as_of)
+            if cache is not None:
+                cache.put((row.id, row.version, as_of), course)
+            found[row.id] = course
+        return [found[row.id] for row in rows]
 
     def count_patients(self) -> int:
         """How many patients this actor may see (for paging)."""

@@ -377,7 +377,7 @@ def create_web_router() -> APIRouter:
     ) -> Response:
         context = get_context(request)
         records = Records(session, user.actor())
-        courses = [records.course(p.id, action="course.read") for p in records.list_patients(limit=100_000)]
+        courses = records.list_courses(limit=100_000)
         alerts = {}
         for c in courses:
             plan = context.recommender.recommend(c.facts, with_missing_facts=False) if c.facts else None

@@ -49,11 +49,11 @@ def list_patients(
     first, each with its course status and current phase; `next` is the next page, null on the last."""
     total = records.count_patients()
     items = []
-    for p in records.list_patients(limit=limit, offset=offset):
-        state = records.course(p.id, action="course.read").state
+    for course in records.list_courses(limit=limit, offset=offset):
+        state = course.state
         items.append(
             PatientSummary(
-                **PatientPublic.of(p).model_dump(),
+                **PatientPublic.of(course.patient).model_dump(),
                 status="deceased" if state.died_on else state.status,
                 current_phase=state.current_phase,
             )
