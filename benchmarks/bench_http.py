@@ -254,7 +254,7 @@ def main() -> int:
             login = {"username": "demo-clinician", "password": "demo-clinician-password"}
             token = httpx.post(f"{base}/auth/token", data=login).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
-            patients = [p["id"] for p in httpx.get(f"{base}/patients", headers=headers).json()]
+            patients = [p["id"] for p in httpx.get(f"{base}/patients", headers=headers).json()["items"]]
             pid = server.process.pid
             if args.find_max:
                 print(f"{workers} worker(s): stepping from {args.rate:g} requests/s, {args.seconds:g} s a step")
