@@ -556,7 +556,8 @@ def serve(
         typer.Option(
             min=1,
             max=64,
-            help="Worker processes (default: the machine's cores; 1 for --cds-only without ALLPATH_CDS_REPLAY_DB).",
+            help="Worker processes (default: the machine's cores; 1 for --cds-only without ALLPATH_CDS_REPLAY_DB, "
+            "and 1 while the SMART launch is configured).",
         ),
     ] = None,
 ) -> None:
@@ -571,6 +572,18 @@ def serve(
 
     settings = _service_settings(database_url)
     count = workers if workers is not None else _default_workers(settings, cds_only)
+    if count > 1 and not cds_only and settings.smart.enabled():
+        # A SMART launch's state and PKCE verifier live in the memory of the process that began it
+        # (docs/smart.md): its callback may reach another worker, which would refuse it.
+        fail_input(
+            [
+                Problem(
+                    "--workers",
+                    "must be 1 while the SMART launch is configured (ALLPATH_SMART_*): "
+                    "pending launches are kept in one process's memory",
+                )
+            ]
+        )
     if count > 1:
         _serve_workers(settings, count, host=host, port=port, log_level=log_level, cds_only=cds_only)
         return
@@ -593,6 +606,8 @@ def _default_workers(settings: Settings, cds_only: bool) -> int:
     would have nowhere to share the tokens already used."""
     if cds_only and not settings.cds.replay_db:
         return 1
+    if not cds_only and settings.smart.enabled():
+        return 1  # pending SMART launches live in one process's memory (docs/smart.md)
     return os.cpu_count() or 1
 
 

@@ -174,3 +174,29 @@ def test_cds_only_with_two_workers_and_no_replay_file_refuses_to_start(tmp_path:
     result = CliRunner().invoke(app, ["serve", "--cds-only", "--workers", "2", "--port", "18998"], env=env)
     assert result.exit_code == 2
     assert "ALLPATH_CDS_REPLAY_DB" in result.output
+
+
+SMART_ON = {
+    "ALLPATH_SMART_CLIENT_ID": "allpath-test",
+    "ALLPATH_SMART_ISSUERS": "http://127.0.0.1:18997/fhir",
+    "ALLPATH_SMART_REDIRECT_URI": "http://127.0.0.1:18996/smart/callback",
+}
+
+
+def test_two_workers_are_refused_while_the_smart_launch_is_configured(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from allpath.cli import app
+
+    env = {**SMART_ON, "ALLPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    result = CliRunner().invoke(app, ["serve", "--workers", "2", "--port", "18996"], env=env)
+    assert result.exit_code == 2
+    assert "--workers" in result.output and "SMART" in result.output
+
+
+def test_the_default_is_one_worker_while_the_smart_launch_is_configured() -> None:
+    from allpath.cli import _default_workers
+    from allpath.settings import Settings
+
+    assert _default_workers(Settings.from_env(SMART_ON), cds_only=False) == 1
+    assert _default_workers(Settings.from_env({}), cds_only=False) == (os.cpu_count() or 1)
