@@ -45,6 +45,21 @@ def test_recommend_fhir_on_a_bad_bundle_exits_2_naming_the_path_without_a_traceb
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+def test_a_contained_resource_of_no_fhir_type_exits_2_naming_its_resource(tmp_path: Path) -> None:
+    bundle = json.loads(BUNDLE.read_text())
+    index, condition = next(
+        (i, e["resource"]) for i, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Condition"
+    )
+    condition["contained"] = [{"resourceType": "NotAResource", "id": "x"}]
+    path = tmp_path / "bad-contained.json"
+    path.write_text(json.dumps(bundle))
+    result = runner.invoke(app, ["recommend", "--fhir", str(path)])
+    assert result.exit_code == 2
+    assert f"Bundle.entry[{index}].resource(Condition/" in result.stderr
+    assert "whose resourceType is not a FHIR R4 resource" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_recommend_fhir_on_malformed_json_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text("{not json")

@@ -333,6 +333,9 @@ def _model_problems(model: Any, data: Mapping[str, Any], where: str) -> list[Pro
         ]
     except (TypeError, ValueError) as exc:  # fhir.resources raises plain errors for some shapes
         return [Problem(where, str(exc).splitlines()[0])]
+    except KeyError:
+        # fhir.resources looks a contained resource's type up in a table: an unknown one is a KeyError.
+        return [Problem(where, "holds a nested resource (in contained) whose resourceType is not a FHIR R4 resource")]
     return []
 
 
