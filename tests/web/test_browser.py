@@ -409,3 +409,16 @@ def test_interactive_api_docs_render_offline_under_the_pages_policy(page: Page, 
     expect(page.locator(".opblock").first).to_be_visible()
     assert page.locator(".opblock").count() > 10
     assert remote == [], remote
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_interactive_api_docs_fit_their_width_and_pass_axe(browser: Browser, server: dict, width: int) -> None:
+    context = browser.new_context(base_url=server["base"], viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto("/docs")
+        expect(page.locator(".opblock").first).to_be_visible()
+        check(page, f"{width}-api-docs")
+    finally:
+        context.close()

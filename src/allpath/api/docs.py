@@ -19,6 +19,7 @@ DOCS_CSP = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 _ASSETS = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css"}
+_OWN_ASSETS = {"docs-init.js": "application/javascript", "docs.css": "text/css"}
 _PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -26,6 +27,7 @@ _PAGE = """<!doctype html>
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>allpath API</title>
   <link rel="stylesheet" href="/docs-assets/swagger-ui.css">
+  <link rel="stylesheet" href="/docs-assets/docs.css">
 </head>
 <body>
   <main id="swagger-ui"></main>
@@ -57,9 +59,9 @@ def create_docs_router() -> APIRouter | None:
 
     @router.get("/docs-assets/{name}")
     def asset(name: str) -> Response:
-        if name == "docs-init.js":
-            text = (resources.files("allpath.api") / "static" / "docs-init.js").read_text(encoding="utf-8")
-            return Response(text, media_type="application/javascript")
+        if name in _OWN_ASSETS:
+            text = (resources.files("allpath.api") / "static" / name).read_text(encoding="utf-8")
+            return Response(text, media_type=_OWN_ASSETS[name])
         if name not in _ASSETS:
             return Response("not found", status_code=404, media_type="text/plain")
         return FileResponse(
