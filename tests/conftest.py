@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from allpath.engine import Engine, default_engine
 from allpath.facts import PatientFacts
-from allpath.knowledge import load_kb
+from allpath.knowledge import load_kb, yamlio
 
 SCENARIO_KEYS = {"name", "facts", "fires", "not_fires", "strength", "packs", "parameters", "why"}
 
@@ -66,7 +65,7 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        cases = yaml.safe_load(self.path.read_text(encoding="utf-8")) or []
+        cases = yamlio.safe_load(self.path.read_text(encoding="utf-8")) or []
         names: set[str] = set()
         for index, case in enumerate(cases):
             unknown = set(case) - SCENARIO_KEYS

@@ -104,7 +104,7 @@ def test_pack_files_parse_as_yaml_with_unique_keys(pack: str, name: str) -> None
     if not node.is_file():
         pytest.skip(f"{pack} has no {name}")
 
-    class UniqueKeyLoader(yaml.SafeLoader):
+    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
         pass
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:

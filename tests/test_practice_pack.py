@@ -155,9 +155,9 @@ def test_text_plan_shows_the_boxed_warning_under_the_medicine() -> None:
 def test_every_practice_scenario_names_a_source_it_rests_on() -> None:
     from pathlib import Path
 
-    import yaml
+    from allpath.knowledge import yamlio
 
-    cases = yaml.safe_load((Path(__file__).parent / "scenarios" / "practice-2026.yaml").read_text(encoding="utf-8"))
+    cases = yamlio.safe_load((Path(__file__).parent / "scenarios" / "practice-2026.yaml").read_text(encoding="utf-8"))
     sources = set(engine().kb.sources)
     unnamed = [c["name"] for c in cases if not any(s in c.get("why", "") for s in sources)]
     assert len(cases) >= 60 and unnamed == []

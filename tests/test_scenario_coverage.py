@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from allpath.knowledge import available_packs, load_kb
+from allpath.knowledge import available_packs, load_kb, yamlio
 
 SCENARIOS = [
     case
     for path in sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
-    for case in yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    for case in yamlio.safe_load(path.read_text(encoding="utf-8")) or []
 ]
 FIRES = {rule_id for case in SCENARIOS for rule_id in case.get("fires", [])}
 NOT_FIRES = {rule_id for case in SCENARIOS for rule_id in case.get("not_fires", [])}

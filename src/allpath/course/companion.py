@@ -14,8 +14,9 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from allpath.knowledge import yamlio
 
 Lang = Literal["en", "es"]
 LANGUAGES: tuple[Lang, ...] = ("en", "es")
@@ -153,7 +154,7 @@ class Companion(_Strict):
 @cache
 def load_companion() -> Companion:
     text = (resources.files("allpath.course") / "companion.yaml").read_text(encoding="utf-8")
-    return Companion.model_validate(yaml.safe_load(text))
+    return Companion.model_validate(yamlio.safe_load(text))
 
 
 # --- temperatures --------------------------------------------------------------------------

@@ -14,11 +14,10 @@ from importlib import resources
 from string import Formatter
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from allpath.errors import ConfigurationError, field_path
-from allpath.knowledge import KnowledgeBase
+from allpath.knowledge import KnowledgeBase, yamlio
 from allpath.plan import Alert, Citation, Severity
 
 
@@ -72,7 +71,7 @@ def alert_definitions() -> dict[str, AlertDefinition]:
     """The alerts of `allpath/fhir/alerts.yaml`, by id (validated; a bad file raises ImporterConfigError)."""
     text = (resources.files("allpath.fhir") / "alerts.yaml").read_text(encoding="utf-8")
     try:
-        parsed = AlertsFile.model_validate(yaml.safe_load(text))
+        parsed = AlertsFile.model_validate(yamlio.safe_load(text))
     except ValidationError as exc:
         lines = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
         raise ImporterConfigError(f"allpath/fhir/alerts.yaml: {lines}") from None

@@ -13,9 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
-from allpath.knowledge import KnowledgeBase
+from allpath.knowledge import KnowledgeBase, yamlio
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
@@ -84,7 +82,7 @@ class CodeTables:
 @cache
 def code_tables() -> CodeTables:
     text = (resources.files("allpath.fhir") / "codes.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yamlio.safe_load(text)
 
     def table(key: str) -> dict[tuple[str, str], KnownCode]:
         return {

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from allpath.errors import KnowledgeBaseError, Problem, UnsupportedLanguageError, field_path
 from allpath.facts import FACT_KINDS
+from allpath.knowledge import yamlio
 from allpath.knowledge.schema import (
     LANGUAGES,
     PRACTICE_CHANGES,
@@ -153,7 +153,7 @@ def available_packs() -> list[str]:
     found = []
     for folder in packs_root().iterdir():
         if folder.is_dir() and (folder / "pack.yaml").is_file():
-            kind = (yaml.safe_load((folder / "pack.yaml").read_text(encoding="utf-8")) or {}).get("kind", "base")
+            kind = (yamlio.safe_load((folder / "pack.yaml").read_text(encoding="utf-8")) or {}).get("kind", "base")
             found.append((_KIND_ORDER.get(kind, 0), folder.name))
     return [name for _, name in sorted(found)]
 
@@ -198,7 +198,7 @@ def _read_pack(base: Any, pack_id: str) -> _RawPack:
     def read(name: str, model: type[_M], empty: dict[str, Any]) -> _M:
         path = f"packs/{pack_id}/{name}"
         node = folder / name
-        data = yaml.safe_load(node.read_text(encoding="utf-8")) if node.is_file() else empty
+        data = yamlio.safe_load(node.read_text(encoding="utf-8")) if node.is_file() else empty
         if data is None:
             data = empty
         try:

@@ -15,9 +15,8 @@ from functools import cache
 from html.parser import HTMLParser
 from typing import Any
 
-import yaml
-
 from allpath.explain.labels import label
+from allpath.knowledge import yamlio
 from allpath.knowledge.loader import KnowledgeBase, available_packs, packs_root
 from allpath.knowledge.schema import Amendment, AmendmentsFile, FamilyText
 from allpath.plan import Citation, Plan, Recommendation
@@ -158,7 +157,7 @@ def _shipped_amendments() -> tuple[Amendment, ...]:
     for pack_id in available_packs():
         path = root / pack_id / "amendments.yaml"
         if path.is_file():
-            out += AmendmentsFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).amendments
+            out += AmendmentsFile.model_validate(yamlio.safe_load(path.read_text(encoding="utf-8"))).amendments
     return tuple(out)
 
 
