@@ -142,7 +142,14 @@ def run_once(
     """One open-loop run at `rate`; adds the server's CPU per request (every thread of every worker)."""
     before = thread_cpu_ns(pid)
     result = asyncio.run(load(base, token, patients, facts, rate, seconds))
-    cpu_ns = cpu_ns_between(before, thread_cpu_ns(pid))
+    after = thread_cpu_ns(pid)
+    cpu_ns = cpu_ns_between(before, after)
+    # How the work split between the processes (supervisor first, then each worker): with a
+    # shared listening socket the kernel, not uvicorn, decides which worker takes a connection.
+    per_process: dict[int, int] = {}
+    for (proc, _), ns in after.items():
+        per_process[proc] = per_process.get(proc, 0) + ns - before.get((proc, _), 0)
+    result["cpu_share_by_process"] = [round(ns / max(1, cpu_ns), 2) for ns in per_process.values()]
     # Includes the warm-up requests, which is why it is divided by every request sent.
     sent = result["rows"][-1]["requests"] + 2 * WARM_UP
     result["server_cpu_ms_per_request"] = round(cpu_ns / 1e6 / sent, 3)
@@ -165,7 +172,10 @@ def print_run(result: dict[str, Any], workers: int) -> None:
             f"| {r['endpoint']} | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} "
             f"| {r['p99_ms']} | {r['max_ms']} |"
         )
-    print(f"server CPU time per request: {result['server_cpu_ms_per_request']} ms (all workers)")
+    print(
+        f"server CPU time per request: {result['server_cpu_ms_per_request']} ms (all workers; "
+        f"share by process {result['cpu_share_by_process']})"
+    )
     print(
         f"load generator CPU time per request: {result['client_cpu_ms_per_request']} ms "
         f"({result['client_cpu_share_of_a_core']:.0%} of one core)"
@@ -181,7 +191,11 @@ MIN_FIND_RATE = 5.0
 def _print_step(result: dict[str, Any]) -> None:
     both = result["rows"][-1]
     verdict = "met" if result["met"] else "missed"
-    print(f"  {result['rate']:7.1f} req/s: p99 {both['p99_ms']} ms, errors {both['errors']}: {verdict}", flush=True)
+    print(
+        f"  {result['rate']:7.1f} req/s: p50 {both['p50_ms']} ms, p99 {both['p99_ms']} ms, errors {both['errors']}, "
+        f"server CPU {result['server_cpu_ms_per_request']} ms/req, split {result['cpu_share_by_process']}: {verdict}",
+        flush=True,
+    )
 
 
 def find_max(

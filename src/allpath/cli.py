@@ -6,6 +6,7 @@ Bad input ends with exit status 2 and one line per problem, naming the field
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -634,7 +635,7 @@ _WORKER_CDS_ONLY = "ALLPATH_SERVE_CDS_ONLY"
 
 
 def _serve_workers(settings: Settings, count: int, *, host: str, port: int, log_level: str, cds_only: bool) -> None:
-    """uvicorn's supervisor with `count` worker processes sharing one socket, each building its app."""
+    """uvicorn's supervisor with `count` worker processes, one listening socket each (`allpath.serving`)."""
     import uvicorn
 
     from allpath.store import make_engine, upgrade
@@ -666,8 +667,9 @@ def _serve_workers(settings: Settings, count: int, *, host: str, port: int, log_
         env["ALLPATH_MIGRATE_ON_START"] = "0"
     os.environ.update(env)
     from allpath.api.limits import bounded_http_protocol
+    from allpath.serving import run_workers
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "allpath.cli:worker_app",
         factory=True,
         workers=count,
@@ -676,6 +678,9 @@ def _serve_workers(settings: Settings, count: int, *, host: str, port: int, log_
         log_level=log_level,
         **bounded_http_protocol(settings.http.max_header_bytes, by_name=True),
     )
+    # One listening socket per worker (SO_REUSEPORT), so kept connections spread over the workers.
+    with contextlib.suppress(KeyboardInterrupt):
+        run_workers(config)
 
 
 def worker_app() -> Any:

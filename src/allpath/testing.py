@@ -103,7 +103,10 @@ def running_server(
             log.close()
     try:
         deadline = time.monotonic() + timeout
-        while not ready(base_url):
+        # With N workers, each listens on a socket of its own once ready (`allpath.serving`):
+        # wait for all N, or the first to start would get every connection the caller opens now.
+        wanted = _workers_asked(serve_args)
+        while not (ready(base_url) and listening_sockets(port) >= wanted):
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_text(errors="replace")[-3000:] if log_path else "(no log kept)"
                 raise ServerStartError(f"allpath serve did not become ready on {base_url}:\n{tail}")
@@ -111,6 +114,29 @@ def running_server(
         yield RunningServer(process, base_url, port)
     finally:
         _stop(process, graceful_stop)
+
+
+def _workers_asked(serve_args: Sequence[str]) -> int:
+    args = list(serve_args)
+    if "--workers" in args and args.index("--workers") + 1 < len(args):
+        with contextlib.suppress(ValueError):
+            return int(args[args.index("--workers") + 1])
+    return 1
+
+
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on `port` (Linux `/proc/net/tcp*`; 1 where that cannot be read)."""
+    found, readable = 0, False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            lines = Path(table).read_text().splitlines()[1:]
+            readable = True
+            for line in lines:
+                fields = line.split()
+                # local address "ADDR:PORT" in hex; state 0A is LISTEN
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    found += 1
+    return found if readable else 1
 
 
 def _stop(process: subprocess.Popen[bytes], graceful: bool) -> None:
