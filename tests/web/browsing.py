@@ -19,6 +19,7 @@ ROOT = Path(__file__).parents[2]
 CHROMIUM = "/usr/bin/chromium"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
+SHOT_HEIGHT = 4000
 
 # test_browser.py's accounts
 CLINICIAN = ("test-clinician", "clinician-password-1")
@@ -68,9 +69,17 @@ def check(page: Page, name: str) -> None:
         raise AssertionError(f"{name}: the page is {widths[0]} px wide in a {widths[1]} px window: {wide}")
     # Overwritten by name on each run; never emptied, so no two processes race on a delete.
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    # JPEG: some pages are tens of thousands of pixels long (the knowledge search), and chromium
-    # encodes those as PNG in about twice the time; the shots are for people to look at.
-    page.screenshot(path=str(ARTIFACTS / f"{name}.jpg"), full_page=True, type="jpeg", quality=70)
+    # The shots are for people to look at, and cheap so: JPEG (chromium encodes a long page as
+    # PNG in about twice the time) and at most SHOT_HEIGHT px from the top (the knowledge search
+    # is tens of thousands of px long). The checks above and below cover the whole page.
+    height = min(SHOT_HEIGHT, page.evaluate("() => document.documentElement.scrollHeight"))
+    page.screenshot(
+        path=str(ARTIFACTS / f"{name}.jpg"),
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": widths[1], "height": height},
+        type="jpeg",
+        quality=70,
+    )
     # Evaluated over the DevTools protocol, not added as a <script>: the pages' Content-Security-
     # Policy (rightly) blocks inline scripts, and the browser tests keep that policy in force.
     page.evaluate(_axe_source())
