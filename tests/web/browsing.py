@@ -1,8 +1,8 @@
 """What the browser tests (test_browser.py, test_family_browser.py) share: where chromium and
 axe-core are, the check every visited page gets, and the data the one service starts with.
 
-The fixtures themselves (`server`, `browser`) are in conftest.py, session-scoped: both modules
-are in the `browser` xdist group, so one worker starts one service and one chromium for both.
+The fixtures themselves are in conftest.py: `server` is session-scoped (both modules are in the
+`browser` xdist group, so one worker starts one service for both), `browser` module-scoped.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The browser tests' service and chromium: one of each per test session (see browsing.py)."""
+"""The browser tests' service (one per test session) and chromium (one per module); see browsing.py."""
 
 from __future__ import annotations
 
@@ -37,8 +37,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         yield {"base": running.base_url, "ids": ids}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one module: Playwright's sync API keeps an asyncio loop running in this
+    thread while it is open, and tests after the browser modules (asyncio.run) need it gone."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

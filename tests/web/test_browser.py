@@ -1,8 +1,8 @@
 """Browser tests: Debian's chromium, headless, driven by Playwright, against the real service.
 
 The service runs in a subprocess (uvicorn) on a free loopback port with a temporary SQLite
-database; it and chromium are shared with test_family_browser.py (tests/web/conftest.py). Every
-page visited is checked with axe-core (no serious or critical violation) and screenshotted under
+database, shared with test_family_browser.py (tests/web/conftest.py). Every page visited is
+checked with axe-core (no serious or critical violation) and screenshotted under
 test-artifacts/browser/.
 """
 

@@ -1,10 +1,10 @@
 """The family companion in a real browser at phone width (390 px), in English and in Spanish.
 
-One service and one chromium, shared with test_browser.py (tests/web/conftest.py; the data is
-`browsing.seed`). A family reads the plan, records a 38.5 °C temperature during induction and
-sees the call instruction with the team's number; the clinician sees the patient flagged; a
-family logs 30 days of maintenance with 3 missed doses and the clinician sees 90% adherence.
-axe-core runs on every page visited.
+One service, shared with test_browser.py (tests/web/conftest.py; the data is `browsing.seed`),
+and one chromium for the module. A family reads the plan, records a 38.5 °C temperature during
+induction and sees the call instruction with the team's number; the clinician sees the patient
+flagged; a family logs 30 days of maintenance with 3 missed doses and the clinician sees 90%
+adherence. axe-core runs on every page visited.
 """
 
 from __future__ import annotations
