@@ -57,11 +57,11 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 def use_insecure_test_password_hash() -> None:
     """argon2 at its lowest cost (t=1, 8 KiB, p=1) for the rest of this process: tests only.
 
-    A test suite logs in thousands of times, and at the production cost the hashing was most of
-    the time of its service and browser tests. Hashes already stored keep their own parameters
-    (argon2 verifies each with those), and a production server re-hashes a cheap one at its next
-    log-in. Reached through `ALLPATH_INSECURE_TEST_PASSWORD_HASH` (read at the edge, like every
-    setting) or called by the tests themselves.
+    A test suite logs in thousands of times, and at the production cost the hashing was a large
+    part of the time of its service tests (most of the log-in throttling tests'). Hashes already
+    stored keep their own parameters (argon2 verifies each with those), and a production server
+    re-hashes a cheap one at its next log-in. Reached through `ALLPATH_INSECURE_TEST_PASSWORD_HASH`
+    (read at the edge, like every setting) or called by the tests themselves.
     """
     global _hasher, _DUMMY_HASH
     _hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
