@@ -172,7 +172,8 @@ def sized(browser: Browser, server: dict[str, Any], request: pytest.FixtureReque
 
 
 # Every page once per width: no sideways scrolling, no serious axe finding, a screenshot. In two
-# halves per width (the clinician's record pages; the rest), so that no test runs long.
+# halves per width (the clinician's record pages; the rest), so that no test runs long. A click
+# that loads a page is awaited before the check, which would otherwise race the navigation.
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -183,7 +184,8 @@ def test_every_record_page_fits_its_width_and_passes_axe(sized: Page, server: di
     login(page, *CLINICIAN)
     check(page, f"{width}-patients")
     page.goto("/clinic/patients/new")
-    page.get_by_role("button", name="Create patient").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create patient").click()
     check(page, f"{width}-new-patient-error")
     rich = f"/clinic/patients/{server['ids']['rich']}"
     page.goto(rich)
@@ -192,14 +194,17 @@ def test_every_record_page_fits_its_width_and_passes_axe(sized: Page, server: di
     check(page, f"{width}-record-choose")
     page.goto(f"{rich}/record?type=transplant")
     page.get_by_label("Date").fill("")
-    page.get_by_role("button", name="Record transplant").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record transplant").click()
     check(page, f"{width}-record-error")
     page.goto(rich)
-    page.locator("table.events tbody tr").first.get_by_role("link", name="Retract").click()
+    with page.expect_navigation():
+        page.locator("table.events tbody tr").first.get_by_role("link", name="Retract").click()
     check(page, f"{width}-retract")
     page.goto(f"{rich}/what-if")
     page.get_by_label("CD19 on the leukemia cells").select_option("negative")
-    page.get_by_role("button", name="Show the what-if plan").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show the what-if plan").click()
     check(page, f"{width}-what-if")
 
 
@@ -221,7 +226,8 @@ def test_every_other_page_fits_its_width_and_passes_axe(sized: Page, server: dic
     login(page, *ADMIN)
     page.goto("/admin/users")
     check(page, f"{width}-admin-users")
-    page.get_by_role("link", name=f"Change {CLINICIAN[0]}").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name=f"Change {CLINICIAN[0]}").click()
     check(page, f"{width}-admin-user")
     page.goto("/admin/audit?outcome=denied")
     check(page, f"{width}-admin-audit")
