@@ -24,6 +24,16 @@ from allpath.knowledge import load_kb, yamlio
 SCENARIO_KEYS = {"name", "facts", "fires", "not_fires", "strength", "packs", "parameters", "why"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> None:
+    # At argon2's production cost (~0.2 s of CPU a hash) the suite's thousands of log-ins were
+    # most of the service and browser tests' time. Servers the tests start get the same through
+    # ALLPATH_INSECURE_TEST_PASSWORD_HASH; tests/test_password_hash_cost.py keeps production's cost.
+    from allpath.store.auth import use_insecure_test_password_hash
+
+    use_insecure_test_password_hash()
+
+
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     return default_engine()

@@ -160,6 +160,12 @@ class AuthSettings(_Section):
     login_lock_seconds: int = var("ALLPATH_LOGIN_LOCK_SECONDS", _whole(1), "store (`throttle`)", default=30)
     login_lock_max_seconds: int = var("ALLPATH_LOGIN_LOCK_MAX_SECONDS", _whole(1), "store (`throttle`)", default=900)
     login_window_seconds: int = var("ALLPATH_LOGIN_WINDOW_SECONDS", _whole(1), "store (`throttle`)", default=900)
+    # Test suites only: argon2 at its lowest cost, so that thousands of test log-ins take
+    # microseconds each instead of ~0.2 s of CPU. Never in a deployment (a stolen database's
+    # passwords would fall to guessing that much faster).
+    insecure_test_password_hash: bool = var(
+        "ALLPATH_INSECURE_TEST_PASSWORD_HASH", _flag, "api (`create_app`), store (`auth`)", default=False
+    )
 
 
 @dataclass(frozen=True)

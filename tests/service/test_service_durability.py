@@ -33,7 +33,8 @@ PATIENTS = 3
 
 @contextlib.contextmanager
 def server(database_url: str, log_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    env = {**os.environ, "ALLPATH_SECRET_KEY": "durability-test-key"}
+    # The account was hashed at the test session's cheap cost (tests/conftest.py): kept so.
+    env = {**os.environ, "ALLPATH_SECRET_KEY": "durability-test-key", "ALLPATH_INSECURE_TEST_PASSWORD_HASH": "1"}
     with running_server(["--database-url", database_url], env=env, log_path=log_path, graceful_stop=False) as running:
         yield running.process, running.base_url
 

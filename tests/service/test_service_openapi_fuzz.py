@@ -42,23 +42,24 @@ def _check(case, fuzz_context) -> None:  # type: ignore[no-untyped-def]
             assert set(detail) == {"field", "problem"}, f"{where}: {body}"
 
 
+# Valid and invalid inputs in tests of their own, so that neither runs long.
 @pytest.mark.slow
-def test_no_server_error_and_every_4xx_has_the_error_body(app: FastAPI, fuzz_context: dict[str, object]) -> None:
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+def test_no_server_error_and_every_4xx_has_the_error_body(
+    app: FastAPI, fuzz_context: dict[str, object], mode: GenerationMode
+) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
     for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            # Log-ins verify an argon2 hash (deliberately slow): fewer examples there.
-            examples = 6 if operation.path.startswith("/auth/") and operation.method == "post" else 20
 
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-            def run(case) -> None:  # type: ignore[no-untyped-def]
-                _check(case, fuzz_context)
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case) -> None:  # type: ignore[no-untyped-def]
+            _check(case, fuzz_context)
 
-            try:
-                run()
-            except Unsatisfiable:
-                # Nothing to make invalid (no parameters, no body): the positive run covers it.
-                assert mode is GenerationMode.NEGATIVE, operation.path
+        try:
+            run()
+        except Unsatisfiable:
+            # Nothing to make invalid (no parameters, no body): the valid run covers it.
+            assert mode is GenerationMode.NEGATIVE, operation.path

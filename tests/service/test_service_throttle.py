@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from allpath.api import create_app
 from allpath.settings import AuthSettings, DatabaseSettings, Settings
@@ -27,14 +26,32 @@ def settings_for(url: str) -> Settings:
     return Settings(database=DatabaseSettings(url=url), auth=LIMITS)
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[FastAPI]:
-    application = create_app(settings=settings_for(f"sqlite:///{tmp_path / 't.db'}"))
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('throttle') / 't.db'}"
+
+
+@pytest.fixture(scope="module")
+def shared_app(database_url: str) -> Iterator[FastAPI]:
+    application = create_app(settings=settings_for(database_url))
     with application.state.allpath.sessions() as session:
         for name in ("victim", "other-1", "other-2", "other-3"):
             create_user(session, name, PASSWORD, "clinician")
     yield application
     application.state.allpath.close()
+
+
+@pytest.fixture
+def app(shared_app: FastAPI) -> FastAPI:
+    """The module's app with no failure counted and no lock: what a fresh database would give.
+
+    The counts and locks (login_throttle rows) are all the state these tests change besides
+    the audit trail, which they only search; one app for the module spares a migration per test.
+    """
+    with shared_app.state.allpath.sessions() as session:
+        session.execute(delete(LoginThrottleRow))
+        session.commit()
+    return shared_app
 
 
 def token(client: TestClient, username: str, password: str) -> int:
@@ -121,9 +138,9 @@ def test_web_login_form_is_throttled_with_retry_after(app: FastAPI) -> None:
     assert int(response.headers["retry-after"]) >= 1
 
 
-def test_workers_sharing_the_database_share_the_counts(app: FastAPI, tmp_path: Path) -> None:
+def test_workers_sharing_the_database_share_the_counts(app: FastAPI, database_url: str) -> None:
     # A second app on the same database is what a second worker process is.
-    second = create_app(settings=settings_for(f"sqlite:///{tmp_path / 't.db'}"))
+    second = create_app(settings=settings_for(database_url))
     try:
         with TestClient(app) as one, TestClient(second) as two:
             for i in range(10):

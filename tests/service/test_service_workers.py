@@ -58,6 +58,8 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory, cds_key: rsa.RSAPrivat
         "ALLPATH_CDS_JWKS": str(work / "jwks.json"),
         "ALLPATH_CDS_ALLOWED_ISSUERS": ISSUER,
         "ALLPATH_CDS_SERVICE_URL": f"http://127.0.0.1:{port}",
+        # The accounts above were hashed at the test session's cheap cost (tests/conftest.py).
+        "ALLPATH_INSECURE_TEST_PASSWORD_HASH": "1",
         # No ALLPATH_SECRET_KEY: `serve` must make one key for both workers.
     }
     with running_server(

@@ -1,129 +1,28 @@
 """Browser tests: Debian's chromium, headless, driven by Playwright, against the real service.
 
 The service runs in a subprocess (uvicorn) on a free loopback port with a temporary SQLite
-database. Every page visited is checked with axe-core (no serious or critical violation) and
-screenshotted under test-artifacts/browser/.
+database, shared with test_family_browser.py (tests/web/conftest.py). Every page visited is
+checked with axe-core (no serious or critical violation) and screenshotted under
+test-artifacts/browser/.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from allpath.testing import running_server
-
-ROOT = Path(__file__).parents[2]
-CHROMIUM = "/usr/bin/chromium"
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CLINICIAN = ("test-clinician", "clinician-password-1")
-FAMILY = ("test-family", "family-password-1")
-ADMIN = ("test-admin", "admin-password-123")
+from tests.web.browsing import ADMIN, ARTIFACTS, CLINICIAN, FAMILY, check, missing
+from tests.web.browsing import days_ago as _days_ago
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
-
-def _missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is missing: run `make install` as root (apt-get install chromium)"
-    if not AXE.exists():
-        return f"{AXE.relative_to(ROOT)} is missing: run `make node-deps` (npm install axe-core@4)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is missing: run `make install`"
-    return None
-
-
-if (reason := _missing()) is not None:
+if (reason := missing()) is not None:
     pytest.skip(reason, allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-
-def _days_ago(n: int) -> str:
-    return (dt.date.today() - dt.timedelta(days=n)).isoformat()
-
-
-def _seed(database_url: str) -> dict[str, str]:
-    """Accounts and two patients with a diagnosis, made through the store as the service would."""
-    from allpath.store import Records, make_engine, make_sessionmaker, upgrade
-    from allpath.store.auth import create_user
-    from allpath.store.service import SYSTEM
-
-    engine = make_engine(database_url)
-    upgrade(engine)
-    sessions = make_sessionmaker(engine)
-    ids: dict[str, str] = {}
-    with sessions() as session:
-        records = Records(session, SYSTEM)
-        for key, born in (("own", dt.date(2014, 5, 1)), ("other", dt.date(1990, 2, 1))):
-            patient = records.create_patient(born, f"{key.capitalize()} Testpatient (fake)")
-            ids[key] = patient.id
-            records.append_event(patient.id, {"type": "diagnosed", "date": _days_ago(40), "lineage": "B"})
-            records.append_event(patient.id, {"type": "phase_started", "date": _days_ago(39), "phase": "induction"})
-        rich = records.create_patient(dt.date(2009, 3, 1), "Rich Testpatient (fake)").id
-        ids["rich"] = rich
-        for event in (
-            {"type": "diagnosed", "date": _days_ago(400), "lineage": "B", "ph_status": "negative"},
-            {"type": "phase_started", "date": _days_ago(399), "phase": "induction"},
-            {"type": "remission_achieved", "date": _days_ago(370)},
-            {"type": "phase_completed", "date": _days_ago(369), "phase": "induction"},
-            {"type": "mrd_result", "date": _days_ago(368), "result": "positive"},
-            {"type": "relapsed", "date": _days_ago(60), "site": "marrow"},
-            {"type": "immunophenotype", "date": _days_ago(59), "cd19": "positive", "cd22": "positive"},
-        ):
-            records.append_event(rich, event)
-        create_user(session, *CLINICIAN, "clinician")
-        create_user(session, *ADMIN, "admin")
-        create_user(session, *FAMILY, "patient", ids["own"])
-    engine.dispose()
-    return ids
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("browser")
-    database_url = f"sqlite:///{tmp / 'allpath.db'}"
-    ids = _seed(database_url)
-    env = {
-        **os.environ,
-        "ALLPATH_DATABASE_URL": database_url,
-        "ALLPATH_SECRET_KEY": "browser-test-secret-not-for-production",
-    }
-    with running_server(["--log-level", "warning"], env=env, log_path=tmp / "server.log") as running:
-        yield {"base": running.base_url, "ids": ids}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _artifacts() -> None:
-    # Overwritten by name on each run; never emptied, so no two processes race on a delete.
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 @pytest.fixture
@@ -133,25 +32,6 @@ def page(browser: Browser, server: dict[str, Any]) -> Iterator[Page]:
     page.set_default_timeout(20_000)
     yield page
     context.close()
-
-
-def check(page: Page, name: str) -> None:
-    """Screenshot the page, check it fits its width, and run axe-core: no serious or critical violation."""
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-    assert widths[0] <= widths[1], f"{name}: page is {widths[0]} px wide in a {widths[1]} px window"
-    # Evaluated over the DevTools protocol, not added as a <script>: the pages' Content-Security-
-    # Policy (rightly) blocks inline scripts, and the browser tests keep that policy in force.
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    violations = page.evaluate(
-        """async () => {
-            const r = await axe.run(document, {resultTypes: ['violations']});
-            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                           nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
-        }"""
-    )
-    bad = [v for v in violations if v["impact"] in ("serious", "critical")]
-    assert not bad, f"{name}: accessibility violations {bad}"
 
 
 def login(page: Page, username: str, password: str) -> None:
@@ -280,55 +160,77 @@ def test_a_stale_form_gets_a_conflict_and_saves_nothing(page: Page, browser: Bro
     assert page.locator("table.events tbody tr").count() == 3  # diagnosis, induction, the other's MRD
 
 
-@pytest.mark.parametrize("width", [1280, 390])
-def test_every_page_fits_its_width_and_passes_axe(browser: Browser, server: dict, width: int) -> None:
-    """Each page once per width: no sideways scrolling, no serious axe finding, a screenshot."""
+@pytest.fixture
+def sized(browser: Browser, server: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page in a window of the test's `width`, 900 px high."""
+    width = request.node.callspec.params["width"]
     context = browser.new_context(base_url=server["base"], viewport={"width": width, "height": 900})
     page = context.new_page()
     page.set_default_timeout(20_000)
-    try:
-        page.goto("/login")
-        check(page, f"{width}-login")
-        login(page, *CLINICIAN)
-        check(page, f"{width}-patients")
-        page.goto("/clinic/patients/new")
+    yield page
+    context.close()
+
+
+# Every page once per width: no sideways scrolling, no serious axe finding, a screenshot. In two
+# halves per width (the clinician's record pages; the rest), so that no test runs long. A click
+# that loads a page is awaited before the check, which would otherwise race the navigation.
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_record_page_fits_its_width_and_passes_axe(sized: Page, server: dict, width: int) -> None:
+    page = sized
+    page.goto("/login")
+    check(page, f"{width}-login")
+    login(page, *CLINICIAN)
+    check(page, f"{width}-patients")
+    page.goto("/clinic/patients/new")
+    with page.expect_navigation():
         page.get_by_role("button", name="Create patient").click()
-        check(page, f"{width}-new-patient-error")
-        rich = f"/clinic/patients/{server['ids']['rich']}"
-        page.goto(rich)
-        check(page, f"{width}-patient")
-        page.goto(f"{rich}/record")
-        check(page, f"{width}-record-choose")
-        page.goto(f"{rich}/record?type=transplant")
-        page.get_by_label("Date").fill("")
+    check(page, f"{width}-new-patient-error")
+    rich = f"/clinic/patients/{server['ids']['rich']}"
+    page.goto(rich)
+    check(page, f"{width}-patient")
+    page.goto(f"{rich}/record")
+    check(page, f"{width}-record-choose")
+    page.goto(f"{rich}/record?type=transplant")
+    page.get_by_label("Date").fill("")
+    with page.expect_navigation():
         page.get_by_role("button", name="Record transplant").click()
-        check(page, f"{width}-record-error")
-        page.goto(rich)
+    check(page, f"{width}-record-error")
+    page.goto(rich)
+    with page.expect_navigation():
         page.locator("table.events tbody tr").first.get_by_role("link", name="Retract").click()
-        check(page, f"{width}-retract")
-        page.goto(f"{rich}/what-if")
-        page.get_by_label("CD19 on the leukemia cells").select_option("negative")
+    check(page, f"{width}-retract")
+    page.goto(f"{rich}/what-if")
+    page.get_by_label("CD19 on the leukemia cells").select_option("negative")
+    with page.expect_navigation():
         page.get_by_role("button", name="Show the what-if plan").click()
-        check(page, f"{width}-what-if")
-        page.goto("/learn?q=spinal+tap")
-        check(page, f"{width}-learn")
-        page.goto(f"/plan/{server['ids']['rich']}")
-        check(page, f"{width}-family-preview")
-        response = page.goto("/no-such-page")
-        assert response is not None and response.status == 404
-        check(page, f"{width}-404")
-        page.goto("/account/password")
-        check(page, f"{width}-password")
-        page.get_by_role("button", name="Log out").click()
-        login(page, *ADMIN)
-        page.goto("/admin/users")
-        check(page, f"{width}-admin-users")
+    check(page, f"{width}-what-if")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_other_page_fits_its_width_and_passes_axe(sized: Page, server: dict, width: int) -> None:
+    page = sized
+    login(page, *CLINICIAN)
+    expect(page.get_by_role("heading", name="Patients", exact=True)).to_be_visible()
+    page.goto("/learn?q=spinal+tap")
+    check(page, f"{width}-learn")
+    page.goto(f"/plan/{server['ids']['rich']}")
+    check(page, f"{width}-family-preview")
+    response = page.goto("/no-such-page")
+    assert response is not None and response.status == 404
+    check(page, f"{width}-404")
+    page.goto("/account/password")
+    check(page, f"{width}-password")
+    page.get_by_role("button", name="Log out").click()
+    login(page, *ADMIN)
+    page.goto("/admin/users")
+    check(page, f"{width}-admin-users")
+    with page.expect_navigation():
         page.get_by_role("link", name=f"Change {CLINICIAN[0]}").click()
-        check(page, f"{width}-admin-user")
-        page.goto("/admin/audit?outcome=denied")
-        check(page, f"{width}-admin-audit")
-    finally:
-        context.close()
+    check(page, f"{width}-admin-user")
+    page.goto("/admin/audit?outcome=denied")
+    check(page, f"{width}-admin-audit")
 
 
 def test_patient_reads_and_downloads_own_plan_but_not_another(page: Page, server: dict) -> None:
@@ -412,13 +314,7 @@ def test_interactive_api_docs_render_offline_under_the_pages_policy(page: Page, 
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_interactive_api_docs_fit_their_width_and_pass_axe(browser: Browser, server: dict, width: int) -> None:
-    context = browser.new_context(base_url=server["base"], viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    try:
-        page.goto("/docs")
-        expect(page.locator(".opblock").first).to_be_visible()
-        check(page, f"{width}-api-docs")
-    finally:
-        context.close()
+def test_interactive_api_docs_fit_their_width_and_pass_axe(sized: Page, width: int) -> None:
+    sized.goto("/docs")
+    expect(sized.locator(".opblock").first).to_be_visible()
+    check(sized, f"{width}-api-docs")

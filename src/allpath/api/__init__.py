@@ -48,6 +48,11 @@ def create_app(
     settings = settings or Settings()
     if database_url is not None:
         settings = settings.with_database_url(database_url)
+    if settings.auth.insecure_test_password_hash:
+        from allpath.store.auth import use_insecure_test_password_hash
+
+        log.warning("ALLPATH_INSECURE_TEST_PASSWORD_HASH is on: passwords hashed at argon2's lowest cost (tests only)")
+        use_insecure_test_password_hash()
     context = AppContext.build(settings, kb if kb is not None else load_kb(parameters=settings.knowledge.parameters()))
     if settings.database.migrate_on_start:
         upgrade(context.db)

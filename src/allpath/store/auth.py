@@ -46,10 +46,26 @@ USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
 _USERNAME = re.compile(USERNAME_PATTERN)
 MIN_PASSWORD_LENGTH = 10
 
+# argon2-cffi's defaults (RFC 9106's second recommended option: argon2id, t=3, 64 MiB, p=4),
+# about 0.2 s of CPU per hash: what every deployment uses, unless a test suite says otherwise below.
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps the timing of a failed login
 # the same whether or not the name is known.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+def use_insecure_test_password_hash() -> None:
+    """argon2 at its lowest cost (t=1, 8 KiB, p=1) for the rest of this process: tests only.
+
+    A test suite logs in thousands of times, and at the production cost the hashing was a large
+    part of the time of its service tests (most of the log-in throttling tests'). Hashes already
+    stored keep their own parameters (argon2 verifies each with those), and a production server
+    re-hashes a cheap one at its next log-in. Reached through `ALLPATH_INSECURE_TEST_PASSWORD_HASH`
+    (read at the edge, like every setting) or called by the tests themselves.
+    """
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    _DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 
 
 @dataclass(frozen=True, slots=True)
