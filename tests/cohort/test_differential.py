@@ -39,6 +39,7 @@ Cohort = tuple[Path, Answers, Any, dict[str, PatientFacts]]
 
 GENERATED = 100_000
 FROM_STREAM = 3_000
+ROW_GROUP = 13_000
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
     extra = pa.Table.from_pylist([as_row(f"H{i}", f) for i, f in enumerate(drawn)], schema=synthetic.schema)
     table = pa.concat_tables([synthetic, extra])
     path = tmp_path_factory.mktemp("differential") / "facts.parquet"
-    pq.write_table(table, path)
+    # Several row groups, so that Spark (and DuckDB) read the file on both cores, not one.
+    pq.write_table(table, path, row_group_size=ROW_GROUP)
     facts = {row["patient_id"]: facts_of(row) for row in table.to_pylist()}
     answers = {pid: python_answer(engine, f) for pid, f in facts.items()}
     assert len(answers) >= 100_000
