@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -404,8 +404,13 @@ def duckdb_arrow(con: Any, query: str) -> Any:
 # --- Spark --------------------------------------------------------------------------------------
 
 
-def spark_session(master: str | None = None, app_name: str = "allpath-cohort") -> Any:
-    """A SparkSession: local mode with small shuffles unless a master URL is given."""
+def spark_session(
+    master: str | None = None, app_name: str = "allpath-cohort", extra_conf: Mapping[str, str] | None = None
+) -> Any:
+    """A SparkSession: local mode with small shuffles unless a master URL is given.
+
+    `extra_conf` is set on top (the tests use it to trade the JVM's peak speed for a cheaper start).
+    """
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
@@ -418,6 +423,8 @@ def spark_session(master: str | None = None, app_name: str = "allpath-cohort") -
             .config("spark.ui.enabled", "false")
             .config("spark.driver.memory", "2g")
         )
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
     session = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
     if not master:
         # Locally, a failed task would print its Java stack trace before allpath reports the problem
