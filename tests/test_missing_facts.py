@@ -1,6 +1,7 @@
 """`Plan.missing_facts` is exact: it equals brute-force enumeration of every allowed value.
 
-The brute force shares nothing with `rules.sensitivity` but the engine's `fired`: it tries each
+The brute force shares nothing with `rules.sensitivity` but the engine's `fired` (read as the
+tuple of rule choices it is built from, checked against it for every patient): it tries each
 value of each unknown field (numbers over a dense grid, which also holds every number written in
 the KB and in the facts, and their close neighbours), keeps the values that give valid facts by
 the contract's own `contradictions`, and compares the rules that fire and their variants.
