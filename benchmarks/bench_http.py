@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for `benchmarks.machine` when run as a script
 
 from allpath.testing import running_server  # noqa: E402
+from benchmarks.loadgen import Connection, ProtocolError, request  # noqa: E402
 from benchmarks.machine import cpu_ns_between, machine_line, percentile, thread_cpu_ns  # noqa: E402
 
 MAX_SECONDS = 120
@@ -63,55 +64,68 @@ async def load(base: str, token: str, patients: list[str], facts: list[dict], ra
     """Open loop with a bounded client: WORKERS tasks take the next due slot, wait for it, send.
 
     Latency counts from the slot's due time, so when the server falls behind, the waiting is
-    charged to it. Slots still unsent GRACE seconds after the run's end count as errors.
+    charged to it. Slots still unsent GRACE seconds after the run's end count as errors. Each task
+    keeps one connection (`benchmarks.loadgen`: a client far cheaper than httpx, whose CPU cost
+    decided the result on a 2-core machine); the client's own CPU time per request is reported.
     """
+    url = httpx.URL(base)
+    host, port = url.host, url.port or 80
+    auth = {"Authorization": f"Bearer {token}"}
+    recommend = [request("POST /recommend", "POST", "/recommend", f"{host}:{port}", auth, f) for f in facts]
+    plans = [request("GET /patients/{id}/plan", "GET", f"/patients/{p}/plan", f"{host}:{port}", auth) for p in patients]
     total = int(rate * seconds)
     results: dict[str, list[float]] = {"POST /recommend": [], "GET /patients/{id}/plan": []}
     errors: dict[str, int] = dict.fromkeys(results, 0)
     error_samples: list[str] = []
-    limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=10) as client:
-        # Warm-up: connections, the engine's first call, SQLite's page cache.
-        for i in range(WARM_UP):
-            await client.post("/recommend", json=facts[i % len(facts)])
-            await client.get(f"/patients/{patients[i % len(patients)]}/plan")
+    connections = [Connection(host, port) for _ in range(WORKERS)]
+    # Warm-up: connections, the engine's first call, SQLite's page cache.
+    for i in range(WARM_UP):
+        for req in (recommend[i % len(recommend)], plans[i % len(plans)]):
+            await connections[i % WORKERS].send(req)
 
-        start = time.perf_counter() + 0.5
-        give_up = start + seconds + GRACE
-        next_slot = 0
+    cpu_before = time.process_time()
+    start = time.perf_counter() + 0.5
+    give_up = start + seconds + GRACE
+    next_slot = 0
 
-        async def worker() -> None:
-            nonlocal next_slot
-            while next_slot < total:
-                i = next_slot
-                next_slot += 1
-                due = start + i / rate
-                name = "POST /recommend" if i % 2 == 0 else "GET /patients/{id}/plan"
-                if time.perf_counter() > give_up:
-                    errors[name] += 1
-                    continue
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                try:
-                    if i % 2 == 0:
-                        response = await client.post("/recommend", json=facts[i % len(facts)])
-                    else:
-                        response = await client.get(f"/patients/{patients[i % len(patients)]}/plan")
-                    ok, detail = response.status_code == 200, f"{response.status_code} {response.text[:200]}"
-                except httpx.HTTPError as exc:
-                    ok, detail = False, repr(exc)
-                if ok:
-                    results[name].append(time.perf_counter() - due)
-                else:
-                    errors[name] += 1
-                    if len(error_samples) < 5:
-                        error_samples.append(detail)
+    async def worker(connection: Connection) -> None:
+        nonlocal next_slot
+        while next_slot < total:
+            i = next_slot
+            next_slot += 1
+            due = start + i / rate
+            req = recommend[i % len(recommend)] if i % 2 == 0 else plans[i % len(plans)]
+            if time.perf_counter() > give_up:
+                errors[req.name] += 1
+                continue
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                status, body = await connection.send(req)
+                ok, detail = status == 200, f"{status} {body[:200]!r}"
+            except (OSError, asyncio.IncompleteReadError, ProtocolError) as exc:
+                connection.close()
+                ok, detail = False, repr(exc)
+            if ok:
+                results[req.name].append(time.perf_counter() - due)
+            else:
+                errors[req.name] += 1
+                if len(error_samples) < 5:
+                    error_samples.append(detail)
 
-        await asyncio.gather(*(worker() for _ in range(WORKERS)))
-        wall = time.perf_counter() - start
+    await asyncio.gather(*(worker(c) for c in connections))
+    wall = time.perf_counter() - start
+    client_cpu = time.process_time() - cpu_before
+    for c in connections:
+        c.close()
     rows = [summarise(name, results[name], errors[name], wall) for name in results]
     rows.append(summarise("both", [x for v in results.values() for x in v], sum(errors.values()), wall))
-    return {"rows": rows, "wall_seconds": round(wall, 2), "error_samples": error_samples}
+    return {
+        "rows": rows,
+        "wall_seconds": round(wall, 2),
+        "error_samples": error_samples,
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / max(1, total), 3),
+        "client_cpu_share_of_a_core": round(client_cpu / wall, 2),
+    }
 
 
 TARGET_P99_MS = 25.0
@@ -152,6 +166,10 @@ def print_run(result: dict[str, Any], workers: int) -> None:
             f"| {r['p99_ms']} | {r['max_ms']} |"
         )
     print(f"server CPU time per request: {result['server_cpu_ms_per_request']} ms (all workers)")
+    print(
+        f"load generator CPU time per request: {result['client_cpu_ms_per_request']} ms "
+        f"({result['client_cpu_share_of_a_core']:.0%} of one core)"
+    )
     for sample in result["error_samples"]:
         print("error:", sample)
     print(f"target p99 <= {TARGET_P99_MS:g} ms with zero errors: {'MET' if result['met'] else 'NOT MET'}")
