@@ -1,6 +1,7 @@
 """`Plan.missing_facts` is exact: it equals brute-force enumeration of every allowed value.
 
-The brute force shares nothing with `rules.sensitivity` but the engine's `fired`: it tries each
+The brute force shares nothing with `rules.sensitivity` but the engine's `fired` (read as the
+tuple of rule choices it is built from, checked against it for every patient): it tries each
 value of each unknown field (numbers over a dense grid, which also holds every number written in
 the KB and in the facts, and their close neighbours), keeps the values that give valid facts by
 the contract's own `contradictions`, and compares the rules that fire and their variants.
@@ -40,44 +41,61 @@ def kb_numbers(packs: tuple[str, ...]) -> tuple[float, ...]:
     return tuple(sorted(found))
 
 
-def candidate_values(field: str, facts: PatientFacts, packs: tuple[str, ...]) -> list[Any]:
-    kind = FACT_KINDS[field]
-    if kind.type == "enum":
-        return [v for v in kind.values if v != "unknown"]
-    if kind.type == "boolean":
-        return [True, False]
+def number_grid(facts: PatientFacts, packs: tuple[str, ...]) -> list[float]:
     grid = {x / 2 for x in range(0, 81)} | {60.0, 120.0, 240.0}
     for c in kb_numbers(packs):
         grid |= {c - 0.001, c, c + 0.001}
     for value in facts.model_dump().values():
         if isinstance(value, int | float) and not isinstance(value, bool):
             grid |= {float(value), value - 0.001, value + 0.001}
-    grid = {g for g in grid if g >= 0}
+    return sorted(g for g in grid if g >= 0)
+
+
+def candidate_values(field: str, grid: list[float]) -> list[Any]:
+    kind = FACT_KINDS[field]
+    if kind.type == "enum":
+        return [v for v in kind.values if v != "unknown"]
+    if kind.type == "boolean":
+        return [True, False]
     if kind.type == "integer":
         return sorted({int(g) for g in grid if float(g).is_integer()} | {0, 1, 2, 3, 4, 5, 10})
-    return sorted(grid)
+    return grid
 
 
 def is_unknown(value: Any) -> bool:
     return value is None or value == "unknown"
 
 
+def choices(engine: Engine, facts: PatientFacts) -> tuple[int, ...]:
+    """What `Engine.fired` is built from: each rule's chosen output, in rule order, -1 when it does not fire.
+
+    Tuples of ints compare in C; building `fired`'s dict for each of the few hundred candidates
+    of a patient cost most of the brute force. `brute_force` checks that the two agree.
+    """
+    return tuple(engine._choose(facts))
+
+
 def brute_force(engine: Engine, facts: PatientFacts, packs: tuple[str, ...]) -> list[tuple[str, list[str]]]:
-    base = engine.fired(facts)
+    ids = engine.kb.rule_ids
+    base = choices(engine, facts)
+    assert engine.fired(facts) == {ids[i]: c for i, c in enumerate(base) if c != -1}
+    assert all(c >= -1 for c in base)
     data = facts.model_dump()
+    grid = number_grid(facts, packs)
     found = []
     for field in sorted(FACT_KINDS):
         if FACT_KINDS[field].type == "list" or not is_unknown(data[field]):
             continue
         changed: set[str] = set()
-        for value in candidate_values(field, facts, packs):
+        for value in candidate_values(field, grid):
             # The facts contract decides what is allowed: the value's own range and type (the grid
             # holds only in-range values of the field's type) and `contradictions` across fields.
             other = facts.model_copy(update={field: value})
             if contradictions(other):
                 continue
-            fired = engine.fired(other)
-            changed |= {r for r in base.keys() | fired.keys() if base.get(r, -1) != fired.get(r, -1)}
+            chosen = choices(engine, other)
+            if chosen != base:
+                changed |= {ids[i] for i, (was, now) in enumerate(zip(base, chosen, strict=True)) if was != now}
         if changed:
             found.append((field, sorted(changed)))
     return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jsonschema
+import jsonschema_rs
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -18,9 +18,10 @@ from tests.factsgen import valid_facts
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 PLAN_SCHEMA = json.loads((SCHEMAS / "plan.schema.json").read_text())
 FACTS_SCHEMA = json.loads((SCHEMAS / "patient-facts.schema.json").read_text())
-# Built once: constructing a validator per example costs more than the whole engine call.
-PLAN_VALIDATOR = jsonschema.Draft202012Validator(PLAN_SCHEMA)
-FACTS_VALIDATOR = jsonschema.Draft202012Validator(FACTS_SCHEMA)
+# Built once: constructing a validator per example costs more than the whole engine call. The Rust
+# validator (Draft 2020-12, like the schemas) takes ~0.1 ms a plan where `jsonschema` took ~16 ms.
+PLAN_VALIDATOR = jsonschema_rs.Draft202012Validator(PLAN_SCHEMA)
+FACTS_VALIDATOR = jsonschema_rs.Draft202012Validator(FACTS_SCHEMA)
 PROPERTY_SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
