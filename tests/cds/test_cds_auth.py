@@ -32,7 +32,11 @@ def _send(client: Any, endpoint: str, value: str | None) -> Any:
 
 
 def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return _b64str(json.dumps(data))
+
+
+def _b64str(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 
 
 def _claims(endpoint: str, **changes: Any) -> dict[str, Any]:
@@ -193,6 +197,23 @@ def test_non_bearer_scheme_is_rejected(client, rsa):
 
 def test_garbage_token_is_rejected(client):
     assert_unauthorized(_send(client, DISCOVERY, "not.a.jwt"), "well-formed")
+
+
+@pytest.mark.parametrize(
+    "part",
+    ["header-not-json", "header-an-array", "header-not-base64url", "payload-not-base64url", "four-segments"],
+)
+def test_a_token_malformed_in_any_segment_is_refused_as_not_well_formed(client, rsa, part):
+    good = token(rsa, DISCOVERY)
+    header, payload, signature = good.split(".")
+    crafted = {
+        "header-not-json": f"{_b64str('not json')}.{payload}.{signature}",
+        "header-an-array": f"{_b64str('[1, 2]')}.{payload}.{signature}",
+        "header-not-base64url": f"!!{header}.{payload}.{signature}",
+        "payload-not-base64url": f"{header}.!!{payload}.{signature}",
+        "four-segments": f"{good}.{signature}",
+    }[part]
+    assert_unauthorized(_send(client, DISCOVERY, crafted), "well-formed")
 
 
 def test_typ_other_than_jwt_is_rejected(client, rsa):

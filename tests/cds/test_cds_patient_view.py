@@ -379,6 +379,21 @@ def test_malformed_json_is_400(client, rsa):
     assert "malformed JSON" in _details(response)["$"]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"hook": NaN}', b'{"hook": "patient-view", "x": "\\ud800"}', b"\xff\xfe{}"],
+    ids=["nan", "lone-surrogate", "not-utf8"],
+)
+def test_json_that_only_a_lenient_parser_reads_is_a_400_naming_the_body(client, rsa, raw):
+    # NaN is not JSON; a lone surrogate could not be written back out; bytes that are not UTF-8 are not text.
+    endpoint = f"/cds-services/{SERVICE}"
+    response = client.post(
+        endpoint, content=raw, headers={**bearer(token(rsa, endpoint)), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "malformed JSON" in _details(response)["$"]
+
+
 def test_body_that_is_not_an_object_is_400(call):
     assert "$" in _details(call(SERVICE, [1, 2]))
 

@@ -135,3 +135,11 @@ def test_the_digest_changes_with_any_value_and_ignores_key_order():
 
     assert ValidResources.digest(one) == ValidResources.digest(reordered)
     assert ValidResources.digest(one) != ValidResources.digest(changed)
+
+
+def test_content_that_is_not_plain_json_has_no_digest_so_is_never_taken_for_a_resource_seen_before():
+    assert ValidResources.digest({"resourceType": "Patient", "id": "p", "birthDate": object()}) is None
+    assert ValidResources.digest({1: "a key that is not a string"}) is None
+    known = ValidResources()
+    known.remember(None)
+    assert len(known) == 0 and not known.known(None)

@@ -10,11 +10,10 @@ function of the resources, the date and the knowledge base, so every worker comp
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
+from allpath.http import jsonio
 from allpath.store.cache import LruCache
 
 IMPORT_CACHE_SIZE = 2048
@@ -36,8 +35,10 @@ class CachingImporter:
         return bool(self._inner.wants(resource))
 
     def from_resources(self, resources: list[dict[str, Any]], *, validated: bool = False) -> Any:
-        canonical = json.dumps(resources, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        key = (self._today(), validated, hashlib.sha256(canonical.encode("utf-8")).digest())
+        digest = jsonio.digest(resources)
+        if digest is None:  # not plain JSON: read every time, never taken for a chart seen before
+            return self._inner.from_resources(resources, validated=validated)
+        key = (self._today(), validated, digest)
         result = self._results.get(key)
         if result is None:
             result = self._inner.from_resources(resources, validated=validated)

@@ -18,6 +18,8 @@ caller cannot make the service download keys (or anything else) from a URL of it
 
 from __future__ import annotations
 
+import base64
+import binascii
 import sqlite3
 import threading
 import time
@@ -34,6 +36,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from allpath.api.cds.settings import CdsConfigError
 from allpath.errors import Problem, UnauthenticatedError
+from allpath.http import jsonio
 
 # Signature algorithms by JWK key type; EC algorithms are tied to their curve.
 _RSA_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -219,11 +222,7 @@ class JwtVerifier:
     def verify(self, authorization: str | None, audiences: Iterable[str]) -> VerifiedToken:
         """Check an `Authorization` header value for a call to an endpoint known by `audiences`."""
         token = _bearer_token(authorization)
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            # The base class: an unknown `crit` extension, for one, raises InvalidTokenError, not DecodeError.
-            raise AuthError("the bearer token is not a well-formed JWT") from None
+        header = _unverified_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg.lower() == "none":
             raise AuthError("unsigned tokens (alg none) are not accepted")
@@ -256,6 +255,8 @@ class JwtVerifier:
             raise AuthError("token signature is not valid for the key named by kid") from None
         except jwt.ImmatureSignatureError:
             raise AuthError("token is not valid yet (iat or nbf in the future)") from None
+        except jwt.DecodeError:
+            raise AuthError("the bearer token is not a well-formed JWT") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"token is not valid: {exc}") from None
         # PyJWT's own checks on these claims use the wall clock; the injected clock keeps tests exact.
@@ -274,6 +275,23 @@ class JwtVerifier:
             raise AuthError("token jti has been used before (replay)")
         tenant = claims.get("tenant")
         return VerifiedToken(issuer=issuer, jti=jti, kid=kid, tenant=tenant if isinstance(tenant, str) else None)
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, read only to choose the key and algorithm: `jwt.decode` then reads the whole
+    token again, strictly, and verifies it with them. (`jwt.get_unverified_header` would decode every
+    segment, the signature too, a second time: about 3% of a CDS call's CPU.)"""
+    segment = token.split(".", 1)[0]
+    try:
+        header = jsonio.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):  # binascii.Error and JSONDecodeError are ValueErrors
+        raise AuthError("the bearer token is not a well-formed JWT") from None
+    if not isinstance(header, dict) or token.count(".") != 2:
+        raise AuthError("the bearer token is not a well-formed JWT")
+    if "crit" in header:
+        # RFC 7515 4.1.11: extensions the recipient must understand; CDS Hooks defines none.
+        raise AuthError("the bearer token is not a well-formed JWT: critical header extensions are not supported")
+    return header
 
 
 def _bearer_token(authorization: str | None) -> str:

@@ -5,7 +5,6 @@ A bad request is a 400 whose details name each faulty field (`context.patientId:
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from urllib.parse import urlparse
 
 from allpath.errors import BadRequestError
 from allpath.facts import Problem, ProblemsError
+from allpath.http import jsonio
 
 # FHIR R4 `id`: 1-64 of these characters. Checking it also keeps ids safe to put in a URL path.
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -70,9 +70,9 @@ def parse_json_body(raw: bytes) -> Any:
     if not raw.strip():
         raise HookRequestError([Problem("$", "the request body is empty; expected a JSON object")])
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        return jsonio.loads(raw)
+    except jsonio.JSONDecodeError as exc:  # invalid UTF-8 too
+        where = f" at line {exc.lineno} column {exc.colno}" if exc.lineno else ""
         raise HookRequestError([Problem("$", f"malformed JSON{where}")]) from None
 
 

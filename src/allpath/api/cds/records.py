@@ -16,14 +16,13 @@ of each resource found valid, so a byte-for-byte identical resource is not valid
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from allpath.api.cds.hookrequest import HookRequestError
 from allpath.api.cds.prefetch import InvalidPrefetchError
 from allpath.facts import Problem
+from allpath.http import jsonio
 from allpath.store.cache import LruCache
 
 MEDICATION_KINDS = frozenset({"MedicationRequest", "MedicationAdministration", "MedicationStatement"})
@@ -108,11 +107,7 @@ class ValidResources:
 
     @staticmethod
     def digest(resource: Mapping[str, Any]) -> bytes | None:
-        try:
-            canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        except (TypeError, ValueError):  # not plain JSON (cannot come from a request body): not remembered
-            return None
-        return hashlib.sha256(canonical.encode("utf-8")).digest()
+        return jsonio.digest(resource)  # None for content that is not plain JSON: never remembered
 
     def known(self, digest: bytes | None) -> bool:
         return digest is not None and self._digests.get(digest) is not None

@@ -15,7 +15,6 @@ patient data.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sqlite3
@@ -64,6 +63,7 @@ from allpath.api.cds.settings import ENV_FEEDBACK_DB, ENV_REPLAY_DB, CdsConfigEr
 from allpath.engine import Engine
 from allpath.errors import BadInputError, NotAnAllPatientError
 from allpath.facts import PatientFacts, Problem
+from allpath.http import jsonio
 from allpath.httperrors import http_status
 from allpath.plan import Alert
 
@@ -161,8 +161,7 @@ def _open(variable: str, store: Callable[[str], T], path: str) -> T:
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     # Cards are plain JSON already; FastAPI's generic encoder would walk them again at several
     # times the cost of serialising them, on every call.
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Response(content=body, status_code=status, headers=headers, media_type="application/json")
+    return Response(content=jsonio.dumps(content), status_code=status, headers=headers, media_type="application/json")
 
 
 def error_response(
