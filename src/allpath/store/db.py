@@ -9,6 +9,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from allpath.settings import DEFAULT_DATABASE_URL
+from allpath.store.writerqueue import WriterQueueConnection, connect_args, lock_path_for
+
+BUSY_TIMEOUT_SECONDS = 30
 
 
 def normalise_url(url: str) -> str:
@@ -39,13 +42,18 @@ def make_engine(url: str | None = None, *, sqlite_synchronous: str = "FULL", ech
     """
     url = normalise_url(url or DEFAULT_DATABASE_URL)
     if is_sqlite(url):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
-        _configure_sqlite(engine, sqlite_synchronous)
+        database = make_url(url).database
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS, **connect_args(database)},
+        )
+        _configure_sqlite(engine, sqlite_synchronous, lock_path_for(database))
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, lock_path: str | None) -> None:
     if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ValueError(f"sqlite synchronous: {synchronous!r} is not OFF, NORMAL, FULL or EXTRA")
 
@@ -53,12 +61,14 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event own transaction start (the driver's implicit BEGIN is deferred).
         dbapi_connection.isolation_level = None
+        if isinstance(dbapi_connection, WriterQueueConnection):
+            dbapi_connection.lock_path = lock_path
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         record.info[SYNCHRONOUS_KEY] = "NORMAL"
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -75,7 +85,16 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         if info.get(SYNCHRONOUS_KEY) != level:
             connection.exec_driver_sql(f"PRAGMA synchronous={level}")
             info[SYNCHRONOUS_KEY] = level
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take turns (`allpath.store.writerqueue`): a waiting one starts as soon as the last
+        # one ends, instead of sleeping in SQLite's busy handler.
+        raw = connection.connection.dbapi_connection
+        queued = isinstance(raw, WriterQueueConnection) and raw.queue_for_write(BUSY_TIMEOUT_SECONDS)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if queued:
+                raw.release_write()
+            raise
 
 
 def make_sessionmaker(engine: Engine, *, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
