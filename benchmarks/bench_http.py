@@ -200,7 +200,7 @@ MIN_FIND_RATE = 5.0
 
 def _print_step(result: dict[str, Any]) -> None:
     both = result["rows"][-1]
-    verdict = "met" if result["met"] else "missed"
+    verdict = ("met" if result["met"] else "missed") + (" (second try)" if result.get("retry") else "")
     print(
         f"  {result['rate']:7.1f} req/s: p50 {both['p50_ms']} ms, p99 {both['p99_ms']} ms, errors {both['errors']}, "
         f"server CPU {result['server_cpu_ms_per_request']} ms/req, split {result['cpu_share_by_process']}: {verdict}",
@@ -217,15 +217,29 @@ def find_max(
 
     Then two bisection steps between that rate and the first one that missed, so the answer is
     within about 5% of the true limit (for the load of the moment).
+
+    A step that misses is run once more before it counts as missed (`step`): on this shared 2-core
+    host a single 10 s run at a rate well within reach sometimes misses (the same code's CPU per
+    request varies by about 40% from minute to minute), and one such run used to end the climb
+    for good. Both tries are kept in the steps; the rule is the same for every worker count.
     """
     steps: list[dict] = []
+
+    def step(rate: float) -> dict:
+        result = run_once(base, token, patients, facts, pid, rate, seconds)
+        steps.append(result)
+        _print_step(result)
+        if not result["met"]:
+            result = {**run_once(base, token, patients, facts, pid, rate, seconds), "retry": True}
+            steps.append(result)
+            _print_step(result)
+        return result
+
     best, rate = 0.0, start
     failed: float | None = None
     # A first step that misses: halve the rate (down to MIN_FIND_RATE) until one meets the target.
     while rate > MIN_FIND_RATE:
-        result = run_once(base, token, patients, facts, pid, rate, seconds)
-        steps.append(result)
-        _print_step(result)
+        result = step(rate)
         if result["met"]:
             best, rate = rate, round(rate * 1.2, 1)
             break
@@ -233,9 +247,7 @@ def find_max(
     else:
         return 0.0, steps
     while rate <= MAX_RATE and (failed is None or rate < failed):
-        result = run_once(base, token, patients, facts, pid, rate, seconds)
-        steps.append(result)
-        _print_step(result)
+        result = step(rate)
         if not result["met"]:
             failed = rate
             break
@@ -244,9 +256,7 @@ def find_max(
         if failed is None or best == 0.0:
             break
         middle = round((best + failed) / 2, 1)
-        result = run_once(base, token, patients, facts, pid, middle, seconds)
-        steps.append(result)
-        _print_step(result)
+        result = step(middle)
         if result["met"]:
             best = middle
         else:
