@@ -273,6 +273,9 @@ def main() -> int:
         "--workers", default="1", help="worker processes; with --find-max a comma list, e.g. 1,2 (compared)"
     )
     parser.add_argument(
+        "--no-pin", action="store_true", help="serve with --no-pin-workers (workers left to the scheduler), to compare"
+    )
+    parser.add_argument(
         "--find-max", action="store_true", help="step the rate up from --rate: the highest at which p99 <= 25 ms"
     )
     parser.add_argument("--json", type=Path, default=ROOT / "bench-results" / "http.json")
@@ -300,7 +303,9 @@ def main() -> int:
         env = {**os.environ, "ALLPATH_DATABASE_URL": url, "ALLPATH_SECRET_KEY": "bench-only-key"}
         allpath = [sys.executable, "-m", "allpath.cli"]
         subprocess.run([*allpath, "db", "seed-demo"], check=True, env=env, stdout=subprocess.DEVNULL)
-        serve_args = ["--log-level", "warning", "--workers", str(workers)]
+        serve_args = ["--log-level", "warning", "--workers", str(workers)] + (
+            ["--no-pin-workers"] if args.no_pin else []
+        )
         with running_server(serve_args, env=env, log_path=workdir / "server.log") as server:
             base = server.base_url
             login = {"username": "demo-clinician", "password": "demo-clinician-password"}

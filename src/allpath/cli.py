@@ -561,6 +561,12 @@ def serve(
             "and 1 while the SMART launch is configured).",
         ),
     ] = None,
+    pin_workers: Annotated[
+        bool,
+        typer.Option(
+            help="With more than one worker, keep each on a CPU of its own (Linux; docs/service.md).",
+        ),
+    ] = True,
 ) -> None:
     """Run the web service (REST API, web pages, CDS Hooks) with uvicorn; --cds-only for CDS Hooks alone.
 
@@ -586,7 +592,9 @@ def serve(
             ]
         )
     if count > 1:
-        _serve_workers(settings, count, host=host, port=port, log_level=log_level, cds_only=cds_only)
+        _serve_workers(
+            settings, count, host=host, port=port, log_level=log_level, cds_only=cds_only, pin_workers=pin_workers
+        )
         return
     if cds_only:
         application = _cds_app(settings)
@@ -634,7 +642,9 @@ def _cds_app(settings: Settings) -> Any:
 _WORKER_CDS_ONLY = "ALLPATH_SERVE_CDS_ONLY"
 
 
-def _serve_workers(settings: Settings, count: int, *, host: str, port: int, log_level: str, cds_only: bool) -> None:
+def _serve_workers(
+    settings: Settings, count: int, *, host: str, port: int, log_level: str, cds_only: bool, pin_workers: bool = True
+) -> None:
     """uvicorn's supervisor with `count` worker processes, one listening socket each (`allpath.serving`)."""
     import uvicorn
 
@@ -680,7 +690,7 @@ def _serve_workers(settings: Settings, count: int, *, host: str, port: int, log_
     )
     # One listening socket per worker (SO_REUSEPORT), so kept connections spread over the workers.
     with contextlib.suppress(KeyboardInterrupt):
-        run_workers(config)
+        run_workers(config, pin_workers=pin_workers)
 
 
 def worker_app() -> Any:

@@ -121,3 +121,38 @@ def test_connections_to_a_killed_workers_socket_wait_for_its_replacement(two_wor
     finally:
         for c in clients:
             c.close()
+
+
+def _cpus_of(pid: int) -> set[frozenset[int]]:
+    """The CPU sets the threads of a process may run on (one set when they all share it)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.add(frozenset(os.sched_getaffinity(int(task.name))))
+        except OSError:
+            continue  # the thread ended meanwhile
+    return found
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin two workers apart")
+def test_each_worker_and_every_thread_it_runs_stays_on_a_cpu_of_its_own(two_workers: RunningServer) -> None:
+    # Threads made after the start (the route thread pool) too: serve a few requests first.
+    clients = _open(two_workers.port, 8)
+    for c in clients:
+        c.close()
+    per_worker = [_cpus_of(pid) for pid in worker_pids(two_workers.process)]
+    assert len(per_worker) == 2
+    assert all(len(sets) == 1 and len(next(iter(sets))) == 1 for sets in per_worker), per_worker
+    assert per_worker[0] != per_worker[1]
+
+
+def test_no_pin_workers_leaves_the_workers_to_the_scheduler(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ALLPATH_")},
+        "ALLPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'nopin.db'}",
+        "ALLPATH_SECRET_KEY": "balance-test-key",
+    }
+    args = ["--workers", "2", "--no-pin-workers", "--log-level", "warning"]
+    with running_server(args, env=env, log_path=tmp_path / "server.log") as server:
+        everywhere = frozenset(os.sched_getaffinity(0))
+        assert all(_cpus_of(pid) == {everywhere} for pid in worker_pids(server.process))
