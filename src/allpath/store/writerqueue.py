@@ -30,8 +30,6 @@ from typing import Any
 FIRST_WAIT = 0.00005
 LONGEST_WAIT = 0.001
 
-_held = threading.local()  # lock paths this thread holds, with a count each
-
 
 class WriterQueueConnection(sqlite3.Connection):
     """A `sqlite3` connection (`sqlite3.connect(..., factory=...)`) that can queue for the writer
@@ -39,17 +37,14 @@ class WriterQueueConnection(sqlite3.Connection):
 
     lock_path: str | None = None
     _fd: int | None = None
-    _holding = False
-    _in_process: threading.Lock | None = None
-    _counts: dict[str, int] | None = None  # the holding thread's counts (released maybe on another thread)
+    _held: threading.Lock | None = None  # the process's lock of `lock_path`, while this connection holds both
 
     def queue_for_write(self, timeout: float) -> bool:
         """Wait (at most `timeout` seconds) for this database's writer lock; whether it was taken."""
         path = self.lock_path
-        if path is None or self._holding:
+        if path is None or self._held is not None:
             return False
-        counts: dict[str, int] = getattr(_held, "counts", None) or {}
-        if counts.get(path):
+        if _owners.get(path) == threading.get_ident():
             return False  # this thread holds it through another connection: do not wait for ourselves
         if self._fd is None:
             try:
@@ -74,23 +69,22 @@ class WriterQueueConnection(sqlite3.Connection):
                     return False
                 time.sleep(wait)
                 wait = min(wait * 2, LONGEST_WAIT)
-        self._holding, self._in_process = True, in_process
-        counts[path] = counts.get(path, 0) + 1
-        _held.counts = self._counts = counts
+        _owners[path] = threading.get_ident()
+        self._held = in_process
         return True
 
     def release_write(self) -> None:
-        if not self._holding or self._fd is None:
+        held, self._held = self._held, None
+        if held is None:
             return
-        self._holding = False
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._fd is not None:  # always, while held
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
-            if self._in_process is not None:
-                self._in_process.release()
-                self._in_process = None
-        if self._counts is not None and self.lock_path is not None and self._counts.get(self.lock_path):
-            self._counts[self.lock_path] -= 1
+            # Forgotten before the process lock is let go: the next owner's entry is its own.
+            if self.lock_path is not None:
+                _owners.pop(self.lock_path, None)
+            held.release()
 
     def commit(self) -> None:
         try:
@@ -117,6 +111,7 @@ class WriterQueueConnection(sqlite3.Connection):
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
+_owners: dict[str, int] = {}  # lock path -> the thread that holds it (at most one per process)
 
 
 def _process_lock(path: str) -> threading.Lock:
