@@ -38,7 +38,6 @@ from uvicorn.supervisors import multiprocess
 
 # Per socket index, the worker processes given that socket (the supervisor's process only).
 _HOLDERS: dict[int, list[BalancedProcess]] = {}
-_PINNING = True
 
 
 def reuseport_available() -> bool:
@@ -57,11 +56,6 @@ class BalancedProcess(multiprocess.Process):
         self.index = index
         _HOLDERS[index] = [p for p in _HOLDERS.get(index, []) if p.process.exitcode is None] + [self]
 
-    def start(self) -> None:
-        super().start()
-        if _PINNING and self.process.pid is not None:
-            pin_to_cpu(self.process.pid, self.index)
-
     def __reduce_ex__(self, protocol: Any) -> Any:
         # The worker gets uvicorn's own class back (its socket was chosen here), so unpickling it
         # imports nothing of allpath: the worker's health-check thread must answer the supervisor
@@ -69,15 +63,22 @@ class BalancedProcess(multiprocess.Process):
         return (copyreg.__newobj__, (multiprocess.Process,), self.__dict__)  # type: ignore[attr-defined]
 
 
+class PinnedProcess(BalancedProcess):
+    """A `BalancedProcess` kept on the CPU of its socket's index (`pin_to_cpu`) once started."""
+
+    def start(self) -> None:
+        super().start()
+        if self.process.pid is not None:
+            pin_to_cpu(self.process.pid, self.index)
+
+
 def pin_to_cpu(pid: int, index: int) -> int | None:
     """Keep worker `index` (process `pid`, every thread it has and will make) on one CPU of those this
     process may use, round robin; the CPU, or None where affinity cannot be set.
 
-    Measured with `make bench-http`, two workers on this 2-core host: left to the scheduler, the
-    workers and the load generator moved between the CPUs and the server's CPU per request grew
-    by half; pinned, 0.74 ms instead of 0.86-0.91 ms at 1,070-1,300 requests/s, and p99 6-12 ms
-    where the unpinned runs went to 100 ms to 1 s (2026-12-03, docs/benchmarks-http.md).
-    nginx offers the same as `worker_cpu_affinity auto`."""
+    Measured with `make bench-http`, two workers on a 2-core host shared with the load generator:
+    paired runs at 1,300 requests/s gave p99 10-15 ms pinned and 78-248 ms left to the scheduler
+    (docs/service.md, "Worker processes"). nginx offers the same as `worker_cpu_affinity auto`."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
         cpu = cpus[index % len(cpus)]
@@ -115,8 +116,6 @@ def bind_group(host: str, port: int, count: int) -> list[socket.socket]:
 def run_workers(config: Config, *, pin_workers: bool = True) -> None:
     """Serve `config` (an import string app, `config.workers` > 1) with one socket per worker;
     `pin_workers`: each worker kept on a CPU of its own (`pin_to_cpu`)."""
-    global _PINNING
-    _PINNING = pin_workers
     if not reuseport_available():
         sock = config.bind_socket()
         multiprocess.Multiprocess(config, sockets=[sock]).run()
@@ -134,7 +133,7 @@ def run_workers(config: Config, *, pin_workers: bool = True) -> None:
     )
     # uvicorn's supervisor names its process class at module level; this run uses ours.
     original: Any = multiprocess.Process
-    multiprocess.Process = BalancedProcess  # type: ignore[misc]
+    multiprocess.Process = PinnedProcess if pin_workers else BalancedProcess  # type: ignore[misc]
     _HOLDERS.clear()
     try:
         multiprocess.Multiprocess(config, sockets=group).run()
